@@ -1,0 +1,114 @@
+// One configuration schema for every phase. Plain structs with defaults; the JSON form of the
+// defaults doubles as the schema: a user file or --set override may only name keys that exist
+// there, with a value of the same kind, and is range-checked after merging.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace apricot {
+
+struct DataConfig {
+  std::string format = "synthetic";  // cifar10 | idx | synthetic
+  std::string root = "";             // directory with the dataset files (cifar10, idx)
+  int64_t train_limit = 0;           // keep the first N training images (0 = all)
+  int64_t test_limit = 0;            // keep the first N test images (0 = all)
+  std::string val_from = "train";    // train | test: where the validation (selection) split comes from
+  int64_t val_size = 5000;           // images in the validation split
+  std::string normalize = "scale";   // scale | channel | pixel
+  // synthetic data (format = synthetic)
+  int64_t synthetic_train = 2000;  // images
+  int64_t synthetic_test = 500;    // images
+  std::vector<int64_t> synthetic_shape = {1, 16, 16};  // C, H, W
+  int64_t synthetic_classes = 4;
+};
+
+struct AugmentConfig {
+  double shift = 0.0;          // max random shift, fraction of height/width (0 = off)
+  std::string fill = "edge";   // edge | zero
+  bool flip = false;           // random horizontal flips
+};
+
+struct ModelConfig {
+  std::string arch = "small";         // small | cnn1 | cnn2 | cnn3 | resnet20 | resnet32
+  std::string resnet_variant = "v1";  // v1 (post-activation, Keras) | preact
+};
+
+// A training recipe; used by train-base, by the rDLMs (with their own epochs) and by retraining.
+struct TrainConfig {
+  int64_t epochs = 10;                 // passes over the training data
+  int64_t batch_size = 128;            // images per step
+  std::string optimizer = "sgd";       // sgd | adam | rmsprop
+  double lr = 0.01;                    // initial learning rate
+  double momentum = 0.9;               // sgd momentum (rmsprop: momentum term)
+  bool nesterov = false;               // sgd only
+  double weight_decay = 0.0;           // L2 penalty coefficient
+  std::vector<int64_t> lr_steps = {};  // epochs at which lr is multiplied by lr_gamma
+  double lr_gamma = 0.1;               // step factor
+  AugmentConfig augment;
+  std::string precision = "fp32";  // fp32 | bf16 (bf16: CUDA autocast)
+  int64_t eval_batch_size = 1000;  // images per inference batch
+};
+
+struct RdlmConfig {
+  int64_t count = 20;                 // reduced models
+  std::string layout = "sliding";     // sliding | random | balanced
+  int64_t size = 10000;               // training images per rDLM
+  int64_t stride = 2000;              // sliding window step
+  std::string init = "scratch";       // scratch | base-early
+  int64_t init_epochs = 3;            // base-early: epochs of base training before the copy
+  int64_t epochs = 30;                // rDLM training epochs (rest of the recipe from train)
+  int64_t parallel = 1;               // rDLMs trained at once
+};
+
+struct RetrainConfig {
+  double epochs = 1.0;             // fraction allowed; 0 = no retraining
+  int64_t steps = 0;               // if > 0, overrides epochs: optimiser steps per retraining
+  int64_t batch_size = 128;        // images per step
+  std::string optimizer = "sgd";   // sgd | adam | rmsprop
+  double lr = 0.001;               // learning rate
+  double momentum = 0.9;           // sgd / rmsprop momentum
+};
+
+struct AdaptConfig {
+  std::vector<std::string> strategies = {"1", "2", "3", "none"};  // for `apricot run`
+  std::string direction = "intent";   // intent | literal (paper's equations as printed)
+  double step = 0.001;                // r, the adjustment step
+  int64_t batch_size = 20;            // training inputs per adjustment batch
+  int64_t passes = 1;                 // passes over the training split
+  int64_t patience = 0;               // stop after this many batches without improvement (0 = off)
+  int64_t max_batches = 0;            // stop after this many batches (0 = off)
+  double time_budget = 0;             // seconds (0 = off)
+  std::string selection = "val";      // val | test (paper protocol: leaks the test set)
+  bool adjust_buffers = false;        // also adjust BatchNorm running statistics
+  int64_t retrain_every = 1;          // retrain after every k batches (0 = never)
+  RetrainConfig retrain;
+};
+
+struct Config {
+  uint64_t seed = 0;              // seeds data splits, init, batches, augmentation
+  std::string workdir = "runs/default";
+  std::string device = "auto";    // auto | cpu | cuda | cuda:N
+  int64_t threads = 0;            // intra-op CPU threads (0 = LibTorch default)
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  RdlmConfig rdlm;
+  AdaptConfig adapt;
+};
+
+nlohmann::json to_json(const Config& c);
+
+// Defaults <- file (if not empty) <- overrides ("a.b=value", value parsed as JSON when it parses,
+// else taken as a string). Throws apricot::Error(kUsage) naming the file/key, the problem and the
+// nearest valid key; kData if the file cannot be read.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides);
+// Same from an already parsed JSON document (source names it in messages).
+Config config_from_json(const nlohmann::json& j, const std::string& source);
+void validate(const Config& c);  // range checks; throws kUsage naming the key
+
+// The nearest string in `candidates` by edit distance (empty if nothing is close).
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace apricot
