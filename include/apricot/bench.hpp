@@ -1,0 +1,23 @@
+// Micro-benchmarks behind `apricot bench`: each times an optimised path against its naive reference
+// on synthetic data and returns the figures as JSON. They print nothing; the CLI formats the result.
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace apricot {
+
+// One batch's weight adjustment at P weights and n rDLMs, once per entry of failing_counts:
+// naive_adjust (per failing input: select and average the rDLM rows, update w) against the engine
+// (mask to the CPU, compose_updates, apply_update), strategy 1, direction intent, step 0.001.
+// R (n, P) and w (P) are random float32 on `device`; every mask row has at least one correct rDLM.
+// Each time is the median of `repeats` runs after one warm-up, in ms, device work included.
+// Returns {"P", "n", "device", "strategy", "direction", "repeats", "threads",
+//          "rows": [{"failing", "naive_ms", "engine_ms", "ratio" (naive/engine),
+//                    "max_rel_diff" (max |engine - naive| / max |naive|, a sanity check)}]}.
+nlohmann::json bench_adjust(int64_t P, int64_t n, const std::vector<int64_t>& failing_counts,
+                            int64_t repeats, uint64_t seed, const torch::Device& device);
+
+}  // namespace apricot
