@@ -1,0 +1,41 @@
+// Checkpoints: model.pt (LibTorch archive of every parameter and buffer by name) beside model.json
+// (metadata: arch, input shape, classes, normalisation, dataset fingerprint, seed, config, metrics,
+// versions, and the CRC-32 and size of model.pt). Both written atomically. Loading verifies the
+// checksum and the metadata before any weight is read.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "apricot/data.hpp"
+#include "apricot/models.hpp"
+
+namespace apricot {
+
+struct LoadedModel {
+  Net model;
+  ModelSpec spec;
+  Normalizer norm;
+  nlohmann::json meta;
+};
+
+// The metadata path for a checkpoint path: "dir/model.pt" -> "dir/model.json".
+std::string meta_path_for(const std::string& pt_path);
+
+// Fills the fields every checkpoint has (arch, input, classes, normalisation, dataset, versions);
+// callers add seed, config, metrics and the like before saving.
+nlohmann::json checkpoint_meta(const ModelSpec& spec, const Dataset& data);
+ModelSpec spec_from_meta(const nlohmann::json& meta, const std::string& source);
+
+// Writes pt_path and its .json. `meta` gets the "weights" entry (file, bytes, crc32) added.
+void save_checkpoint(const std::string& pt_path, const torch::nn::Module& model, nlohmann::json meta);
+// Throws Error(kState) for a file that is not an apricot checkpoint, a checksum mismatch or weights
+// that do not fit the arch; Error(kData) when the file is missing or unreadable.
+LoadedModel load_checkpoint(const std::string& pt_path);
+// Error(kState) unless the checkpoint's arch, input shape and classes equal `expected` (and, when
+// `fingerprint` is not empty, the dataset fingerprint equals it).
+void check_compatible(const LoadedModel& m, const ModelSpec& expected, const std::string& fingerprint,
+                      const std::string& what);
+
+bool checkpoint_exists(const std::string& pt_path);  // both files present
+
+}  // namespace apricot

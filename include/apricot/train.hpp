@@ -1,0 +1,73 @@
+// The training loop (base model, rDLMs, retraining during adaptation) and batched inference.
+// A free function over an in-memory dataset: batches index a seeded permutation of the uint8 train
+// tensor; normalisation and augmentation run per batch on the compute device. No checkpointing here.
+#pragma once
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apricot/config.hpp"
+#include "apricot/data.hpp"
+#include "apricot/models.hpp"
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace apricot {
+
+struct EpochStats {
+  int64_t epoch = 0;          // 1-based
+  int64_t steps = 0;          // optimiser steps so far
+  double lr = 0;              // learning rate used in this epoch
+  double loss = 0;            // mean training loss
+  double train_acc = 0;       // accuracy on the training batches (augmented, train mode)
+  double val_acc = -1;        // -1 when not evaluated
+  double seconds = 0;         // wall time of the epoch (training + validation)
+  double images_per_s = 0;    // training throughput
+};
+
+struct TrainOptions {
+  TrainConfig recipe;
+  int64_t max_steps = 0;       // > 0: stop after this many optimiser steps (may end mid-epoch)
+  bool keep_best = true;       // evaluate val each epoch and restore the best epoch's weights at the end
+  std::string label = "train";  // shown in progress and logs
+  bool progress = true;        // live progress on stderr
+  std::function<void(const EpochStats&)> on_epoch;  // after each epoch (after validation)
+};
+
+struct TrainResult {
+  std::vector<EpochStats> history;
+  double best_val_acc = -1;  // -1 when keep_best is off
+  int64_t best_epoch = 0;
+  int64_t steps = 0;
+  double seconds = 0;
+};
+
+// The learning rate at `epoch` (0-based) of a step schedule: lr * gamma^(number of steps <= epoch).
+double lr_at_epoch(const TrainConfig& recipe, int64_t epoch);
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, double lr, double momentum,
+                                                        bool nesterov, double weight_decay,
+                                                        std::vector<torch::Tensor> params);
+
+// Trains `model` (moved to `device`) on data.train rows `subset` (int64 indices; undefined = all).
+// Deterministic in `seed` on CPU.
+TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor& subset, const TrainOptions& opts,
+                        const torch::Device& device, uint64_t seed);
+
+// Predicted classes (N) int64 on the CPU for uint8 images x (N, C, H, W), in eval mode, no grad.
+torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& norm, const torch::Device& device,
+                      int64_t batch_size);
+// Fraction of `split` classified correctly.
+double accuracy(NetImpl& model, const Split& split, const Normalizer& norm, const torch::Device& device,
+                int64_t batch_size);
+
+// Clones every parameter and buffer (a deep snapshot; the module's live tensors are not aliased).
+std::vector<torch::Tensor> snapshot_state(const torch::nn::Module& model);
+void restore_state(torch::nn::Module& model, const std::vector<torch::Tensor>& state);
+
+}  // namespace apricot

@@ -1,0 +1,288 @@
+// The adaptation loop: batches over a seeded permutation of the training split (the same batches
+// for every strategy and the control arm), the composed weight adjustment on the failing inputs,
+// greedy acceptance on the selection split, periodic retraining whose result is a candidate too.
+// Predictions of a batch are taken once, before its adjustments (as the public ports do).
+#include "apricot/adapt.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "apricot/checkpoint.hpp"
+#include "apricot/errors.hpp"
+#include "apricot/fsutil.hpp"
+#include "apricot/progress.hpp"
+#include "apricot/rdlm.hpp"
+#include "apricot/train.hpp"
+
+namespace apricot {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::string adapt_dir(const std::string& workdir, Strategy s) {
+  return (fs::path(workdir) / ("adapt-" + to_string(s))).string();
+}
+
+namespace {
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Accumulates wall time into one of the result's time buckets.
+struct Timer {
+  double& bucket;
+  Clock::time_point t0 = Clock::now();
+  ~Timer() { bucket += since(t0); }
+};
+
+bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
+
+}  // namespace
+
+json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
+               const AdaptRequest& req) {
+  const AdaptConfig& ac = cfg.adapt;
+  const Direction direction = parse_direction(ac.direction);
+  const std::string out_dir = adapt_dir(workdir, req.strategy);
+  const std::string result_path = (fs::path(out_dir) / "result.json").string();
+  if (!req.force && fs::exists(result_path)) {
+    spdlog::info("{} exists; not rerunning (use --force)", result_path);
+    return json::parse(read_file(result_path));
+  }
+  const auto t_start = Clock::now();
+  const ModelSpec spec{cfg.model.arch, data.channels, data.height, data.width, data.classes, cfg.model.resnet_variant};
+  const std::string base_pt = (fs::path(workdir) / "base" / "model.pt").string();
+  if (!checkpoint_exists(base_pt))
+    state_error("no base model in '" + workdir + "' (" + base_pt + " is missing)",
+                "train it first: apricot train-base -c CONFIG -w " + workdir);
+  LoadedModel base = load_checkpoint(base_pt);
+  check_compatible(base, spec, data.fingerprint, "base model '" + base_pt + "'");
+  NetImpl& model = *base.model;
+  model.to(device);
+  const int64_t eb = cfg.train.eval_batch_size;
+
+  const bool select_on_test = ac.selection == "test";
+  if (select_on_test)
+    spdlog::warn("adapt.selection = test reproduces the paper's protocol and leaks the test set into model "
+                 "selection: the reported test accuracy is optimistic");
+  const Split& sel = select_on_test ? data.test : data.val;
+
+  // The rDLMs, stacked as R (n, P) on the device; the control arm needs none of this.
+  const bool adjusting = req.strategy != Strategy::kNone;
+  WeightLayout layout = weight_layout(model, ac.adjust_buffers);
+  torch::Tensor R;
+  std::unique_ptr<CorrectnessCache> cache;
+  if (adjusting) {
+    auto rdlms = load_rdlms(cfg, spec, data.fingerprint, workdir, device);
+    std::vector<torch::Tensor> rows;
+    for (auto& r : rdlms) rows.push_back(flatten_weights(*r, layout));
+    R = torch::stack(rows);  // (n, P)
+    cache = std::make_unique<CorrectnessCache>(rdlms, data.train, data.norm, device,
+                                               (fs::path(workdir) / "rdlms" / "correctness.pt").string(),
+                                               data.fingerprint);
+    spdlog::info("strategy {} ({}): {} rDLMs stacked as {} x {} on {}", to_string(req.strategy),
+                 to_string(direction), R.size(0), R.size(0), R.size(1), device.str());
+  }
+
+  double t_adjust = 0, t_predict = 0, t_eval = 0, t_retrain = 0;
+  double base_val, base_test, best_acc;
+  {
+    Timer t{t_eval};
+    base_val = accuracy(model, data.val, data.norm, device, eb);
+    base_test = accuracy(model, data.test, data.norm, device, eb);
+    best_acc = select_on_test ? base_test : base_val;
+  }
+  // Invariant: at the start of every batch the model holds the best weights so far.
+  auto best = snapshot_state(model);
+
+  // Batches: the same seeded permutation for every strategy, so the control arm sees the same inputs.
+  auto gen = at::detail::createCPUGenerator(cfg.seed * 7919ULL + 17ULL);
+  const int64_t n_train = data.train.size();
+  const int64_t batches_per_pass = (n_train + ac.batch_size - 1) / ac.batch_size;
+  const int64_t total_batches =
+      ac.max_batches > 0 ? std::min(ac.max_batches, ac.passes * batches_per_pass) : ac.passes * batches_per_pass;
+
+  TrainOptions retrain;
+  retrain.recipe = cfg.train;
+  retrain.recipe.batch_size = ac.retrain.batch_size;
+  retrain.recipe.optimizer = ac.retrain.optimizer;
+  retrain.recipe.lr = ac.retrain.lr;
+  retrain.recipe.momentum = ac.retrain.momentum;
+  retrain.recipe.nesterov = false;
+  retrain.recipe.lr_steps = {};
+  retrain.recipe.epochs = 1;
+  retrain.max_steps = ac.retrain.steps > 0
+                          ? ac.retrain.steps
+                          : static_cast<int64_t>(std::ceil(ac.retrain.epochs * n_train / ac.retrain.batch_size));
+  retrain.keep_best = false;
+  retrain.progress = false;
+  retrain.label = "retrain";
+  const bool retraining = ac.retrain_every > 0 && retrain.max_steps > 0;
+
+  fs::create_directories(out_dir);
+  std::string trace;
+  int64_t batches = 0, failing_total = 0, adjusted_total = 0, accepted = 0, accepted_retrain = 0, rejected_nonfinite = 0;
+  int64_t since_improvement = 0, retrains = 0;
+  std::string stopped_by = "passes";
+  Progress progress("adapt-" + to_string(req.strategy), req.progress);
+
+  for (int64_t pass = 0; pass < ac.passes && batches < total_batches; ++pass) {
+    auto perm = torch::randperm(n_train, gen, torch::kInt64);
+    for (int64_t b = 0; b < batches_per_pass && batches < total_batches; ++b) {
+      const auto t_batch = Clock::now();
+      auto idx = perm.slice(0, b * ac.batch_size, std::min(n_train, (b + 1) * ac.batch_size));
+      json line = {{"batch", batches}, {"pass", pass}};
+      torch::Tensor failing;
+      {
+        Timer t{t_predict};
+        auto pred = predict(model, data.train.x.index_select(0, idx), data.norm, device, eb);
+        failing = idx.index_select(0, pred.ne(data.train.y.index_select(0, idx)).nonzero().flatten());
+      }
+      const int64_t F = failing.size(0);
+      failing_total += F;
+      line["failing"] = F;
+      bool improved = false;
+      int64_t adjusted = 0;
+      double acc_adjusted = -1, acc_retrained = -1;
+      if (adjusting && F > 0) {
+        torch::Tensor mask;
+        {
+          Timer t{t_predict};
+          mask = cache->rows(failing);  // (F, n)
+        }
+        AffineUpdate upd;
+        bool finite = true;
+        {
+          Timer t{t_adjust};
+          upd = compose_updates(mask, req.strategy, direction, ac.step);
+          adjusted = upd.adjusted;
+          if (adjusted > 0) {
+            auto w = apply_update(flatten_weights(model, layout), R, upd);
+            finite = all_finite(w);
+            if (finite) assign_weights(model, layout, w);
+          }
+        }
+        if (adjusted > 0 && !finite) {
+          ++rejected_nonfinite;
+          restore_state(model, best);
+          spdlog::warn("batch {}: adjusted weights are not finite; rejected", batches);
+        } else if (adjusted > 0) {
+          Timer t{t_eval};
+          acc_adjusted = accuracy(model, sel, data.norm, device, eb);
+          if (acc_adjusted > best_acc) {
+            best_acc = acc_adjusted, best = snapshot_state(model), improved = true, ++accepted;
+          } else {
+            restore_state(model, best);
+          }
+        }
+      }
+      adjusted_total += adjusted;
+      line["adjusted"] = adjusted;
+      line["acc_adjusted"] = acc_adjusted;
+      if (retraining && (batches + 1) % ac.retrain_every == 0) {
+        {
+          Timer t{t_retrain};
+          train_model(model, data, torch::Tensor(), retrain, device, cfg.seed * 31ULL + static_cast<uint64_t>(batches));
+          ++retrains;
+        }
+        Timer t{t_eval};
+        auto w = flatten_weights(model, layout);
+        if (!all_finite(w)) {
+          ++rejected_nonfinite;
+          restore_state(model, best);
+        } else {
+          acc_retrained = accuracy(model, sel, data.norm, device, eb);
+          if (acc_retrained > best_acc) {
+            best_acc = acc_retrained, best = snapshot_state(model), improved = true, ++accepted_retrain;
+          } else {
+            restore_state(model, best);
+          }
+        }
+      }
+      line["acc_retrained"] = acc_retrained;
+      line["accepted"] = improved;
+      line["best_acc"] = best_acc;
+      line["seconds"] = since(t_batch);
+      trace += line.dump() + "\n";
+      ++batches;
+      since_improvement = improved ? 0 : since_improvement + 1;
+      if (progress.should_draw()) {
+        double el = since(t_start);
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "batch %lld/%lld  best %s %.2f%%  accepted %lld+%lld  ETA %s",
+                      static_cast<long long>(batches), static_cast<long long>(total_batches),
+                      select_on_test ? "test" : "val", 100 * best_acc, static_cast<long long>(accepted),
+                      static_cast<long long>(accepted_retrain),
+                      format_duration(el / batches * (total_batches - batches)).c_str());
+        progress.draw(buf);
+      }
+      if (ac.patience > 0 && since_improvement >= ac.patience) {
+        stopped_by = "patience";
+        break;
+      }
+      if (ac.time_budget > 0 && since(t_start) >= ac.time_budget) {
+        stopped_by = "time_budget";
+        break;
+      }
+    }
+    if (stopped_by != "passes") break;
+  }
+  if (stopped_by == "passes" && ac.max_batches > 0 && batches >= ac.max_batches &&
+      batches < ac.passes * batches_per_pass)
+    stopped_by = "max_batches";
+  progress.finish();
+  if (cache) cache->save();
+  write_file_atomic((fs::path(out_dir) / "trace.jsonl").string(), trace);
+
+  restore_state(model, best);
+  double final_val, final_test;
+  {
+    Timer t{t_eval};
+    final_val = accuracy(model, data.val, data.norm, device, eb);
+    final_test = accuracy(model, data.test, data.norm, device, eb);
+  }
+  const double seconds = since(t_start);
+  json result = {
+      {"strategy", to_string(req.strategy)},
+      {"direction", to_string(direction)},
+      {"seed", cfg.seed},
+      {"selection", ac.selection},
+      {"base", {{"val_acc", base_val}, {"test_acc", base_test}}},
+      {"final", {{"val_acc", final_val}, {"test_acc", final_test}}},
+      {"gain_test", final_test - base_test},
+      {"gain_val", final_val - base_val},
+      {"batches", batches},
+      {"failing_inputs", failing_total},
+      {"adjusted_inputs", adjusted_total},
+      {"accepted", accepted + accepted_retrain},
+      {"accepted_adjustments", accepted},
+      {"accepted_retrains", accepted_retrain},
+      {"retrains", retrains},
+      {"rejected_nonfinite", rejected_nonfinite},
+      {"stopped_by", stopped_by},
+      {"seconds", seconds},
+      {"time", {{"adjustment", t_adjust}, {"prediction", t_predict}, {"evaluation", t_eval},
+                {"retraining", t_retrain}, {"other", seconds - t_adjust - t_predict - t_eval - t_retrain}}},
+      {"rdlm_predictions", cache ? cache->predicted() : 0},
+      {"weights", layout.total},
+      {"device", device.str()},
+  };
+  json meta = checkpoint_meta(spec, data);
+  meta["role"] = "adapt";
+  meta["seed"] = cfg.seed;
+  meta["config"] = to_json(cfg);
+  meta["metrics"] = {{"val_acc", final_val}, {"test_acc", final_test}};
+  meta["result"] = result;
+  save_checkpoint((fs::path(out_dir) / "model.pt").string(), model, meta);
+  write_json_atomic(result_path, result);
+  spdlog::info("adapt-{}: val {:.2f}% -> {:.2f}%  test {:.2f}% -> {:.2f}%  ({} batches, {} failing, {} adjusted, "
+               "{} accepted, stopped by {}, {:.1f}s)",
+               to_string(req.strategy), 100 * base_val, 100 * final_val, 100 * base_test, 100 * final_test, batches,
+               failing_total, adjusted_total, accepted + accepted_retrain, stopped_by, seconds);
+  return result;
+}
+
+}  // namespace apricot

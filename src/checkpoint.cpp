@@ -1,0 +1,167 @@
+// Checkpoint files: the LibTorch archive plus JSON metadata with a CRC-32 of the archive. The
+// archive is read only after the metadata and checksum pass, so a truncated or foreign file is
+// reported as such instead of surfacing as a LibTorch exception.
+#include "apricot/checkpoint.hpp"
+
+#include <torch/serialize.h>
+#include <torch/version.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <sstream>
+
+#include "apricot/errors.hpp"
+#include "apricot/fsutil.hpp"
+
+namespace apricot {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string crc32_hex(const std::string& bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = reinterpret_cast<const Bytef*>(bytes.data());
+  size_t left = bytes.size();
+  while (left > 0) {
+    uInt chunk = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    left -= chunk;
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc));
+  return buf;
+}
+
+std::string now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+std::string meta_path_for(const std::string& pt_path) {
+  fs::path p(pt_path);
+  return p.replace_extension(".json").string();
+}
+
+bool checkpoint_exists(const std::string& pt_path) {
+  return fs::exists(pt_path) && fs::exists(meta_path_for(pt_path));
+}
+
+json checkpoint_meta(const ModelSpec& spec, const Dataset& data) {
+  json m;
+  m["format"] = "apricot-checkpoint";
+  m["format_version"] = 1;
+  m["arch"] = spec.arch;
+  m["resnet_variant"] = spec.resnet_variant;
+  m["input"] = {spec.channels, spec.height, spec.width};
+  m["classes"] = spec.classes;
+  m["normalization"] = data.norm.to_json();
+  m["dataset"] = {{"name", data.name},
+                  {"fingerprint", data.fingerprint},
+                  {"train", data.train.size()},
+                  {"val", data.val.size()},
+                  {"test", data.test.size()}};
+  m["tool_version"] = APRICOT_VERSION;
+  m["libtorch_version"] = TORCH_VERSION;
+  m["created"] = now_iso8601();
+  return m;
+}
+
+ModelSpec spec_from_meta(const json& meta, const std::string& source) {
+  try {
+    if (meta.value("format", "") != "apricot-checkpoint") throw std::runtime_error("no apricot-checkpoint format tag");
+    ModelSpec s;
+    s.arch = meta.at("arch").get<std::string>();
+    s.resnet_variant = meta.value("resnet_variant", "v1");
+    auto in = meta.at("input").get<std::vector<int64_t>>();
+    if (in.size() != 3) throw std::runtime_error("input must be [C, H, W]");
+    s.channels = in[0], s.height = in[1], s.width = in[2];
+    s.classes = meta.at("classes").get<int64_t>();
+    return s;
+  } catch (const std::exception& e) {
+    state_error("'" + source + "' is not apricot checkpoint metadata: " + e.what(),
+                "point --model at a model.pt written by apricot (its model.json must sit beside it)");
+  }
+}
+
+void save_checkpoint(const std::string& pt_path, const torch::nn::Module& model, json meta) {
+  torch::serialize::OutputArchive archive;
+  model.save(archive);
+  std::ostringstream os;
+  archive.save_to(os);
+  const std::string bytes = os.str();
+  meta["weights"] = {{"file", fs::path(pt_path).filename().string()},
+                     {"bytes", bytes.size()},
+                     {"crc32", crc32_hex(bytes)}};
+  write_file_atomic(pt_path, bytes);
+  write_json_atomic(meta_path_for(pt_path), meta);
+}
+
+LoadedModel load_checkpoint(const std::string& pt_path) {
+  if (!fs::exists(pt_path))
+    data_error("checkpoint '" + pt_path + "' does not exist", "train one first (apricot train-base) or fix --model");
+  const std::string mpath = meta_path_for(pt_path);
+  if (!fs::exists(mpath))
+    state_error("'" + pt_path + "' is not an apricot checkpoint: its metadata '" + mpath + "' is missing",
+                "apricot writes model.pt and model.json side by side; copy both");
+  LoadedModel out;
+  try {
+    out.meta = json::parse(read_file(mpath));
+  } catch (const json::parse_error& e) {
+    state_error("checkpoint metadata '" + mpath + "' is corrupt (not JSON)", "retrain or restore the file");
+  }
+  out.spec = spec_from_meta(out.meta, mpath);
+  const std::string bytes = read_file(pt_path);
+  const auto& w = out.meta.value("weights", json::object());
+  if (w.value("bytes", static_cast<size_t>(0)) != bytes.size())
+    state_error("checkpoint '" + pt_path + "' is truncated or altered: " + std::to_string(bytes.size()) +
+                    " bytes, metadata says " + std::to_string(w.value("bytes", static_cast<size_t>(0))),
+                "retrain it or restore both files from a backup");
+  if (w.value("crc32", "") != crc32_hex(bytes))
+    state_error("checkpoint '" + pt_path + "' is corrupt: CRC-32 does not match its metadata",
+                "retrain it or restore both files from a backup");
+  out.model = make_model(out.spec);
+  try {
+    torch::serialize::InputArchive archive;
+    std::istringstream is(bytes);
+    archive.load_from(is);
+    out.model->load(archive);
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    state_error("checkpoint '" + pt_path + "' does not hold " + out.spec.arch + " weights: " +
+                    msg.substr(0, msg.find('\n')),
+                "the file may be from another tool or version");
+  }
+  if (out.meta.contains("normalization")) out.norm = Normalizer::from_json(out.meta["normalization"]);
+  return out;
+}
+
+void check_compatible(const LoadedModel& m, const ModelSpec& e, const std::string& fingerprint,
+                      const std::string& what) {
+  auto shape = [](const ModelSpec& s) {
+    return s.arch + " on " + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
+           std::to_string(s.width) + " with " + std::to_string(s.classes) + " classes";
+  };
+  if (m.spec.arch != e.arch || m.spec.channels != e.channels || m.spec.height != e.height ||
+      m.spec.width != e.width || m.spec.classes != e.classes ||
+      (e.arch.rfind("resnet", 0) == 0 && m.spec.resnet_variant != e.resnet_variant))
+    state_error(what + " is " + shape(m.spec) + ", but the config describes " + shape(e),
+                "use the config the model was trained with, or retrain");
+  if (!fingerprint.empty()) {
+    std::string fp = m.meta.value("dataset", json::object()).value("fingerprint", "");
+    if (!fp.empty() && fp != fingerprint)
+      state_error(what + " was trained on other data (dataset fingerprint " + fp + ", config gives " + fingerprint +
+                      ")",
+                  "check data.* in the config (root, limits, val_size, seed) or retrain");
+  }
+}
+
+}  // namespace apricot

@@ -1,0 +1,144 @@
+// `apricot adapt` (one strategy or each of adapt.strategies) and `apricot run` (every phase in
+// order, skipping complete ones, then the comparison table).
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "apricot/adapt.hpp"
+#include "apricot/checkpoint.hpp"
+#include "apricot/errors.hpp"
+#include "apricot/rdlm.hpp"
+#include "common.hpp"
+
+namespace apricot::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct AdaptOptions {
+  CommonOptions common;
+  std::string strategy;  // empty: each of adapt.strategies
+};
+
+std::vector<Strategy> strategies_of(const Config& cfg, const std::string& flag) {
+  std::vector<Strategy> out;
+  if (!flag.empty()) return {parse_strategy(flag)};
+  for (const auto& s : cfg.adapt.strategies) out.push_back(parse_strategy(s));
+  return out;
+}
+
+bool needs_rdlms(const std::vector<Strategy>& ss) {
+  for (auto s : ss)
+    if (s != Strategy::kNone) return true;
+  return false;
+}
+
+// The comparison table on stdout: base, each strategy, the control arm.
+void print_table(const json& base, const std::vector<json>& results) {
+  const json* control = nullptr;
+  for (const auto& r : results)
+    if (r["strategy"] == "none") control = &r;
+  std::printf("\n%-12s %9s %9s %10s %12s %9s %9s\n", "model", "val acc", "test acc", "test gain", "vs control",
+              "accepted", "time");
+  std::printf("%-12s %8.2f%% %8.2f%% %10s %12s %9s %9s\n", "base", 100 * base["val_acc"].get<double>(),
+              100 * base["test_acc"].get<double>(), "", "", "", "");
+  for (const auto& r : results) {
+    std::string name = r["strategy"] == "none" ? "control" : "strategy " + r["strategy"].get<std::string>();
+    char vs[32] = "";
+    if (control && &r != control)
+      std::snprintf(vs, sizeof vs, "%+.2f pp",
+                    100 * (r["final"]["test_acc"].get<double>() - (*control)["final"]["test_acc"].get<double>()));
+    std::printf("%-12s %8.2f%% %8.2f%% %+7.2f pp %12s %9lld %8.0fs\n", name.c_str(),
+                100 * r["final"]["val_acc"].get<double>(), 100 * r["final"]["test_acc"].get<double>(),
+                100 * r["gain_test"].get<double>(), vs, static_cast<long long>(r["accepted"].get<int64_t>()),
+                r["seconds"].get<double>());
+  }
+  std::printf("\nselection on the %s split; gains in percentage points of test accuracy; the control arm runs the\n"
+              "same loop without weight adjustment, so 'vs control' is what the rDLMs add.\n",
+              results.empty() ? "validation" : results[0]["selection"] == "test" ? "TEST (paper protocol)" : "validation");
+  std::fflush(stdout);
+}
+
+int run_adapt_cmd(const AdaptOptions& o) {
+  Session s = open_session(o.common, /*write_config=*/true);
+  auto strategies = strategies_of(s.cfg, o.strategy);
+  Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
+  json all = json::array();
+  for (auto st : strategies) {
+    AdaptRequest req;
+    req.strategy = st;
+    req.force = o.common.force;
+    all.push_back(run_adapt(s.cfg, data, s.workdir, s.device, req));
+  }
+  if (o.common.json) print_json(strategies.size() == 1 ? all[0] : all);
+  return 0;
+}
+
+struct RunOptions {
+  CommonOptions common;
+};
+
+int run_all(const RunOptions& o) {
+  Session s = open_session(o.common, /*write_config=*/true);
+  auto strategies = strategies_of(s.cfg, "");
+  Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
+  spdlog::info("data {}: train {} val {} test {} | {}x{}x{} | {} classes", data.name, data.train.size(),
+               data.val.size(), data.test.size(), data.channels, data.height, data.width, data.classes);
+  const std::string base_pt = (fs::path(s.workdir) / "base" / "model.pt").string();
+  auto t0 = std::chrono::steady_clock::now();
+  // Phase 0: the base model, through the train-base subcommand's code path.
+  if (!checkpoint_exists(base_pt) || o.common.force) {
+    spdlog::info("phase 1/3: training the base model");
+    int rc = train_base_phase(s, o.common.force, /*json_out=*/false);
+    if (rc != 0) return rc;
+  } else {
+    spdlog::info("phase 1/3: base model exists ({}), skipped", base_pt);
+  }
+  if (needs_rdlms(strategies)) {
+    spdlog::info("phase 2/3: rDLMs");
+    RdlmTrainRequest req;
+    req.force = o.common.force;
+    train_rdlms(s.cfg, data, s.workdir, s.device, req);
+  }
+  std::vector<json> results;
+  for (auto st : strategies) {
+    spdlog::info("phase 3/3: adaptation, strategy {}", to_string(st));
+    AdaptRequest req;
+    req.strategy = st;
+    req.force = o.common.force;
+    results.push_back(run_adapt(s.cfg, data, s.workdir, s.device, req));
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const json& base = results.at(0)["base"];
+  if (o.common.json) {
+    print_json({{"workdir", s.workdir}, {"base", base}, {"results", results}, {"seconds", seconds}});
+  } else {
+    print_table(base, results);
+    std::printf("work directory %s, %.0f s in all\n", s.workdir.c_str(), seconds);
+  }
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* setup_adapt(CLI::App& app, Action& action) {
+  auto o = std::make_shared<AdaptOptions>();
+  auto* sub = app.add_subcommand("adapt", "adapt the base model's weights guided by the rDLMs (WORKDIR/adapt-S/)");
+  add_common_options(sub, o->common, /*with_force=*/true);
+  sub->add_option("--strategy", o->strategy, "1 | 2 | 3 | none (default: each of adapt.strategies)");
+  sub->callback([o, &action] { action = [o] { return run_adapt_cmd(*o); }; });
+  return sub;
+}
+
+CLI::App* setup_run(CLI::App& app, Action& action) {
+  auto o = std::make_shared<RunOptions>();
+  auto* sub = app.add_subcommand("run", "every phase in order (base, rDLMs, each strategy), then a results table");
+  add_common_options(sub, o->common, /*with_force=*/true);
+  sub->callback([o, &action] { action = [o] { return run_all(*o); }; });
+  return sub;
+}
+
+}  // namespace apricot::cli

@@ -1,0 +1,83 @@
+// Common options and session set-up shared by the subcommands.
+#include "common.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "apricot/device.hpp"
+#include "apricot/errors.hpp"
+#include "apricot/fsutil.hpp"
+
+namespace apricot::cli {
+
+namespace fs = std::filesystem;
+
+void configure_logging(const std::string& level) {
+  static bool made = false;
+  if (!made) {
+    auto logger = spdlog::stderr_color_mt("apricot");
+    logger->set_pattern("%^[%H:%M:%S %l]%$ %v");
+    spdlog::set_default_logger(logger);
+    made = true;
+  }
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force) {
+  sub->add_option("-c,--config", o.config, "JSON config file (presets in configs/)")->check(CLI::ExistingFile);
+  sub->add_option("--set", o.sets, "override a config key: --set train.epochs=5 (repeatable)");
+  sub->add_option("-w,--workdir", o.workdir, "work directory for all outputs (config key workdir)");
+  sub->add_option("--device", o.device, "auto | cpu | cuda | cuda:N");
+  sub->add_option("--threads", o.threads, "CPU threads for LibTorch (0 = its default)");
+  sub->add_option("--seed", o.seed, "random seed (config key seed)");
+  sub->add_option("--log-level", o.log_level, "trace | debug | info | warn | error | off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  sub->add_flag("--json", o.json, "print one JSON document on stdout");
+  if (with_force) sub->add_flag("--force", o.force, "recompute and overwrite outputs that already exist");
+}
+
+Session open_session(const CommonOptions& o, bool write_config) {
+  configure_logging(o.log_level);
+  std::vector<std::string> sets = o.sets;
+  auto quoted = [](const std::string& s) { return nlohmann::json(s).dump(); };
+  if (!o.workdir.empty()) sets.push_back("workdir=" + quoted(o.workdir));
+  if (!o.device.empty()) sets.push_back("device=" + quoted(o.device));
+  if (!o.threads.empty()) sets.push_back("threads=" + o.threads);
+  if (!o.seed.empty()) sets.push_back("seed=" + o.seed);
+  Session s;
+  s.cfg = load_config(o.config, sets);
+  s.workdir = s.cfg.workdir;
+  spdlog::info("apricot {} config: {}", APRICOT_VERSION, to_json(s.cfg).dump());
+  s.device = resolve_device(s.cfg.device);
+  setup_runtime(s.cfg.threads, s.cfg.seed);
+  spdlog::info("device {} | {} CPU threads | work directory {}", s.device.str(), torch::get_num_threads(),
+               s.workdir);
+  if (write_config) {
+    std::error_code ec;
+    fs::create_directories(s.workdir, ec);
+    if (ec || !fs::is_directory(s.workdir))
+      data_error("work directory '" + s.workdir + "' cannot be created: " + ec.message(),
+                 "choose a writable location with --workdir");
+    write_json_atomic((fs::path(s.workdir) / "config.json").string(), to_json(s.cfg));
+  }
+  return s;
+}
+
+ModelSpec model_spec(const Config& cfg, const Dataset& data) {
+  ModelSpec spec;
+  spec.arch = cfg.model.arch;
+  spec.resnet_variant = cfg.model.resnet_variant;
+  spec.channels = data.channels;
+  spec.height = data.height;
+  spec.width = data.width;
+  spec.classes = data.classes;
+  return spec;
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+
+}  // namespace apricot::cli

@@ -1,0 +1,64 @@
+// What every subcommand shares: the common options (--config, --set, --workdir, --device, --threads,
+// --seed, --log-level, --json) and the session they open (effective config, device, work directory).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "apricot/config.hpp"
+#include "apricot/data.hpp"
+#include "apricot/models.hpp"
+
+namespace apricot::cli {
+
+struct CommonOptions {
+  std::string config;              // JSON file
+  std::vector<std::string> sets;   // key.path=value overrides
+  std::string workdir;             // overrides config "workdir"
+  std::string device;              // overrides config "device"
+  std::string threads;             // overrides config "threads"
+  std::string seed;                // overrides config "seed"
+  std::string log_level = "info";  // trace | debug | info | warn | error | off
+  bool json = false;               // one JSON document on stdout
+  bool force = false;              // recompute outputs that exist
+};
+
+// A subcommand registers itself and stores the function to run after parsing.
+using Action = std::function<int()>;
+
+void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force);
+
+struct Session {
+  Config cfg;
+  torch::Device device{torch::kCPU};
+  std::string workdir;
+};
+
+// Loads and validates the config (defaults <- file <- --set <- dedicated flags), sets the log level,
+// threads and seed, resolves the device, prints the effective config; when write_config, creates the
+// work directory and writes WORKDIR/config.json.
+Session open_session(const CommonOptions& o, bool write_config);
+
+// The model spec a config describes for a loaded dataset.
+ModelSpec model_spec(const Config& cfg, const Dataset& data);
+
+// Prints a JSON document on stdout (the only thing a --json run writes there).
+void print_json(const nlohmann::json& j);
+
+void configure_logging(const std::string& level);
+
+// train-base's work for an open session (also the first phase of `run`).
+int train_base_phase(const Session& s, bool force, bool json_out);
+
+CLI::App* setup_train_base(CLI::App& app, Action& action);
+CLI::App* setup_train_rdlms(CLI::App& app, Action& action);
+CLI::App* setup_adapt(CLI::App& app, Action& action);
+CLI::App* setup_run(CLI::App& app, Action& action);
+CLI::App* setup_bench(CLI::App& app, Action& action);
+CLI::App* setup_eval(CLI::App& app, Action& action);
+CLI::App* setup_models(CLI::App& app, Action& action);
+CLI::App* setup_export(CLI::App& app, Action& action);
+
+}  // namespace apricot::cli

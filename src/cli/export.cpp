@@ -1,0 +1,58 @@
+// `apricot export`: a checkpoint as safetensors, every parameter and floating-point buffer under its
+// LibTorch name, with arch, input shape, classes and normalisation in the metadata.
+#include <spdlog/spdlog.h>
+
+#include "apricot/checkpoint.hpp"
+#include "apricot/errors.hpp"
+#include "apricot/safetensors.hpp"
+#include "common.hpp"
+
+namespace apricot::cli {
+
+namespace {
+
+struct ExportOptions {
+  std::string model;
+  std::string format = "safetensors";
+  std::string out;
+  std::string log_level = "info";
+  bool json = false;
+};
+
+int run_export(const ExportOptions& o) {
+  configure_logging(o.log_level);
+  LoadedModel m = load_checkpoint(o.model);
+  std::vector<NamedTensor> tensors;
+  for (const auto& p : m.model->named_parameters()) tensors.push_back({p.key(), p.value().detach().cpu()});
+  for (const auto& b : m.model->named_buffers())
+    if (b.value().is_floating_point()) tensors.push_back({b.key(), b.value().detach().cpu()});
+  std::map<std::string, std::string> meta = {
+      {"format", "pt"},
+      {"arch", m.spec.arch},
+      {"resnet_variant", m.spec.resnet_variant},
+      {"input", std::to_string(m.spec.channels) + "," + std::to_string(m.spec.height) + "," +
+                    std::to_string(m.spec.width)},
+      {"classes", std::to_string(m.spec.classes)},
+      {"normalization", m.meta.value("normalization", nlohmann::json::object()).dump()},
+      {"producer", std::string("apricot ") + APRICOT_VERSION}};
+  write_safetensors(o.out, tensors, meta);
+  spdlog::info("wrote {} tensors of {} to {}", tensors.size(), o.model, o.out);
+  if (o.json) print_json({{"out", o.out}, {"tensors", tensors.size()}, {"arch", m.spec.arch}});
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* setup_export(CLI::App& app, Action& action) {
+  auto o = std::make_shared<ExportOptions>();
+  auto* sub = app.add_subcommand("export", "write a checkpoint's weights in another format");
+  sub->add_option("-m,--model", o->model, "checkpoint (model.pt with its model.json)")->required();
+  sub->add_option("--format", o->format, "output format")->capture_default_str()->check(CLI::IsMember({"safetensors"}));
+  sub->add_option("-o,--out", o->out, "output file")->required();
+  sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")->capture_default_str();
+  sub->add_flag("--json", o->json, "print a JSON summary on stdout");
+  sub->callback([o, &action] { action = [o] { return run_export(*o); }; });
+  return sub;
+}
+
+}  // namespace apricot::cli

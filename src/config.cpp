@@ -1,0 +1,307 @@
+// Config: defaults <- JSON file <- --set overrides, checked against the JSON form of the defaults
+// (which is the schema: every valid key exists there, with a value of the right kind), then
+// range-checked. It does not know what the values mean beyond their valid ranges.
+#include "apricot/config.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "apricot/errors.hpp"
+#include "apricot/models.hpp"
+
+namespace apricot {
+
+using nlohmann::json;
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataConfig, format, root, train_limit, test_limit, val_from,
+                                                val_size, normalize, synthetic_train, synthetic_test,
+                                                synthetic_shape, synthetic_classes)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentConfig, shift, fill, flip)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_variant)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size, optimizer, lr, momentum,
+                                                nesterov, weight_decay, lr_steps, lr_gamma, augment, precision,
+                                                eval_batch_size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RdlmConfig, count, layout, size, stride, init, init_epochs,
+                                                epochs, parallel)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, batch_size, optimizer, lr,
+                                                momentum)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, batch_size, passes,
+                                                patience, max_batches, time_budget, selection, adjust_buffers,
+                                                retrain_every, retrain)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, workdir, device, threads, data, model, train, rdlm,
+                                                adapt)
+
+json to_json(const Config& c) {
+  json j = c;
+  return j;
+}
+
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+std::vector<std::string> keys_of(const json& obj) {
+  std::vector<std::string> keys;
+  for (auto it = obj.begin(); it != obj.end(); ++it) keys.push_back(it.key());
+  return keys;
+}
+
+std::string kind_name(const json& v) {
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "a list";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
+std::string unknown_key_hint(const std::string& key, const json& schema_obj) {
+  auto keys = keys_of(schema_obj);
+  std::string near = nearest(key, keys);
+  std::string hint = near.empty() ? "" : "did you mean '" + near + "'? ";
+  return hint + "valid keys here: " + join(keys);
+}
+
+// Checks that `value` may stand where the schema has `schema` and returns it coerced to that kind.
+json check_value(const json& schema, const json& value, const std::string& path, const std::string& source) {
+  auto bad = [&](const std::string& why) {
+    config_error(source + ": key '" + path + "' " + why,
+                 "expected " + kind_name(schema) + " like " + schema.dump());
+  };
+  if (schema.is_object()) {
+    if (!value.is_object()) bad("must be an object, got " + kind_name(value));
+    json out = schema;
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      std::string sub = path.empty() ? it.key() : path + "." + it.key();
+      if (!schema.contains(it.key()))
+        config_error(source + ": unknown config key '" + sub + "'", unknown_key_hint(it.key(), schema));
+      out[it.key()] = check_value(schema[it.key()], it.value(), sub, source);
+    }
+    return out;
+  }
+  if (schema.is_boolean()) {
+    if (!value.is_boolean()) bad("must be true or false, got " + value.dump());
+    return value;
+  }
+  if (schema.is_number_unsigned()) {
+    if (!(value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0)))
+      bad("must be a non-negative integer, got " + value.dump());
+    return value;
+  }
+  if (schema.is_number_integer()) {
+    if (value.is_number_float()) {
+      double d = value.get<double>();
+      if (d != static_cast<double>(static_cast<int64_t>(d))) bad("must be an integer, got " + value.dump());
+      return json(static_cast<int64_t>(d));
+    }
+    if (!value.is_number()) bad("must be an integer, got " + value.dump());
+    return value;
+  }
+  if (schema.is_number()) {
+    if (!value.is_number()) bad("must be a number, got " + value.dump());
+    return json(value.get<double>());
+  }
+  if (schema.is_string()) {
+    if (!value.is_string()) bad("must be a string, got " + value.dump());
+    return value;
+  }
+  if (schema.is_array()) {
+    if (!value.is_array()) bad("must be a list, got " + value.dump());
+    // Element kinds: lists of strings accept numbers as strings (adapt.strategies: [1, 2, "none"]).
+    bool strings = path == "adapt.strategies";
+    json out = json::array();
+    for (size_t i = 0; i < value.size(); ++i) {
+      const json& e = value[i];
+      std::string sub = path + "[" + std::to_string(i) + "]";
+      if (strings) {
+        if (e.is_number_integer() || e.is_number_unsigned()) out.push_back(std::to_string(e.get<int64_t>()));
+        else if (e.is_string()) out.push_back(e);
+        else bad("element " + std::to_string(i) + " must be a string or an integer, got " + e.dump());
+      } else {
+        out.push_back(check_value(json(int64_t{0}), e, sub, source));
+      }
+    }
+    return out;
+  }
+  return value;
+}
+
+void set_path(json& root, const std::string& path, const json& value) {
+  json* node = &root;
+  std::stringstream ss(path);
+  std::string part;
+  std::vector<std::string> parts;
+  while (std::getline(ss, part, '.')) parts.push_back(part);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].empty()) config_error("--set " + path + ": empty key component", "write --set section.key=value");
+    if (i + 1 == parts.size()) {
+      (*node)[parts[i]] = value;
+    } else {
+      if (!node->contains(parts[i]) || !(*node)[parts[i]].is_object()) (*node)[parts[i]] = json::object();
+      node = &(*node)[parts[i]];
+    }
+  }
+}
+
+void require_one_of(const std::string& key, const std::string& v, const std::vector<std::string>& valid) {
+  if (std::find(valid.begin(), valid.end(), v) != valid.end()) return;
+  std::string near = nearest(v, valid);
+  config_error("config key '" + key + "': '" + v + "' is not a valid value",
+               (near.empty() ? "" : "did you mean '" + near + "'? ") + "valid: " + join(valid));
+}
+
+template <typename T>
+void require(bool ok, const std::string& key, const T& v, const std::string& rule) {
+  if (ok) return;
+  std::ostringstream os;
+  os << v;
+  config_error("config key '" + key + "': " + os.str() + " is out of range", "it must be " + rule);
+}
+
+}  // namespace
+
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  // Close enough to be a typo: at most a third of the word's length (and at least 1 edit allowed).
+  size_t limit = std::max<size_t>(2, word.size() / 3);
+  return best_d <= limit ? best : std::string();
+}
+
+Config config_from_json(const json& user, const std::string& source) {
+  json schema = to_json(Config{});
+  json merged = check_value(schema, user, "", source);
+  Config c = merged.get<Config>();
+  validate(c);
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  json user = json::object();
+  std::string source = "defaults";
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) data_error("config file '" + path + "' cannot be read", "check the path (presets live in configs/)");
+    try {
+      user = json::parse(in, nullptr, true, /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+      config_error("config file '" + path + "' is not valid JSON: " + std::string(e.what()),
+                   "fix the syntax at the byte offset above");
+    }
+    if (!user.is_object()) config_error("config file '" + path + "' must hold a JSON object", "{ \"data\": {...} }");
+    source = path;
+  }
+  for (const auto& ov : overrides) {
+    auto eq = ov.find('=');
+    if (eq == std::string::npos || eq == 0)
+      config_error("--set '" + ov + "' is not key.path=value", "for example --set train.epochs=5");
+    std::string key = ov.substr(0, eq), text = ov.substr(eq + 1);
+    json value;
+    try {
+      value = json::parse(text);
+    } catch (const json::parse_error&) {
+      value = text;  // a bare word is a string
+    }
+    set_path(user, key, value);
+  }
+  if (!overrides.empty()) source += (path.empty() ? " with " : " + ") + std::string("--set overrides");
+  return config_from_json(user, source);
+}
+
+void validate(const Config& c) {
+  static const std::regex device_re("^(auto|cpu|cuda|cuda:[0-9]+)$");
+  if (!std::regex_match(c.device, device_re))
+    config_error("config key 'device': '" + c.device + "' is not valid", "use auto, cpu, cuda or cuda:N");
+  require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = LibTorch default)");
+  require(!c.workdir.empty(), "workdir", "\"\"", "a directory path");
+
+  const auto& d = c.data;
+  require_one_of("data.format", d.format, {"cifar10", "idx", "synthetic"});
+  require_one_of("data.val_from", d.val_from, {"train", "test"});
+  require_one_of("data.normalize", d.normalize, {"scale", "channel", "pixel"});
+  require(d.train_limit >= 0, "data.train_limit", d.train_limit, ">= 0 (0 = all)");
+  require(d.test_limit >= 0, "data.test_limit", d.test_limit, ">= 0 (0 = all)");
+  require(d.val_size >= 1, "data.val_size", d.val_size, ">= 1");
+  require(d.synthetic_train >= 1, "data.synthetic_train", d.synthetic_train, ">= 1");
+  require(d.synthetic_test >= 1, "data.synthetic_test", d.synthetic_test, ">= 1");
+  require(d.synthetic_shape.size() == 3, "data.synthetic_shape", d.synthetic_shape.size(), "a list [C, H, W]");
+  for (auto v : d.synthetic_shape) require(v >= 1 && v <= 1024, "data.synthetic_shape", v, "in [1, 1024]");
+  require(d.synthetic_classes >= 2 && d.synthetic_classes <= 1000, "data.synthetic_classes", d.synthetic_classes,
+          "in [2, 1000]");
+
+  require_one_of("model.arch", c.model.arch, model_archs());
+  require_one_of("model.resnet_variant", c.model.resnet_variant, {"v1", "preact"});
+
+  const auto& t = c.train;
+  require(t.epochs >= 1, "train.epochs", t.epochs, ">= 1");
+  require(t.batch_size >= 1, "train.batch_size", t.batch_size, ">= 1");
+  require_one_of("train.optimizer", t.optimizer, {"sgd", "adam", "rmsprop"});
+  require(t.lr > 0, "train.lr", t.lr, "> 0");
+  require(t.momentum >= 0 && t.momentum < 1, "train.momentum", t.momentum, "in [0, 1)");
+  require(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, ">= 0");
+  for (auto s : t.lr_steps) require(s >= 1, "train.lr_steps", s, "epochs >= 1");
+  require(t.lr_gamma > 0, "train.lr_gamma", t.lr_gamma, "> 0");
+  require(t.augment.shift >= 0 && t.augment.shift < 0.5, "train.augment.shift", t.augment.shift, "in [0, 0.5)");
+  require_one_of("train.augment.fill", t.augment.fill, {"edge", "zero"});
+  require_one_of("train.precision", t.precision, {"fp32", "bf16"});
+  require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, ">= 1");
+  require(!t.nesterov || (t.optimizer == "sgd" && t.momentum > 0), "train.nesterov", "true",
+          "false unless train.optimizer is sgd with momentum > 0");
+
+  const auto& r = c.rdlm;
+  require(r.count >= 1 && r.count <= 1000, "rdlm.count", r.count, "in [1, 1000]");
+  require_one_of("rdlm.layout", r.layout, {"sliding", "random", "balanced"});
+  require(r.size >= 1, "rdlm.size", r.size, ">= 1");
+  require(r.stride >= 0, "rdlm.stride", r.stride, ">= 0");
+  require_one_of("rdlm.init", r.init, {"scratch", "base-early"});
+  require(r.init_epochs >= 1, "rdlm.init_epochs", r.init_epochs, ">= 1");
+  require(r.epochs >= 1, "rdlm.epochs", r.epochs, ">= 1");
+  require(r.parallel >= 1, "rdlm.parallel", r.parallel, ">= 1");
+
+  const auto& a = c.adapt;
+  require(!a.strategies.empty(), "adapt.strategies", "[]", "a non-empty list of 1, 2, 3, none");
+  for (const auto& s : a.strategies) require_one_of("adapt.strategies", s, {"1", "2", "3", "none"});
+  require_one_of("adapt.direction", a.direction, {"intent", "literal"});
+  require(a.step > 0, "adapt.step", a.step, "> 0");
+  require(a.batch_size >= 1, "adapt.batch_size", a.batch_size, ">= 1");
+  require(a.passes >= 1, "adapt.passes", a.passes, ">= 1");
+  require(a.patience >= 0, "adapt.patience", a.patience, ">= 0 (0 = off)");
+  require(a.max_batches >= 0, "adapt.max_batches", a.max_batches, ">= 0 (0 = off)");
+  require(a.time_budget >= 0, "adapt.time_budget", a.time_budget, ">= 0 seconds (0 = off)");
+  require_one_of("adapt.selection", a.selection, {"val", "test"});
+  require(a.retrain_every >= 0, "adapt.retrain_every", a.retrain_every, ">= 0 (0 = never)");
+  require(a.retrain.epochs >= 0, "adapt.retrain.epochs", a.retrain.epochs, ">= 0");
+  require(a.retrain.steps >= 0, "adapt.retrain.steps", a.retrain.steps, ">= 0");
+  require(a.retrain.batch_size >= 1, "adapt.retrain.batch_size", a.retrain.batch_size, ">= 1");
+  require_one_of("adapt.retrain.optimizer", a.retrain.optimizer, {"sgd", "adam", "rmsprop"});
+  require(a.retrain.lr > 0, "adapt.retrain.lr", a.retrain.lr, "> 0");
+  require(a.retrain.momentum >= 0 && a.retrain.momentum < 1, "adapt.retrain.momentum", a.retrain.momentum,
+          "in [0, 1)");
+}
+
+}  // namespace apricot

@@ -1,0 +1,40 @@
+// Device resolution and process-wide runtime settings (threads, global seed).
+#include "apricot/device.hpp"
+
+#include <spdlog/spdlog.h>
+#include <torch/cuda.h>
+#include <torch/utils.h>
+
+#include "apricot/errors.hpp"
+
+namespace apricot {
+
+torch::Device resolve_device(const std::string& spec) {
+  bool has_cuda = torch::cuda::is_available();
+  if (spec == "auto") {
+    if (has_cuda) return torch::Device(torch::kCUDA, 0);
+    spdlog::debug("device auto: no CUDA device found, using the CPU");
+    return torch::Device(torch::kCPU);
+  }
+  if (spec == "cpu") return torch::Device(torch::kCPU);
+  if (spec.rfind("cuda", 0) == 0) {
+    if (!has_cuda)
+      config_error("device '" + spec + "' requested but no CUDA device is available",
+                   "use --device cpu or --device auto (this LibTorch build or machine has no GPU)");
+    int index = 0;
+    if (spec.size() > 5) index = std::stoi(spec.substr(5));
+    if (index >= static_cast<int>(torch::cuda::device_count()))
+      config_error("device '" + spec + "': only " + std::to_string(torch::cuda::device_count()) +
+                       " CUDA device(s) present",
+                   "use cuda:0 .. cuda:" + std::to_string(torch::cuda::device_count() - 1));
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  config_error("device '" + spec + "' is not valid", "use auto, cpu, cuda or cuda:N");
+}
+
+void setup_runtime(int64_t threads, uint64_t seed) {
+  if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+  torch::manual_seed(seed);
+}
+
+}  // namespace apricot

@@ -1,0 +1,322 @@
+// rDLMs: subsets, training into WORKDIR/rdlms/rdlm-NN/, the Table IV summary, loading, and the
+// memoised correctness table. Training reuses train_model with the base recipe and rdlm.epochs;
+// sharding only filters indices, so several processes can fill one work directory.
+#include "apricot/rdlm.hpp"
+
+#include <spdlog/spdlog.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "apricot/checkpoint.hpp"
+#include "apricot/errors.hpp"
+#include "apricot/fsutil.hpp"
+#include "apricot/train.hpp"
+
+namespace apricot {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+uint64_t rdlm_seed(uint64_t seed, int64_t k) { return seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(k + 1); }
+
+std::string rdlm_dir(const std::string& workdir, int64_t k) {
+  char name[32];
+  std::snprintf(name, sizeof name, "rdlm-%02lld", static_cast<long long>(k));
+  return (fs::path(workdir) / "rdlms" / name).string();
+}
+
+std::string rdlm_checkpoint(const std::string& workdir, int64_t k) {
+  return (fs::path(rdlm_dir(workdir, k)) / "model.pt").string();
+}
+
+torch::Tensor rdlm_subset(const RdlmConfig& cfg, const Split& train, int64_t classes, uint64_t seed, int64_t k) {
+  const int64_t n = train.size();
+  if (cfg.size > n)
+    config_error("config key 'rdlm.size': " + std::to_string(cfg.size) + " exceeds the training split (" +
+                     std::to_string(n) + " images)",
+                 "choose rdlm.size <= " + std::to_string(n));
+  if (cfg.layout == "sliding") {
+    return (torch::arange(cfg.size, torch::kInt64) + k * cfg.stride).remainder(n);
+  }
+  auto gen = at::detail::createCPUGenerator(rdlm_seed(seed, k) ^ 0x5bd1e995ULL);
+  if (cfg.layout == "random") {
+    return std::get<0>(torch::randperm(n, gen, torch::kInt64).slice(0, 0, cfg.size).sort());
+  }
+  // balanced: equal count per class (the first size % classes classes get one more).
+  std::vector<torch::Tensor> parts;
+  for (int64_t c = 0; c < classes; ++c) {
+    int64_t want = cfg.size / classes + (c < cfg.size % classes ? 1 : 0);
+    auto rows = train.y.eq(c).nonzero().flatten();
+    if (rows.size(0) < want)
+      config_error("config key 'rdlm.size': balanced layout needs " + std::to_string(want) + " images of class " +
+                       std::to_string(c) + ", the training split has " + std::to_string(rows.size(0)),
+                   "lower rdlm.size or use layout sliding/random");
+    parts.push_back(rows.index_select(0, torch::randperm(rows.size(0), gen, torch::kInt64).slice(0, 0, want)));
+  }
+  return std::get<0>(torch::cat(parts).sort());
+}
+
+std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  auto bad = [&](const std::string& why) {
+    config_error("index list '" + text + "': " + why, "write e.g. 3,5-7 with indices in 0.." + std::to_string(count - 1));
+  };
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) bad("empty item");
+    auto dash = item.find('-');
+    try {
+      size_t used = 0;
+      int64_t a = std::stoll(item.substr(0, dash), &used);
+      if (used != (dash == std::string::npos ? item.size() : dash)) bad("'" + item + "' is not a number or range");
+      int64_t b = a;
+      if (dash != std::string::npos) {
+        std::string rest = item.substr(dash + 1);
+        b = std::stoll(rest, &used);
+        if (used != rest.size()) bad("'" + item + "' is not a range");
+      }
+      if (a < 0 || b < a || b >= count) bad("'" + item + "' is out of range");
+      for (int64_t i = a; i <= b; ++i) out.push_back(i);
+    } catch (const std::logic_error&) {
+      bad("'" + item + "' is not a number or range");
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+namespace {
+
+ModelSpec spec_of(const Config& cfg, const Dataset& data) {
+  return ModelSpec{cfg.model.arch, data.channels, data.height, data.width, data.classes, cfg.model.resnet_variant};
+}
+
+json train_one(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
+               int64_t k, bool progress) {
+  const ModelSpec spec = spec_of(cfg, data);
+  const uint64_t seed = rdlm_seed(cfg.seed, k);
+  auto subset = rdlm_subset(cfg.rdlm, data.train, data.classes, cfg.seed, k);
+  torch::manual_seed(seed);
+  Net model = make_model(spec);
+  if (cfg.rdlm.init == "base-early") {
+    auto early = (fs::path(workdir) / "base" / "early.pt").string();
+    if (!checkpoint_exists(early))
+      state_error("rdlm.init is base-early but '" + early + "' does not exist",
+                  "run apricot train-base with the same config (it keeps the copy after rdlm.init_epochs epochs)");
+    auto e = load_checkpoint(early);
+    check_compatible(e, spec, data.fingerprint, "base-early copy '" + early + "'");
+    restore_state(*model, snapshot_state(*e.model));
+  }
+  TrainOptions opts;
+  opts.recipe = cfg.train;
+  opts.recipe.epochs = cfg.rdlm.epochs;
+  char label[32];
+  std::snprintf(label, sizeof label, "rdlm-%02lld", static_cast<long long>(k));
+  opts.label = label;
+  opts.progress = progress;
+  std::string metrics;
+  const std::string dir = rdlm_dir(workdir, k);
+  fs::create_directories(dir);
+  opts.on_epoch = [&](const EpochStats& st) {
+    metrics += json{{"epoch", st.epoch}, {"loss", st.loss}, {"train_acc", st.train_acc}, {"val_acc", st.val_acc},
+                    {"lr", st.lr}, {"seconds", st.seconds}}.dump() + "\n";
+    write_file_atomic((fs::path(dir) / "metrics.jsonl").string(), metrics);
+  };
+  auto tr = train_model(*model, data, subset, opts, device, seed);
+  const int64_t eb = cfg.train.eval_batch_size;
+  auto sub_split = Split{data.train.x.index_select(0, subset), data.train.y.index_select(0, subset)};
+  json m = {{"subset_acc", accuracy(*model, sub_split, data.norm, device, eb)},
+            {"train_acc", accuracy(*model, data.train, data.norm, device, eb)},
+            {"val_acc", accuracy(*model, data.val, data.norm, device, eb)},
+            {"test_acc", accuracy(*model, data.test, data.norm, device, eb)},
+            {"best_epoch", tr.best_epoch},
+            {"train_seconds", tr.seconds}};
+  json meta = checkpoint_meta(spec, data);
+  meta["role"] = "rdlm";
+  meta["index"] = k;
+  meta["seed"] = seed;
+  meta["subset"] = {{"layout", cfg.rdlm.layout}, {"size", cfg.rdlm.size}, {"stride", cfg.rdlm.stride},
+                    {"first", subset[0].item<int64_t>()}, {"init", cfg.rdlm.init}};
+  meta["config"] = to_json(cfg);
+  meta["metrics"] = m;
+  save_checkpoint(rdlm_checkpoint(workdir, k), *model, meta);
+  spdlog::info("{}: subset {:.2f}%  train {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", label,
+               100 * m["subset_acc"].get<double>(), 100 * m["train_acc"].get<double>(),
+               100 * m["val_acc"].get<double>(), 100 * m["test_acc"].get<double>(), tr.seconds);
+  return m;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / v.size();
+}
+double std_of(const std::vector<double>& v) {
+  double m = mean_of(v), s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return v.size() < 2 ? 0 : std::sqrt(s / (v.size() - 1));
+}
+
+}  // namespace
+
+json train_rdlms(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
+                 const RdlmTrainRequest& req) {
+  std::vector<int64_t> wanted = req.only;
+  if (wanted.empty())
+    for (int64_t k = 0; k < cfg.rdlm.count; ++k) wanted.push_back(k);
+  const ModelSpec spec = spec_of(cfg, data);
+  json trained = json::array(), skipped = json::array();
+  for (int64_t k : wanted) {
+    if (k % req.shard_count != req.shard_index) continue;
+    auto pt = rdlm_checkpoint(workdir, k);
+    if (!req.force && checkpoint_exists(pt)) {
+      auto m = load_checkpoint(pt);
+      check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
+      skipped.push_back(k);
+      continue;
+    }
+    train_one(cfg, data, workdir, device, k, req.progress);
+    trained.push_back(k);
+  }
+  if (!skipped.empty()) spdlog::info("rDLMs already trained, skipped: {}", skipped.dump());
+  json summary = nullptr;
+  bool all = true;
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k) all = all && checkpoint_exists(rdlm_checkpoint(workdir, k));
+  if (all) {
+    summary = rdlm_summary(cfg, data, workdir, device);
+    write_json_atomic((fs::path(workdir) / "rdlms" / "summary.json").string(), summary);
+  } else {
+    spdlog::info("not all {} rDLMs exist yet; summary.json is written when the last one is trained", cfg.rdlm.count);
+  }
+  return {{"trained", trained}, {"skipped", skipped}, {"summary", summary}};
+}
+
+json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device) {
+  const ModelSpec spec = spec_of(cfg, data);
+  auto models = load_rdlms(cfg, spec, data.fingerprint, workdir, device);
+  const int64_t eb = cfg.train.eval_batch_size;
+  json per = json::array();
+  std::vector<double> tr, va, te;
+  auto covered = torch::zeros({data.train.size()}, torch::kBool);
+  auto test_any_right = torch::zeros({data.test.size()}, torch::kBool);
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
+    auto meta = json::parse(read_file(meta_path_for(rdlm_checkpoint(workdir, k))));
+    const auto& m = meta["metrics"];
+    tr.push_back(m["train_acc"]), va.push_back(m["val_acc"]), te.push_back(m["test_acc"]);
+    per.push_back({{"index", k}, {"subset", meta["subset"]}, {"subset_acc", m["subset_acc"]},
+                   {"train_acc", m["train_acc"]}, {"val_acc", m["val_acc"]}, {"test_acc", m["test_acc"]}});
+    covered.index_fill_(0, rdlm_subset(cfg.rdlm, data.train, data.classes, cfg.seed, k), true);
+    test_any_right |= predict(*models[k], data.test.x, data.norm, device, eb).eq(data.test.y);
+  }
+  json s = {{"count", cfg.rdlm.count},
+            {"layout", cfg.rdlm.layout},
+            {"size", cfg.rdlm.size},
+            {"init", cfg.rdlm.init},
+            {"rdlms", per},
+            {"train_acc", {{"mean", mean_of(tr)}, {"std", std_of(tr)}}},
+            {"val_acc", {{"mean", mean_of(va)}, {"std", std_of(va)}}},
+            {"test_acc", {{"mean", mean_of(te)}, {"std", std_of(te)}}},
+            {"coverage", covered.to(torch::kFloat64).mean().item<double>()},
+            {"uncovered_train_images", (~covered).sum().item<int64_t>()}};
+  auto base_pt = (fs::path(workdir) / "base" / "model.pt").string();
+  if (checkpoint_exists(base_pt)) {
+    auto base = load_checkpoint(base_pt);
+    base.model->to(device);
+    auto base_wrong = predict(*base.model, data.test.x, data.norm, device, eb).ne(data.test.y);
+    int64_t wrong = base_wrong.sum().item<int64_t>();
+    int64_t fixable = (base_wrong & test_any_right).sum().item<int64_t>();
+    s["base_test_failures"] = wrong;
+    s["base_failures_some_rdlm_right"] = fixable;
+    s["base_failures_some_rdlm_right_share"] = wrong ? static_cast<double>(fixable) / wrong : 0.0;
+  }
+  return s;
+}
+
+std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std::string& fingerprint,
+                            const std::string& workdir, const torch::Device& device) {
+  std::vector<int64_t> missing;
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k)
+    if (!checkpoint_exists(rdlm_checkpoint(workdir, k))) missing.push_back(k);
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size(); ++i) list += (i ? "," : "") + std::to_string(missing[i]);
+    state_error(std::to_string(missing.size()) + " of " + std::to_string(cfg.rdlm.count) + " rDLMs are missing in '" +
+                    workdir + "/rdlms' (indices " + list + ")",
+                "train them with: apricot train-rdlms -c CONFIG -w " + workdir + " (or --only " + list + ")");
+  }
+  std::vector<Net> out;
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
+    auto pt = rdlm_checkpoint(workdir, k);
+    auto m = load_checkpoint(pt);
+    check_compatible(m, spec, fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
+    m.model->to(device);
+    m.model->eval();
+    out.push_back(m.model);
+  }
+  return out;
+}
+
+CorrectnessCache::CorrectnessCache(std::vector<Net> rdlms, const Split& train, const Normalizer& norm,
+                                   torch::Device device, std::string path, const std::string& fingerprint)
+    : rdlms_(std::move(rdlms)), train_(train), norm_(norm), device_(device), path_(std::move(path)),
+      fingerprint_(fingerprint) {
+  const int64_t n = static_cast<int64_t>(rdlms_.size());
+  table_ = torch::full({train_.size(), n}, -1, torch::kInt8);
+  auto meta_path = path_ + ".json";
+  if (fs::exists(path_) && fs::exists(meta_path)) {
+    try {
+      auto meta = json::parse(read_file(meta_path));
+      if (meta.value("fingerprint", "") == fingerprint_ && meta.value("rdlms", -1) == n &&
+          meta.value("rows", -1) == train_.size()) {
+        torch::Tensor t;
+        std::istringstream is(read_file(path_));
+        torch::load(t, is);
+        if (t.sizes() == table_.sizes() && t.dtype() == torch::kInt8) table_ = t;
+      } else {
+        spdlog::info("correctness cache '{}' is for other data or rDLMs; starting a new one", path_);
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("correctness cache '{}' unreadable ({}); starting a new one", path_, e.what());
+    }
+  }
+}
+
+int64_t CorrectnessCache::known() const { return table_.ge(0).sum().item<int64_t>(); }
+
+torch::Tensor CorrectnessCache::rows(const torch::Tensor& idx) {
+  auto sub = table_.index_select(0, idx);  // (F, n)
+  auto unknown_rows = sub.lt(0).any(1).nonzero().flatten();
+  if (unknown_rows.size(0) > 0) {
+    auto need = idx.index_select(0, unknown_rows);  // training rows to predict
+    auto x = train_.x.index_select(0, need);
+    auto y = train_.y.index_select(0, need);
+    std::vector<torch::Tensor> cols;
+    for (auto& m : rdlms_) cols.push_back(predict(*m, x, norm_, device_, 1024).eq(y));
+    auto right = torch::stack(cols, 1).to(torch::kInt8);  // (U, n)
+    table_.index_copy_(0, need, right);
+    predicted_ += right.numel();
+    dirty_ = true;
+    sub = table_.index_select(0, idx);
+  }
+  return sub.eq(1);
+}
+
+void CorrectnessCache::save() const {
+  if (!dirty_) return;
+  std::ostringstream os;
+  torch::save(table_, os);
+  write_file_atomic(path_, os.str());
+  write_json_atomic(path_ + ".json", {{"fingerprint", fingerprint_},
+                                      {"rdlms", static_cast<int64_t>(rdlms_.size())},
+                                      {"rows", train_.size()},
+                                      {"known", known()}});
+  dirty_ = false;
+}
+
+}  // namespace apricot
