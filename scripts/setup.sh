@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs (only those missing), then configures and builds.
+# libopenblas0-pthread: Debian's LibTorch calls the libblas.so.3 alternative, which is the slow
+# reference BLAS unless an optimised one is installed (dense layers and gemv run several times faster).
 # Usage: scripts/setup.sh [extra-package ...]   Env: BUILD_DIR (default build), BUILD_TYPE (Release),
 # APRICOT_TARGETS (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake ninja-build g++ libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev zlib1g-dev "$@")
+packages=(cmake ninja-build g++ libopenblas0-pthread libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev zlib1g-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -237,7 +237,7 @@ void validate(const Config& c) {
   static const std::regex device_re("^(auto|cpu|cuda|cuda:[0-9]+)$");
   if (!std::regex_match(c.device, device_re))
     config_error("config key 'device': '" + c.device + "' is not valid", "use auto, cpu, cuda or cuda:N");
-  require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = LibTorch default)");
+  require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = all cores)");
   require(!c.workdir.empty(), "workdir", "\"\"", "a directory path");
 
   const auto& d = c.data;

@@ -5,6 +5,9 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "apricot/errors.hpp"
 
 namespace apricot {
@@ -33,7 +36,9 @@ torch::Device resolve_device(const std::string& spec) {
 }
 
 void setup_runtime(int64_t threads, uint64_t seed) {
-  if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+  // 0 = every core: LibTorch's own default can be 1 thread (seen on Debian's build).
+  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  torch::set_num_threads(static_cast<int>(threads));
   torch::manual_seed(seed);
 }
 

@@ -132,7 +132,6 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   const int64_t eb = cfg.train.eval_batch_size;
   auto sub_split = Split{data.train.x.index_select(0, subset), data.train.y.index_select(0, subset)};
   json m = {{"subset_acc", accuracy(*model, sub_split, data.norm, device, eb)},
-            {"train_acc", accuracy(*model, data.train, data.norm, device, eb)},
             {"val_acc", accuracy(*model, data.val, data.norm, device, eb)},
             {"test_acc", accuracy(*model, data.test, data.norm, device, eb)},
             {"best_epoch", tr.best_epoch},
@@ -146,9 +145,8 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   meta["config"] = to_json(cfg);
   meta["metrics"] = m;
   save_checkpoint(rdlm_checkpoint(workdir, k), *model, meta);
-  spdlog::info("{}: subset {:.2f}%  train {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", label,
-               100 * m["subset_acc"].get<double>(), 100 * m["train_acc"].get<double>(),
-               100 * m["val_acc"].get<double>(), 100 * m["test_acc"].get<double>(), tr.seconds);
+  spdlog::info("{}: subset {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", label,
+               100 * m["subset_acc"].get<double>(), 100 * m["val_acc"].get<double>(), 100 * m["test_acc"].get<double>(), tr.seconds);
   return m;
 }
 
@@ -208,9 +206,9 @@ json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& wor
   for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
     auto meta = json::parse(read_file(meta_path_for(rdlm_checkpoint(workdir, k))));
     const auto& m = meta["metrics"];
-    tr.push_back(m["train_acc"]), va.push_back(m["val_acc"]), te.push_back(m["test_acc"]);
+    tr.push_back(m["subset_acc"]), va.push_back(m["val_acc"]), te.push_back(m["test_acc"]);
     per.push_back({{"index", k}, {"subset", meta["subset"]}, {"subset_acc", m["subset_acc"]},
-                   {"train_acc", m["train_acc"]}, {"val_acc", m["val_acc"]}, {"test_acc", m["test_acc"]}});
+                   {"val_acc", m["val_acc"]}, {"test_acc", m["test_acc"]}});
     covered.index_fill_(0, rdlm_subset(cfg.rdlm, data.train, data.classes, cfg.seed, k), true);
     test_any_right |= predict(*models[k], data.test.x, data.norm, device, eb).eq(data.test.y);
   }
@@ -219,7 +217,7 @@ json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& wor
             {"size", cfg.rdlm.size},
             {"init", cfg.rdlm.init},
             {"rdlms", per},
-            {"train_acc", {{"mean", mean_of(tr)}, {"std", std_of(tr)}}},
+            {"subset_acc", {{"mean", mean_of(tr)}, {"std", std_of(tr)}}},
             {"val_acc", {{"mean", mean_of(va)}, {"std", std_of(va)}}},
             {"test_acc", {{"mean", mean_of(te)}, {"std", std_of(te)}}},
             {"coverage", covered.to(torch::kFloat64).mean().item<double>()},

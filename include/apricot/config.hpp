@@ -90,7 +90,7 @@ struct Config {
   uint64_t seed = 0;              // seeds data splits, init, batches, augmentation
   std::string workdir = "runs/default";
   std::string device = "auto";    // auto | cpu | cuda | cuda:N
-  int64_t threads = 0;            // intra-op CPU threads (0 = LibTorch default)
+  int64_t threads = 0;            // intra-op CPU threads (0 = all cores)
   DataConfig data;
   ModelConfig model;
   TrainConfig train;
