@@ -119,6 +119,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
                           : static_cast<int64_t>(std::ceil(ac.retrain.epochs * n_train / ac.retrain.batch_size));
   retrain.keep_best = false;
   retrain.progress = false;
+  retrain.log_epochs = false;
   retrain.label = "retrain";
   const bool retraining = ac.retrain_every > 0 && retrain.max_steps > 0;
 

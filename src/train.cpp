@@ -45,6 +45,17 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name,
   TORCH_CHECK(false, "unknown optimizer ", name);  // validated in config
 }
 
+StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& x,
+                      const torch::Tensor& y) {
+  optimizer.zero_grad();
+  auto logits = model.forward(x);  // (B, classes)
+  auto loss = torch::nn::functional::cross_entropy(logits, y);
+  loss.backward();
+  optimizer.step();
+  torch::NoGradGuard no_grad;
+  return {loss.detach(), logits.detach().argmax(1).eq(y).sum()};
+}
+
 std::vector<torch::Tensor> snapshot_state(const torch::nn::Module& model) {
   std::vector<torch::Tensor> out;
   for (const auto& p : model.parameters()) out.push_back(p.detach().clone());
@@ -119,16 +130,12 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
       auto yb = data.train.y.index_select(0, bidx).to(device, true);  // (B)
       auto x = data.norm.apply(xb);
       if (augment) x = augment_batch(x, rc.augment.shift, rc.augment.fill, rc.augment.flip, gen);
-      optimizer->zero_grad();
-      auto logits = model.forward(x);  // (B, classes)
-      auto loss = torch::nn::functional::cross_entropy(logits, yb);
-      loss.backward();
-      optimizer->step();
+      auto out = train_step(model, *optimizer, x, yb);
       const int64_t b = bidx.size(0);
       {
         torch::NoGradGuard no_grad;
-        loss_sum += loss.detach().to(torch::kFloat64) * b;
-        correct += logits.detach().argmax(1).eq(yb).sum();
+        loss_sum += out.loss.to(torch::kFloat64) * b;
+        correct += out.correct;
       }
       seen += b;
       ++result.steps;
@@ -176,7 +183,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
                   100 * st.train_acc,
                   st.val_acc >= 0 ? ("  val " + std::to_string(100 * st.val_acc).substr(0, 5) + "%").c_str() : "",
                   lr, st.images_per_s, st.seconds);
-    spdlog::info("{}", line);
+    spdlog::log(opts.log_epochs ? spdlog::level::info : spdlog::level::debug, "{}", line);
     if (opts.on_epoch) opts.on_epoch(st);
   }
   if (opts.keep_best && !best.empty()) restore_state(model, best);

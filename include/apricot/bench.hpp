@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
+
+#include "apricot/models.hpp"
 
 namespace apricot {
 
@@ -19,5 +22,13 @@ namespace apricot {
 //                    "max_rel_diff" (max |engine - naive| / max |naive|, a sanity check)}]}.
 nlohmann::json bench_adjust(int64_t P, int64_t n, const std::vector<int64_t>& failing_counts,
                             int64_t repeats, uint64_t seed, const torch::Device& device);
+
+// Training and inference images/s of one model at one batch size on random data held on `device`:
+// the tool's train_step (SGD, momentum 0.9) and its eval-mode forward pass, `steps` steps per repeat,
+// the median over `repeats` after `warmup` untimed repeats, with device synchronisation.
+// Returns {"arch", "batch", "precision", "device", "input", "classes", "steps", "repeats", "threads",
+//          "train_images_per_s", "infer_images_per_s"}.
+nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
+                           int64_t repeats, int64_t warmup, const torch::Device& device);
 
 }  // namespace apricot

@@ -36,6 +36,7 @@ struct TrainOptions {
   bool keep_best = true;       // evaluate val each epoch and restore the best epoch's weights at the end
   std::string label = "train";  // shown in progress and logs
   bool progress = true;        // live progress on stderr
+  bool log_epochs = true;      // one info line per epoch (debug level when false)
   std::function<void(const EpochStats&)> on_epoch;  // after each epoch (after validation)
 };
 
@@ -53,6 +54,15 @@ double lr_at_epoch(const TrainConfig& recipe, int64_t epoch);
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, double lr, double momentum,
                                                         bool nesterov, double weight_decay,
                                                         std::vector<torch::Tensor> params);
+
+// One optimiser step on a prepared (normalised, augmented) batch x (B, C, H, W), labels y (B).
+// Returns the loss and the number of correct predictions as device scalars (no host sync).
+struct StepOutput {
+  torch::Tensor loss;     // () float, detached
+  torch::Tensor correct;  // () int64
+};
+StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& x,
+                      const torch::Tensor& y);
 
 // Trains `model` (moved to `device`) on data.train rows `subset` (int64 indices; undefined = all).
 // Deterministic in `seed` on CPU.

@@ -1,0 +1,90 @@
+// `apricot bench train`: training and inference images/s of one model at one batch size, measured
+// on the tool's own training step (uint8 batch indexed on the device, normalisation, forward, loss,
+// backward, SGD step), after warm-up, as the median of repeats, synchronising the device.
+#include <torch/cuda.h>
+#include <torch/optim.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "apricot/bench.hpp"
+#include "apricot/errors.hpp"
+#include "apricot/train.hpp"
+
+namespace apricot {
+
+namespace {
+
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+}  // namespace
+
+nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
+                           int64_t repeats, int64_t warmup, const torch::Device& device) {
+  if (precision != "fp32")
+    config_error("bench train --precision " + precision + " is not implemented yet", "use --precision fp32");
+  torch::manual_seed(0);
+  Net model = make_model(spec);
+  model->to(device);
+  auto gen = at::detail::createCPUGenerator(1);
+  const int64_t n = batch * 8;
+  auto cpu_u8 = torch::TensorOptions().dtype(torch::kUInt8);
+  auto x_all = torch::randint(0, 256, {n, spec.channels, spec.height, spec.width}, gen, cpu_u8).to(device);
+  auto y_all = torch::randint(0, spec.classes, {n}, gen, torch::kInt64).to(device);
+  Normalizer norm;  // "scale", the same per-batch work as training
+  auto optimizer = make_optimizer("sgd", 0.01, 0.9, false, 0.0, model->parameters());
+  auto batch_idx = [&](int64_t i) {
+    return torch::arange(((i * batch) % n), ((i * batch) % n) + batch, torch::kInt64).remainder(n).to(device);
+  };
+
+  model->train();
+  std::vector<double> train_rates;
+  for (int64_t r = 0; r < warmup + repeats; ++r) {
+    sync(device);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t s = 0; s < steps; ++s) {
+      auto idx = batch_idx(s);
+      train_step(*model, *optimizer, norm.apply(x_all.index_select(0, idx)), y_all.index_select(0, idx));
+    }
+    sync(device);
+    double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r >= warmup) train_rates.push_back(steps * batch / sec);
+  }
+
+  model->eval();
+  std::vector<double> infer_rates;
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t r = 0; r < warmup + repeats; ++r) {
+      sync(device);
+      auto t0 = std::chrono::steady_clock::now();
+      for (int64_t s = 0; s < steps; ++s) {
+        auto idx = batch_idx(s);
+        model->forward(norm.apply(x_all.index_select(0, idx))).argmax(1);
+      }
+      sync(device);
+      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (r >= warmup) infer_rates.push_back(steps * batch / sec);
+    }
+  }
+  return {{"arch", spec.arch},
+          {"batch", batch},
+          {"precision", precision},
+          {"device", device.str()},
+          {"input", {spec.channels, spec.height, spec.width}},
+          {"classes", spec.classes},
+          {"steps", steps},
+          {"repeats", repeats},
+          {"threads", torch::get_num_threads()},
+          {"train_images_per_s", median(train_rates)},
+          {"infer_images_per_s", median(infer_rates)}};
+}
+
+}  // namespace apricot
