@@ -15,7 +15,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$OUT/gpu.txt"
 
 t0=$(date +%s)
-cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release \
+# -I (searched before every -isystem): Debian's fmt 9, which its spdlog needs, must win over the newer fmt
+# headers shipped inside the PyTorch wheel.
+cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="-I$DEPS/include" \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$DEPS" \
   -DCLI11_DIR="$DEPS/share/cmake/CLI11" -Dnlohmann_json_DIR="$DEPS/share/cmake/nlohmann_json" \
   -Dspdlog_DIR="$DEPS/lib/x86_64-linux-gnu/cmake/spdlog" -Dfmt_DIR="$DEPS/lib/x86_64-linux-gnu/cmake/fmt" \

@@ -40,6 +40,26 @@ struct Timer {
 
 bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
 
+// What a result depends on: the base and rDLM weights (by checksum) and the configuration that
+// shapes the loop. A stored result is reused only when this is unchanged.
+json provenance(const Config& cfg, const std::string& workdir, Strategy s) {
+  auto crc_of = [](const std::string& pt) -> json {
+    try {
+      return json::parse(read_file(meta_path_for(pt))).at("weights").at("crc32");
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+  };
+  json rdlms = json::array();
+  if (s != Strategy::kNone)
+    for (int64_t k = 0; k < cfg.rdlm.count; ++k) rdlms.push_back(crc_of(rdlm_checkpoint(workdir, k)));
+  json c = to_json(cfg);
+  c["adapt"].erase("strategies");
+  return {{"base_crc32", crc_of((fs::path(workdir) / "base" / "model.pt").string())},
+          {"rdlm_crc32", rdlms},
+          {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", c["adapt"]}}}};
+}
+
 }  // namespace
 
 json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
@@ -48,9 +68,21 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   const Direction direction = parse_direction(ac.direction);
   const std::string out_dir = adapt_dir(workdir, req.strategy);
   const std::string result_path = (fs::path(out_dir) / "result.json").string();
+  const json prov = provenance(cfg, workdir, req.strategy);
   if (!req.force && fs::exists(result_path)) {
-    spdlog::info("{} exists; not rerunning (use --force)", result_path);
-    return json::parse(read_file(result_path));
+    json old;
+    try {
+      old = json::parse(read_file(result_path));
+      for (const char* k : {"strategy", "base", "final", "gain_test", "selection", "accepted", "seconds"}) old.at(k);
+    } catch (const json::exception& e) {
+      state_error("'" + result_path + "' is corrupt or from an older version (" + std::string(e.what()) + ")",
+                  "rerun with --force");
+    }
+    if (old.value("provenance", json()) != prov)
+      state_error("'" + result_path + "' was produced from another base model, other rDLMs or another configuration",
+                  "rerun with --force to redo this strategy, or point --workdir at a fresh directory");
+    spdlog::info("{} exists and is up to date; not rerunning (use --force)", result_path);
+    return old;
   }
   const auto t_start = Clock::now();
   const ModelSpec spec{cfg.model.arch, data.channels, data.height, data.width, data.classes, cfg.model.resnet_variant};
@@ -82,7 +114,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     R = torch::stack(rows);  // (n, P)
     cache = std::make_unique<CorrectnessCache>(rdlms, data.train, data.norm, device,
                                                (fs::path(workdir) / "rdlms" / "correctness.pt").string(),
-                                               data.fingerprint);
+                                               data.fingerprint, rdlm_checksums(workdir, cfg.rdlm.count));
     spdlog::info("strategy {} ({}): {} rDLMs stacked as {} x {} on {}", to_string(req.strategy),
                  to_string(direction), R.size(0), R.size(0), R.size(1), device.str());
   }
@@ -123,7 +155,6 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   retrain.label = "retrain";
   const bool retraining = ac.retrain_every > 0 && retrain.max_steps > 0;
 
-  fs::create_directories(out_dir);
   std::string trace;
   int64_t batches = 0, failing_total = 0, adjusted_total = 0, accepted = 0, accepted_retrain = 0, rejected_nonfinite = 0;
   int64_t since_improvement = 0, retrains = 0;
@@ -135,7 +166,8 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     for (int64_t b = 0; b < batches_per_pass && batches < total_batches; ++b) {
       const auto t_batch = Clock::now();
       auto idx = perm.slice(0, b * ac.batch_size, std::min(n_train, (b + 1) * ac.batch_size));
-      json line = {{"batch", batches}, {"pass", pass}};
+      // digest: identifies the batch's inputs, so traces of different arms can be compared.
+      json line = {{"batch", batches}, {"pass", pass}, {"digest", (idx * 1000003 + 17).sum().item<int64_t>()}};
       torch::Tensor failing;
       {
         Timer t{t_predict};
@@ -184,14 +216,20 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       line["adjusted"] = adjusted;
       line["acc_adjusted"] = acc_adjusted;
       if (retraining && (batches + 1) % ac.retrain_every == 0) {
+        bool diverged = false;
         {
           Timer t{t_retrain};
-          train_model(model, data, torch::Tensor(), retrain, device, cfg.seed * 31ULL + static_cast<uint64_t>(batches));
+          try {
+            train_model(model, data, torch::Tensor(), retrain, device,
+                        cfg.seed * 31ULL + static_cast<uint64_t>(batches));
+          } catch (const TrainingDiverged& e) {
+            spdlog::warn("batch {}: retraining diverged ({}); rejected", batches, e.what());
+            diverged = true;
+          }
           ++retrains;
         }
         Timer t{t_eval};
-        auto w = flatten_weights(model, layout);
-        if (!all_finite(w)) {
+        if (diverged || !all_finite(flatten_weights(model, layout))) {
           ++rejected_nonfinite;
           restore_state(model, best);
         } else {
@@ -235,7 +273,6 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       batches < ac.passes * batches_per_pass)
     stopped_by = "max_batches";
   progress.finish();
-  if (cache) cache->save();
   write_file_atomic((fs::path(out_dir) / "trace.jsonl").string(), trace);
 
   restore_state(model, best);
@@ -270,6 +307,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       {"rdlm_predictions", cache ? cache->predicted() : 0},
       {"weights", layout.total},
       {"device", device.str()},
+      {"provenance", prov},
   };
   json meta = checkpoint_meta(spec, data);
   meta["role"] = "adapt";
@@ -279,6 +317,13 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   meta["result"] = result;
   save_checkpoint((fs::path(out_dir) / "model.pt").string(), model, meta);
   write_json_atomic(result_path, result);
+  if (cache) {
+    try {
+      cache->save();
+    } catch (const Error& e) {
+      spdlog::warn("could not save the rDLM correctness cache ({}); it is only an optimisation", e.what());
+    }
+  }
   spdlog::info("adapt-{}: val {:.2f}% -> {:.2f}%  test {:.2f}% -> {:.2f}%  ({} batches, {} failing, {} adjusted, "
                "{} accepted, stopped by {}, {:.1f}s)",
                to_string(req.strategy), 100 * base_val, 100 * final_val, 100 * base_test, 100 * final_test, batches,

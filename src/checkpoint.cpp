@@ -120,12 +120,20 @@ LoadedModel load_checkpoint(const std::string& pt_path) {
   }
   out.spec = spec_from_meta(out.meta, mpath);
   const std::string bytes = read_file(pt_path);
-  const auto& w = out.meta.value("weights", json::object());
-  if (w.value("bytes", static_cast<size_t>(0)) != bytes.size())
-    state_error("checkpoint '" + pt_path + "' is truncated or altered: " + std::to_string(bytes.size()) +
-                    " bytes, metadata says " + std::to_string(w.value("bytes", static_cast<size_t>(0))),
+  size_t want_bytes = 0;
+  std::string want_crc;
+  try {
+    want_bytes = out.meta.at("weights").at("bytes").get<size_t>();
+    want_crc = out.meta.at("weights").at("crc32").get<std::string>();
+  } catch (const json::exception& e) {
+    state_error("checkpoint metadata '" + mpath + "' lacks the weights' size and checksum (" + e.what() + ")",
                 "retrain it or restore both files from a backup");
-  if (w.value("crc32", "") != crc32_hex(bytes))
+  }
+  if (want_bytes != bytes.size())
+    state_error("checkpoint '" + pt_path + "' is truncated or altered: " + std::to_string(bytes.size()) +
+                    " bytes, metadata says " + std::to_string(want_bytes),
+                "retrain it or restore both files from a backup");
+  if (want_crc != crc32_hex(bytes))
     state_error("checkpoint '" + pt_path + "' is corrupt: CRC-32 does not match its metadata",
                 "retrain it or restore both files from a backup");
   out.model = make_model(out.spec);
@@ -142,6 +150,35 @@ LoadedModel load_checkpoint(const std::string& pt_path) {
   }
   if (out.meta.contains("normalization")) out.norm = Normalizer::from_json(out.meta["normalization"]);
   return out;
+}
+
+void require_same_recipe(const json& meta, const Config& cfg, const std::string& what,
+                         const std::vector<std::string>& sections) {
+  if (!meta.contains("config") || !meta["config"].is_object()) return;
+  const json now = to_json(cfg);
+  auto scrub = [](json j, const std::string& section) {
+    if (section == "train" && j.is_object()) j.erase("eval_batch_size");
+    if (section == "rdlm" && j.is_object()) j.erase("count"), j.erase("parallel");
+    return j;
+  };
+  std::vector<std::string> changed;
+  for (const auto& sec : sections) {
+    json then_v = scrub(meta["config"].value(sec, json()), sec), now_v = scrub(now.value(sec, json()), sec);
+    if (then_v == now_v) continue;
+    if (then_v.is_object() && now_v.is_object()) {
+      for (auto it = now_v.begin(); it != now_v.end(); ++it)
+        if (!then_v.contains(it.key()) || then_v[it.key()] != it.value())
+          changed.push_back(sec + "." + it.key() + " (" + (then_v.contains(it.key()) ? then_v[it.key()].dump() : "-") +
+                            " -> " + it.value().dump() + ")");
+    } else {
+      changed.push_back(sec + " (" + then_v.dump() + " -> " + now_v.dump() + ")");
+    }
+  }
+  if (changed.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < changed.size() && i < 6; ++i) list += (i ? ", " : "") + changed[i];
+  state_error(what + " was made with another configuration: " + list,
+              "rerun with --force to redo it, or use the configuration it was made with");
 }
 
 void check_compatible(const LoadedModel& m, const ModelSpec& e, const std::string& fingerprint,

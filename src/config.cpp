@@ -269,6 +269,7 @@ void validate(const Config& c) {
   require(t.augment.shift >= 0 && t.augment.shift < 0.5, "train.augment.shift", t.augment.shift, "in [0, 0.5)");
   require_one_of("train.augment.fill", t.augment.fill, {"edge", "zero"});
   require_one_of("train.precision", t.precision, {"fp32", "bf16"});
+  require(t.precision == "fp32", "train.precision", t.precision, "fp32 (bf16 autocast is not implemented yet)");
   require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, ">= 1");
   require(!t.nesterov || (t.optimizer == "sgd" && t.momentum > 0), "train.nesterov", "true",
           "false unless train.optimizer is sgd with momentum > 0");
@@ -280,6 +281,8 @@ void validate(const Config& c) {
   require(r.stride >= 0, "rdlm.stride", r.stride, ">= 0");
   require_one_of("rdlm.init", r.init, {"scratch", "base-early"});
   require(r.init_epochs >= 1, "rdlm.init_epochs", r.init_epochs, ">= 1");
+  require(r.init != "base-early" || r.init_epochs <= t.epochs, "rdlm.init_epochs", r.init_epochs,
+          "<= train.epochs with rdlm.init base-early (the copy is taken during base training)");
   require(r.epochs >= 1, "rdlm.epochs", r.epochs, ">= 1");
   require(r.parallel >= 1, "rdlm.parallel", r.parallel, ">= 1");
 

@@ -501,6 +501,7 @@ Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
 
   Hasher h;
   h.str(cfg.format);
+  h.str(cfg.normalize);  // a model trained on other normalised inputs must not pass as compatible
   h.word(static_cast<uint64_t>(ds.classes));
   for (const Split* s : {&ds.train, &ds.val, &ds.test}) {
     h.tensor(s->x);

@@ -25,7 +25,15 @@ torch::Device resolve_device(const std::string& spec) {
       config_error("device '" + spec + "' requested but no CUDA device is available",
                    "use --device cpu or --device auto (this LibTorch build or machine has no GPU)");
     int index = 0;
-    if (spec.size() > 5) index = std::stoi(spec.substr(5));
+    if (spec.size() > 5) {
+      try {
+        index = std::stoi(spec.substr(5));
+      } catch (const std::exception&) {
+        index = -1;
+      }
+      if (index < 0 || spec[4] != ':')
+        config_error("device '" + spec + "' is not valid", "use auto, cpu, cuda or cuda:N");
+    }
     if (index >= static_cast<int>(torch::cuda::device_count()))
       config_error("device '" + spec + "': only " + std::to_string(torch::cuda::device_count()) +
                        " CUDA device(s) present",

@@ -67,6 +67,7 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
   auto bad = [&](const std::string& why) {
     config_error("index list '" + text + "': " + why, "write e.g. 3,5-7 with indices in 0.." + std::to_string(count - 1));
   };
+  if (text.empty() || text.back() == ',') bad("empty item");
   while (std::getline(ss, item, ',')) {
     if (item.empty()) bad("empty item");
     auto dash = item.find('-');
@@ -108,7 +109,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
     auto early = (fs::path(workdir) / "base" / "early.pt").string();
     if (!checkpoint_exists(early))
       state_error("rdlm.init is base-early but '" + early + "' does not exist",
-                  "run apricot train-base with the same config (it keeps the copy after rdlm.init_epochs epochs)");
+                  "run apricot train-base --force with this config (it keeps the copy after rdlm.init_epochs epochs)");
     auto e = load_checkpoint(early);
     check_compatible(e, spec, data.fingerprint, "base-early copy '" + early + "'");
     restore_state(*model, snapshot_state(*e.model));
@@ -122,7 +123,6 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   opts.progress = progress;
   std::string metrics;
   const std::string dir = rdlm_dir(workdir, k);
-  fs::create_directories(dir);
   opts.on_epoch = [&](const EpochStats& st) {
     metrics += json{{"epoch", st.epoch}, {"loss", st.loss}, {"train_acc", st.train_acc}, {"val_acc", st.val_acc},
                     {"lr", st.lr}, {"seconds", st.seconds}}.dump() + "\n";
@@ -145,6 +145,9 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   meta["config"] = to_json(cfg);
   meta["metrics"] = m;
   save_checkpoint(rdlm_checkpoint(workdir, k), *model, meta);
+  std::error_code ec;  // the correctness table describes the old rDLM set
+  fs::remove((fs::path(workdir) / "rdlms" / "correctness.pt").string(), ec);
+  fs::remove((fs::path(workdir) / "rdlms" / "correctness.pt.json").string(), ec);
   spdlog::info("{}: subset {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", label,
                100 * m["subset_acc"].get<double>(), 100 * m["val_acc"].get<double>(), 100 * m["test_acc"].get<double>(), tr.seconds);
   return m;
@@ -176,6 +179,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
     if (!req.force && checkpoint_exists(pt)) {
       auto m = load_checkpoint(pt);
       check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
+      require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
       skipped.push_back(k);
       continue;
     }
@@ -260,10 +264,25 @@ std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std:
   return out;
 }
 
+std::vector<std::string> rdlm_checksums(const std::string& workdir, int64_t count) {
+  std::vector<std::string> out;
+  for (int64_t k = 0; k < count; ++k) {
+    auto path = meta_path_for(rdlm_checkpoint(workdir, k));
+    try {
+      out.push_back(json::parse(read_file(path)).at("weights").at("crc32").get<std::string>());
+    } catch (const json::exception& e) {
+      state_error("rDLM metadata '" + path + "' is corrupt: " + e.what(), "retrain it with train-rdlms --force --only " +
+                                                                              std::to_string(k));
+    }
+  }
+  return out;
+}
+
 CorrectnessCache::CorrectnessCache(std::vector<Net> rdlms, const Split& train, const Normalizer& norm,
-                                   torch::Device device, std::string path, const std::string& fingerprint)
+                                   torch::Device device, std::string path, const std::string& fingerprint,
+                                   std::vector<std::string> rdlm_ids)
     : rdlms_(std::move(rdlms)), train_(train), norm_(norm), device_(device), path_(std::move(path)),
-      fingerprint_(fingerprint) {
+      fingerprint_(fingerprint), rdlm_ids_(std::move(rdlm_ids)) {
   const int64_t n = static_cast<int64_t>(rdlms_.size());
   table_ = torch::full({train_.size(), n}, -1, torch::kInt8);
   auto meta_path = path_ + ".json";
@@ -271,7 +290,8 @@ CorrectnessCache::CorrectnessCache(std::vector<Net> rdlms, const Split& train, c
     try {
       auto meta = json::parse(read_file(meta_path));
       if (meta.value("fingerprint", "") == fingerprint_ && meta.value("rdlms", -1) == n &&
-          meta.value("rows", -1) == train_.size()) {
+          meta.value("rows", -1) == train_.size() &&
+          meta.value("rdlm_crc32", std::vector<std::string>{}) == rdlm_ids_) {
         torch::Tensor t;
         std::istringstream is(read_file(path_));
         torch::load(t, is);
@@ -313,6 +333,7 @@ void CorrectnessCache::save() const {
   write_json_atomic(path_ + ".json", {{"fingerprint", fingerprint_},
                                       {"rdlms", static_cast<int64_t>(rdlms_.size())},
                                       {"rows", train_.size()},
+                                      {"rdlm_crc32", rdlm_ids_},
                                       {"known", known()}});
   dirty_ = false;
 }

@@ -163,8 +163,10 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     st.images_per_s = seen / std::max(1e-9, since(t_epoch));
     if (!std::isfinite(st.loss)) {
       progress.finish();
-      throw std::runtime_error(opts.label + ": training loss is " + std::to_string(st.loss) + " at epoch " +
-                               std::to_string(epoch + 1) + " (diverged); lower the learning rate");
+      throw TrainingDiverged(ExitCode::kOther,
+                             opts.label + ": training loss is " + std::to_string(st.loss) + " at epoch " +
+                                 std::to_string(epoch + 1) + " (step " + std::to_string(result.steps) + "): diverged",
+                             "lower the learning rate (train.lr) or check the data");
     }
     if (opts.keep_best) {
       st.val_acc = accuracy(model, data.val, data.norm, device, rc.eval_batch_size);

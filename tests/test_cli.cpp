@@ -100,7 +100,16 @@ TEST(Cli, TrainEvalExportRoundTrip) {
   json header = json::parse(bytes.substr(8, n));
   EXPECT_EQ(header["__metadata__"]["arch"], "small");
   EXPECT_EQ(header["__metadata__"]["input"], "1,12,12");
-  EXPECT_TRUE(header.contains("conv1.weight") || header.size() > 3);
+  for (const char* name : {"conv1.weight", "conv1.bias", "conv2.weight", "fc1.weight", "fc2.weight", "fc2.bias"})
+    EXPECT_TRUE(header.contains(name)) << name;
+  EXPECT_EQ(header["conv1.weight"]["shape"], json({16, 1, 3, 3}));
+  EXPECT_EQ(header["fc2.weight"]["dtype"], "F32");
+  // Never over an existing file without --force, never over the checkpoint itself.
+  auto again_st = run_apricot("export --model " + (dir / "base" / "model.pt").string() + " --out " + st);
+  EXPECT_EQ(again_st.code, 2) << again_st.err;
+  auto self = run_apricot("export --force --model " + (dir / "base" / "model.pt").string() + " --out " +
+                          (dir / "base" / "model.pt").string());
+  EXPECT_EQ(self.code, 2) << self.err;
 
   // A second train-base leaves the good model alone.
   auto before = slurp((dir / "base" / "model.pt").string());
@@ -161,7 +170,7 @@ TEST(Cli, BadConfigInputs) {
   r = run_apricot("train-base" + kSmoke + " --set model.arch=vgg16 -w " + (d / "w").string());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("resnet20"), std::string::npos) << r.err;  // lists the valid archs
-  r = run_apricot("train-base" + kSmoke + " --device cuda -w " + (d / "w").string());
+  r = run_apricot("train-base" + kSmoke + " --device cuda -w " + (d / "gpu").string());
   if (r.code != 0) {  // on a machine without a GPU
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("cuda"), std::string::npos) << r.err;

@@ -94,6 +94,30 @@ TEST(Train, SyntheticReachesHighAccuracyDeterministically) {
   EXPECT_DOUBLE_EQ(accuracy(*m1, d.val, d.norm, torch::kCPU, 64), r1.best_val_acc);
 }
 
+TEST(Train, KeepsTheBestEpochNotTheLast) {
+  Config c = small_config();
+  Dataset d = load_dataset(c.data, 1);
+  TrainOptions opts;
+  opts.recipe = c.train;
+  opts.progress = false;
+  torch::manual_seed(7);
+  Net m = make_model(spec_for(d));
+  // Ruin the weights after the last epoch's validation: a correct keep-best restores a deep copy of
+  // the best epoch; an aliased snapshot or no restore would keep the ruined weights.
+  opts.on_epoch = [&](const EpochStats& st) {
+    if (st.epoch == c.train.epochs) {
+      torch::NoGradGuard g;
+      for (auto& p : m->parameters()) p.zero_();
+    }
+  };
+  auto r = train_model(*m, d, torch::Tensor(), opts, torch::kCPU, 7);
+  EXPECT_GT(r.best_val_acc, 0.5);
+  EXPECT_DOUBLE_EQ(accuracy(*m, d.val, d.norm, torch::kCPU, 64), r.best_val_acc);
+  double norm = 0;
+  for (auto& p : m->parameters()) norm += p.abs().sum().item<double>();
+  EXPECT_GT(norm, 0.0);
+}
+
 TEST(Train, MaxStepsStopsMidEpochAndSubsetIsRespected) {
   Config c = small_config();
   Dataset d = load_dataset(c.data, 1);

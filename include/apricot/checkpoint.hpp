@@ -5,6 +5,9 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
+
+#include "apricot/config.hpp"
 
 #include "apricot/data.hpp"
 #include "apricot/models.hpp"
@@ -35,6 +38,12 @@ LoadedModel load_checkpoint(const std::string& pt_path);
 // `fingerprint` is not empty, the dataset fingerprint equals it).
 void check_compatible(const LoadedModel& m, const ModelSpec& expected, const std::string& fingerprint,
                       const std::string& what);
+
+// Error(kState) unless the config the checkpoint was made with (meta["config"]) equals `cfg` in the
+// given sections ("train", "rdlm", "adapt", "model", "seed"), ignoring keys that cannot change the
+// weights (eval_batch_size, rdlm.count, rdlm.parallel). Checkpoints without a config pass.
+void require_same_recipe(const nlohmann::json& meta, const Config& cfg, const std::string& what,
+                         const std::vector<std::string>& sections);
 
 bool checkpoint_exists(const std::string& pt_path);  // both files present
 

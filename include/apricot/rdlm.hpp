@@ -47,12 +47,16 @@ nlohmann::json rdlm_summary(const Config& cfg, const Dataset& data, const std::s
 std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std::string& fingerprint,
                             const std::string& workdir, const torch::Device& device);
 
+// The CRC-32 of each rDLM's weights (from its metadata), identifying the exact set of rDLMs.
+std::vector<std::string> rdlm_checksums(const std::string& workdir, int64_t count);
+
 // Which rDLMs classify which training inputs correctly, computed on demand and memoised: the rDLMs
 // never change, so each (input, rDLM) entry is predicted at most once per work directory.
 class CorrectnessCache {
  public:
+  // The cache file is reused only when the data fingerprint and every rDLM checksum match.
   CorrectnessCache(std::vector<Net> rdlms, const Split& train, const Normalizer& norm, torch::Device device,
-                   std::string path, const std::string& fingerprint);
+                   std::string path, const std::string& fingerprint, std::vector<std::string> rdlm_ids);
   // (F, n) bool on the CPU for training rows idx (int64, F), rows in idx order.
   torch::Tensor rows(const torch::Tensor& idx);
   void save() const;                      // atomic; no-op when nothing new was computed
@@ -66,6 +70,7 @@ class CorrectnessCache {
   torch::Device device_;
   std::string path_;
   std::string fingerprint_;
+  std::vector<std::string> rdlm_ids_;
   torch::Tensor table_;  // (N, n) int8: -1 unknown, 0 wrong, 1 right
   int64_t predicted_ = 0;
   mutable bool dirty_ = false;

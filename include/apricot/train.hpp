@@ -11,6 +11,7 @@
 
 #include "apricot/config.hpp"
 #include "apricot/data.hpp"
+#include "apricot/errors.hpp"
 #include "apricot/models.hpp"
 
 namespace torch::optim {
@@ -38,6 +39,11 @@ struct TrainOptions {
   bool progress = true;        // live progress on stderr
   bool log_epochs = true;      // one info line per epoch (debug level when false)
   std::function<void(const EpochStats&)> on_epoch;  // after each epoch (after validation)
+};
+
+// Thrown when the training loss stops being finite; the model's weights are then not usable.
+struct TrainingDiverged : Error {
+  using Error::Error;
 };
 
 struct TrainResult {

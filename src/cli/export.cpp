@@ -2,6 +2,8 @@
 // LibTorch name, with arch, input shape, classes and normalisation in the metadata.
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "apricot/checkpoint.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/safetensors.hpp"
@@ -17,10 +19,17 @@ struct ExportOptions {
   std::string out;
   std::string log_level = "info";
   bool json = false;
+  bool force = false;
 };
 
 int run_export(const ExportOptions& o) {
   configure_logging(o.log_level);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::equivalent(o.out, o.model, ec) || fs::equivalent(o.out, meta_path_for(o.model), ec))
+    config_error("--out '" + o.out + "' is the checkpoint itself", "choose another output file");
+  if (fs::exists(o.out) && !o.force)
+    config_error("--out '" + o.out + "' exists", "pass --force to overwrite it, or choose another file");
   LoadedModel m = load_checkpoint(o.model);
   std::vector<NamedTensor> tensors;
   for (const auto& p : m.model->named_parameters()) tensors.push_back({p.key(), p.value().detach().cpu()});
@@ -49,8 +58,11 @@ CLI::App* setup_export(CLI::App& app, Action& action) {
   sub->add_option("-m,--model", o->model, "checkpoint (model.pt with its model.json)")->required();
   sub->add_option("--format", o->format, "output format")->capture_default_str()->check(CLI::IsMember({"safetensors"}));
   sub->add_option("-o,--out", o->out, "output file")->required();
-  sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")->capture_default_str();
+  sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   sub->add_flag("--json", o->json, "print a JSON summary on stdout");
+  sub->add_flag("--force", o->force, "overwrite an existing output file");
   sub->callback([o, &action] { action = [o] { return run_export(*o); }; });
   return sub;
 }

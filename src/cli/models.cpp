@@ -52,7 +52,9 @@ CLI::App* setup_models(CLI::App& app, Action& action) {
   sub->add_option("--input", o->input, "input shape C,H,W")->capture_default_str();
   sub->add_option("--classes", o->classes, "number of classes")->capture_default_str();
   sub->add_flag("--json", o->json, "print a JSON list of {arch, input, classes, trainable, total}");
-  sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")->capture_default_str();
+  sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   sub->callback([o, &action] { action = [o] { return run_models(*o); }; });
   return sub;
 }

@@ -25,8 +25,11 @@ int run_train_rdlms(const RdlmsOptions& o) {
     auto slash = o.shard.find('/');
     try {
       if (slash == std::string::npos) throw std::invalid_argument("no slash");
-      req.shard_index = std::stoll(o.shard.substr(0, slash));
-      req.shard_count = std::stoll(o.shard.substr(slash + 1));
+      size_t used_i = 0, used_k = 0;
+      std::string i_text = o.shard.substr(0, slash), k_text = o.shard.substr(slash + 1);
+      req.shard_index = std::stoll(i_text, &used_i);
+      req.shard_count = std::stoll(k_text, &used_k);
+      if (used_i != i_text.size() || used_k != k_text.size()) throw std::invalid_argument("trailing text");
     } catch (const std::exception&) {
       req.shard_count = 0;
     }

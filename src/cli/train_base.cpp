@@ -30,9 +30,16 @@ int train_base_phase(const Session& s, bool force, bool json_out) {
   const std::string pt = (dir / "model.pt").string();
   if (checkpoint_exists(pt) && !force) {
     auto m = load_checkpoint(pt);
+    require_same_recipe(m.meta, s.cfg, "the base model '" + pt + "'", {"seed", "model", "train"});
+    json metrics = m.meta.value("metrics", json::object());
+    if (!metrics.is_object()) metrics = json::object();
     spdlog::info("base model exists: {} (test accuracy {:.2f}%); nothing to do (use --force to retrain)", pt,
-                 100 * m.meta["metrics"].value("test_acc", 0.0));
-    if (json_out) print_json({{"model", pt}, {"skipped", true}, {"metrics", m.meta["metrics"]}});
+                 100 * metrics.value("test_acc", 0.0));
+    if (s.cfg.rdlm.init == "base-early" && !checkpoint_exists((dir / "early.pt").string()))
+      spdlog::warn("rdlm.init is base-early but {} is missing (the base model was trained without it); "
+                   "retrain with train-base --force to keep the epoch-{} copy",
+                   (dir / "early.pt").string(), s.cfg.rdlm.init_epochs);
+    if (json_out) print_json({{"model", pt}, {"skipped", true}, {"metrics", metrics}});
     return 0;
   }
   auto t0 = std::chrono::steady_clock::now();
@@ -47,7 +54,6 @@ int train_base_phase(const Session& s, bool force, bool json_out) {
   auto counts = count_params(*model);
   spdlog::info("model {}: {} trainable parameters, {} in total", spec.arch, counts.trainable, counts.total);
 
-  fs::create_directories(dir);
   std::string metrics;
   TrainOptions opts;
   opts.recipe = s.cfg.train;
