@@ -190,9 +190,17 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   json summary = nullptr;
   bool all = true;
   for (int64_t k = 0; k < cfg.rdlm.count; ++k) all = all && checkpoint_exists(rdlm_checkpoint(workdir, k));
-  if (all) {
+  const std::string summary_path = (fs::path(workdir) / "rdlms" / "summary.json").string();
+  if (all && trained.empty() && fs::exists(summary_path)) {
+    try {  // nothing changed: the summary on disk stands
+      summary = json::parse(read_file(summary_path));
+    } catch (const json::exception&) {
+      summary = nullptr;
+    }
+  }
+  if (all && summary.is_null()) {
     summary = rdlm_summary(cfg, data, workdir, device);
-    write_json_atomic((fs::path(workdir) / "rdlms" / "summary.json").string(), summary);
+    write_json_atomic(summary_path, summary);
   } else {
     spdlog::info("not all {} rDLMs exist yet; summary.json is written when the last one is trained", cfg.rdlm.count);
   }
