@@ -31,13 +31,15 @@ build-cuda/apricot_tests --gtest_brief=1 --gtest_filter='*Cuda*:Train.*:Weights*
   >"$OUT/tests.log" 2>&1; echo "tests rc=$? ($(grep -c '^\[       OK' "$OUT/tests.log" || true) ok)"; tail -5 "$OUT/tests.log"
 
 : >"$OUT/bench.jsonl"
-for arch in cnn1 cnn2 cnn3 resnet20 resnet32; do
-  timeout 120 $A bench train --arch "$arch" --batch 128 --device cuda --json --steps 20 --repeats 3 | python3 -c \
-    'import json,sys; d=json.load(sys.stdin); d["tool"]="apricot"; print(json.dumps(d))' >>"$OUT/bench.jsonl"
-  timeout 120 python3 scripts/bench/peer_train.py --arch "$arch" --batch 128 --device cuda --json --steps 20 \
-    --repeats 3 | python3 -c 'import json,sys; d=json.load(sys.stdin); d["tool"]="peer"; print(json.dumps(d))' \
+bench() {  # arch precision
+  timeout 120 $A bench train --arch "$1" --precision "$2" --batch 128 --device cuda --json --steps 30 --repeats 5 \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); d["tool"]="apricot"; print(json.dumps(d))' >>"$OUT/bench.jsonl"
+  timeout 120 python3 scripts/bench/peer_train.py --arch "$1" --precision "$2" --batch 128 --device cuda --json \
+    --steps 30 --repeats 5 | python3 -c 'import json,sys; d=json.load(sys.stdin); d["tool"]="peer"; print(json.dumps(d))' \
     >>"$OUT/bench.jsonl"
-done
+}
+for arch in cnn1 cnn2 cnn3 resnet20 resnet32; do bench "$arch" fp32; done
+for arch in cnn1 resnet20; do bench "$arch" bf16; done
 $A bench adjust --device cuda --json >"$OUT/adjust.json" 2>"$OUT/adjust.err"; cat "$OUT/adjust.json"
 
 # Timed phases of cnn1 on real CIFAR-10, for a projection of the full paper-settings run.
@@ -45,7 +47,7 @@ if [ -f .device/cifar/cifar10-jpeg.tar.gz ]; then
   python3 .device/cifar/make-cifar10-bin /tmp/cifar >/dev/null 2>&1
   W=/tmp/cnn1-run
   common="-c configs/cnn1.json -w $W --device cuda --set data.root=/tmp/cifar/cifar-10-batches-bin --log-level info"
-  ( time $A train-base $common --set train.epochs=1 ) >"$OUT/cnn1-base.log" 2>&1
+  ( time $A train-base $common --set train.epochs=3 ) >"$OUT/cnn1-base.log" 2>&1
   ( time $A train-rdlms $common --set rdlm.count=2 --set rdlm.epochs=3 ) >"$OUT/cnn1-rdlms.log" 2>&1
   ( time $A adapt $common --strategy 1 --set rdlm.count=2 --set adapt.max_batches=40 --set adapt.retrain_every=20 \
       --set adapt.retrain.epochs=1 --json ) >"$OUT/cnn1-adapt.log" 2>&1
@@ -57,10 +59,10 @@ python3 - "$OUT/bench.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 by = {}
-for r in rows: by.setdefault(r["arch"], {})[r["tool"]] = r
-print(f'{"arch":10} {"tool train":>12} {"peer train":>12} {"ratio":>6} {"tool infer":>12} {"peer infer":>12}')
-for a, d in by.items():
+for r in rows: by.setdefault((r["arch"], r["precision"]), {})[r["tool"]] = r
+print(f'{"arch":10} {"prec":5} {"tool train":>12} {"peer train":>12} {"ratio":>6} {"tool infer":>12} {"peer infer":>12}')
+for (a, pr), d in by.items():
     t, p = d.get("apricot", {}), d.get("peer", {})
     tt, pt = t.get("train_images_per_s", 0), p.get("train_images_per_s", 0)
-    print(f'{a:10} {tt:12.0f} {pt:12.0f} {tt / pt if pt else 0:6.2f} {t.get("infer_images_per_s", 0):12.0f} {p.get("infer_images_per_s", 0):12.0f}')
+    print(f'{a:10} {pr:5} {tt:12.0f} {pt:12.0f} {tt / pt if pt else 0:6.2f} {t.get("infer_images_per_s", 0):12.0f} {p.get("infer_images_per_s", 0):12.0f}')
 PY

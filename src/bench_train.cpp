@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "apricot/bench.hpp"
+#include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/train.hpp"
 
@@ -28,8 +29,10 @@ double median(std::vector<double> v) {
 
 nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
                            int64_t repeats, int64_t warmup, const torch::Device& device) {
-  if (precision != "fp32")
-    config_error("bench train --precision " + precision + " is not implemented yet", "use --precision fp32");
+  if (precision != "fp32" && precision != "bf16")
+    config_error("bench train --precision " + precision + " is not valid", "use fp32 or bf16");
+  const bool bf16 = precision == "bf16";
+  if (bf16 && !device.is_cuda()) config_error("--precision bf16 needs a CUDA device", "use --precision fp32");
   torch::manual_seed(0);
   Net model = make_model(spec);
   model->to(device);
@@ -51,7 +54,7 @@ nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::stri
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 0; s < steps; ++s) {
       auto idx = batch_idx(s);
-      train_step(*model, *optimizer, norm.apply(x_all.index_select(0, idx)), y_all.index_select(0, idx));
+      train_step(*model, *optimizer, norm.apply(x_all.index_select(0, idx)), y_all.index_select(0, idx), bf16);
     }
     sync(device);
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -67,6 +70,7 @@ nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::stri
       auto t0 = std::chrono::steady_clock::now();
       for (int64_t s = 0; s < steps; ++s) {
         auto idx = batch_idx(s);
+        AutocastBf16 autocast(bf16);
         model->forward(norm.apply(x_all.index_select(0, idx))).argmax(1);
       }
       sync(device);

@@ -269,7 +269,6 @@ void validate(const Config& c) {
   require(t.augment.shift >= 0 && t.augment.shift < 0.5, "train.augment.shift", t.augment.shift, "in [0, 0.5)");
   require_one_of("train.augment.fill", t.augment.fill, {"edge", "zero"});
   require_one_of("train.precision", t.precision, {"fp32", "bf16"});
-  require(t.precision == "fp32", "train.precision", t.precision, "fp32 (bf16 autocast is not implemented yet)");
   require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, ">= 1");
   require(!t.nesterov || (t.optimizer == "sgd" && t.momentum > 0), "train.nesterov", "true",
           "false unless train.optimizer is sgd with momentum > 0");

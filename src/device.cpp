@@ -1,7 +1,10 @@
 // Device resolution and process-wide runtime settings (threads, global seed).
 #include "apricot/device.hpp"
 
+#include <ATen/autocast_mode.h>
+#include <ATen/Context.h>
 #include <spdlog/spdlog.h>
+#include <torch/version.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
@@ -14,6 +17,8 @@ namespace apricot {
 
 torch::Device resolve_device(const std::string& spec) {
   bool has_cuda = torch::cuda::is_available();
+  // Fixed input shapes: let cuDNN pick the fastest convolution algorithms once.
+  if (has_cuda && spec != "cpu") at::globalContext().setBenchmarkCuDNN(true);
   if (spec == "auto") {
     if (has_cuda) return torch::Device(torch::kCUDA, 0);
     spdlog::debug("device auto: no CUDA device found, using the CPU");
@@ -41,6 +46,37 @@ torch::Device resolve_device(const std::string& spec) {
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
   config_error("device '" + spec + "' is not valid", "use auto, cpu, cuda or cuda:N");
+}
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define APRICOT_AUTOCAST_PER_DEVICE 1
+#endif
+
+AutocastBf16::AutocastBf16(bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+#ifdef APRICOT_AUTOCAST_PER_DEVICE
+  prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+  prev_enabled_ = at::autocast::is_enabled();
+  prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(true);
+#endif
+}
+
+AutocastBf16::~AutocastBf16() {
+  if (!enabled_) return;
+#ifdef APRICOT_AUTOCAST_PER_DEVICE
+  at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
+  at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+#else
+  at::autocast::set_enabled(prev_enabled_);
+  at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+#endif
+  at::autocast::clear_cache();
 }
 
 void setup_runtime(int64_t threads, uint64_t seed) {

@@ -227,3 +227,14 @@ TEST(Eval, ConfusionMatrixIsConsistent) {
   auto j = r.to_json();
   for (const char* k : {"split", "n", "accuracy", "per_class", "confusion"}) EXPECT_TRUE(j.contains(k)) << k;
 }
+
+TEST(Train, Bf16OnTheCpuIsAUsageError) {
+  Config c = small_config();
+  Dataset d = load_dataset(c.data, 1);
+  TrainOptions opts;
+  opts.recipe = c.train;
+  opts.recipe.precision = "bf16";
+  opts.progress = false;
+  Net m = make_model(spec_for(d));
+  EXPECT_EQ(error_code([&] { train_model(*m, d, torch::Tensor(), opts, torch::kCPU, 1); }), ExitCode::kUsage);
+}

@@ -67,8 +67,9 @@ struct StepOutput {
   torch::Tensor loss;     // () float, detached
   torch::Tensor correct;  // () int64
 };
+// bf16: the forward pass under CUDA bf16 autocast (the backward pass follows its dtypes).
 StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& x,
-                      const torch::Tensor& y);
+                      const torch::Tensor& y, bool bf16 = false);
 
 // Trains `model` (moved to `device`) on data.train rows `subset` (int64 indices; undefined = all).
 // Deterministic in `seed` on CPU.

@@ -92,7 +92,7 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   auto* tr = sub->add_subcommand("train", "training and inference images/s of one model (median of repeats)");
   tr->add_option("--arch", t->arch, "model")->capture_default_str()->check(CLI::IsMember(model_archs()));
   tr->add_option("--batch", t->batch, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
-  tr->add_option("--precision", t->precision, "fp32 (bf16 not implemented yet)")->capture_default_str();
+  tr->add_option("--precision", t->precision, "fp32 | bf16 (CUDA autocast)")->capture_default_str();
   tr->add_option("--input", t->input, "input shape C,H,W")->capture_default_str();
   tr->add_option("--classes", t->classes, "classes")->capture_default_str()->check(CLI::Range(2, 100000));
   tr->add_option("--steps", t->steps, "training steps per repeat")->capture_default_str()->check(CLI::PositiveNumber);
