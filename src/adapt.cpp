@@ -85,7 +85,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     return old;
   }
   const auto t_start = Clock::now();
-  const ModelSpec spec{cfg.model.arch, data.channels, data.height, data.width, data.classes, cfg.model.resnet_variant};
+  const ModelSpec spec = model_spec(cfg.model, data);
   const std::string base_pt = (fs::path(workdir) / "base" / "model.pt").string();
   if (!checkpoint_exists(base_pt))
     state_error("no base model in '" + workdir + "' (" + base_pt + " is missing)",

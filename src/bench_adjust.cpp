@@ -9,35 +9,10 @@
 
 #include "apricot/bench.hpp"
 #include "apricot/weights.hpp"
+#include "timing.hpp"
 
 namespace apricot {
 
-namespace {
-
-void sync(const torch::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.index());
-}
-
-// Median wall time in ms of `repeats` calls of fn after one warm-up call.
-template <typename Fn>
-double median_ms(int64_t repeats, const torch::Device& device, Fn&& fn) {
-  fn();
-  sync(device);
-  std::vector<double> times;
-  times.reserve(repeats);
-  for (int64_t i = 0; i < repeats; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    sync(device);
-    const auto t1 = std::chrono::steady_clock::now();
-    times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  const size_t k = times.size();
-  return k % 2 == 1 ? times[k / 2] : 0.5 * (times[k / 2 - 1] + times[k / 2]);
-}
-
-}  // namespace
 
 nlohmann::json bench_adjust(int64_t P, int64_t n, const std::vector<int64_t>& failing_counts,
                             int64_t repeats, uint64_t seed, const torch::Device& device) {
@@ -64,10 +39,10 @@ nlohmann::json bench_adjust(int64_t P, int64_t n, const std::vector<int64_t>& fa
     const auto mask_dev = mask.to(device);
 
     torch::Tensor out_naive, out_engine;
-    const double naive_ms = median_ms(repeats, device, [&] {
+    const double naive_ms = median_ms(repeats, 1, device, [&] {
       out_naive = naive_adjust(w, R, mask_dev, strategy, direction, step);
     });
-    const double engine_ms = median_ms(repeats, device, [&] {
+    const double engine_ms = median_ms(repeats, 1, device, [&] {
       const auto upd = compose_updates(mask_dev.to(torch::kCPU), strategy, direction, step);
       out_engine = apply_update(w, R, upd);
     });

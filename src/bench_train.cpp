@@ -11,21 +11,10 @@
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/train.hpp"
+#include "timing.hpp"
 
 namespace apricot {
 
-namespace {
-
-void sync(const torch::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.index());
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
-}  // namespace
 
 nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
                            int64_t repeats, int64_t warmup, const torch::Device& device) {
@@ -48,36 +37,19 @@ nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::stri
   };
 
   model->train();
-  std::vector<double> train_rates;
-  for (int64_t r = 0; r < warmup + repeats; ++r) {
-    sync(device);
-    auto t0 = std::chrono::steady_clock::now();
+  const double train_ms = median_ms(repeats, warmup, device, [&] {
     for (int64_t s = 0; s < steps; ++s) {
       auto idx = batch_idx(s);
       train_step(*model, *optimizer, norm.apply(x_all.index_select(0, idx)), y_all.index_select(0, idx), bf16);
     }
-    sync(device);
-    double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (r >= warmup) train_rates.push_back(steps * batch / sec);
-  }
-
+  });
   model->eval();
-  std::vector<double> infer_rates;
-  {
+  const double infer_ms = median_ms(repeats, warmup, device, [&] {
     torch::NoGradGuard no_grad;
-    for (int64_t r = 0; r < warmup + repeats; ++r) {
-      sync(device);
-      auto t0 = std::chrono::steady_clock::now();
-      for (int64_t s = 0; s < steps; ++s) {
-        auto idx = batch_idx(s);
-        AutocastBf16 autocast(bf16);
-        model->forward(norm.apply(x_all.index_select(0, idx))).argmax(1);
-      }
-      sync(device);
-      double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (r >= warmup) infer_rates.push_back(steps * batch / sec);
-    }
-  }
+    AutocastBf16 autocast(bf16);
+    for (int64_t s = 0; s < steps; ++s) model->forward(norm.apply(x_all.index_select(0, batch_idx(s)))).argmax(1);
+  });
+  const double images = static_cast<double>(steps * batch);
   return {{"arch", spec.arch},
           {"batch", batch},
           {"precision", precision},
@@ -87,8 +59,8 @@ nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::stri
           {"steps", steps},
           {"repeats", repeats},
           {"threads", torch::get_num_threads()},
-          {"train_images_per_s", median(train_rates)},
-          {"infer_images_per_s", median(infer_rates)}};
+          {"train_images_per_s", images / (train_ms / 1000)},
+          {"infer_images_per_s", images / (infer_ms / 1000)}};
 }
 
 }  // namespace apricot

@@ -3,6 +3,9 @@
 // Construction and parameter counting only: no training, no weight I/O, no device placement.
 #include "apricot/models.hpp"
 
+#include "apricot/config.hpp"
+#include "apricot/data.hpp"
+
 #include <torch/torch.h>
 
 #include <string>
@@ -301,6 +304,10 @@ Net make_model(const ModelSpec& spec) {
   if (spec.arch == "resnet20") return std::make_shared<ResNetImpl>(spec, 3, preact);
   if (spec.arch == "resnet32") return std::make_shared<ResNetImpl>(spec, 5, preact);
   config_error("unknown model.arch '" + spec.arch + "'", "valid: " + joined_archs());
+}
+
+ModelSpec model_spec(const ModelConfig& m, const Dataset& data) {
+  return ModelSpec{m.arch, data.channels, data.height, data.width, data.classes, m.resnet_variant};
 }
 
 ParamCount count_params(const nn::Module& model) {

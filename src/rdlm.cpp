@@ -94,13 +94,9 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
 
 namespace {
 
-ModelSpec spec_of(const Config& cfg, const Dataset& data) {
-  return ModelSpec{cfg.model.arch, data.channels, data.height, data.width, data.classes, cfg.model.resnet_variant};
-}
-
 json train_one(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
                int64_t k, bool progress) {
-  const ModelSpec spec = spec_of(cfg, data);
+  const ModelSpec spec = model_spec(cfg.model, data);
   const uint64_t seed = rdlm_seed(cfg.seed, k);
   auto subset = rdlm_subset(cfg.rdlm, data.train, data.classes, cfg.seed, k);
   torch::manual_seed(seed);
@@ -171,7 +167,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   std::vector<int64_t> wanted = req.only;
   if (wanted.empty())
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) wanted.push_back(k);
-  const ModelSpec spec = spec_of(cfg, data);
+  const ModelSpec spec = model_spec(cfg.model, data);
   json trained = json::array(), skipped = json::array();
   for (int64_t k : wanted) {
     if (k % req.shard_count != req.shard_index) continue;
@@ -208,7 +204,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
 }
 
 json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device) {
-  const ModelSpec spec = spec_of(cfg, data);
+  const ModelSpec spec = model_spec(cfg.model, data);
   auto models = load_rdlms(cfg, spec, data.fingerprint, workdir, device);
   const int64_t eb = cfg.train.eval_batch_size;
   json per = json::array();

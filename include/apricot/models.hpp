@@ -33,6 +33,11 @@ const std::vector<std::string>& model_archs();
 // for the arch.
 Net make_model(const ModelSpec& spec);
 
+struct ModelConfig;
+struct Dataset;
+// The spec that model config `m` describes for a loaded dataset (its channels, size and classes).
+ModelSpec model_spec(const ModelConfig& m, const Dataset& data);
+
 struct ParamCount {
   int64_t trainable = 0;  // parameters with requires_grad
   int64_t total = 0;      // trainable + float buffers (BatchNorm running mean/var), as Keras counts

@@ -35,7 +35,7 @@ void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force) {
   sub->add_option("--seed", o.seed, "random seed (config key seed)");
   sub->add_option("--log-level", o.log_level, "trace | debug | info | warn | error | off")
       ->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+      ->check(CLI::IsMember(kLogLevels));
   sub->add_flag("--json", o.json, "print one JSON document on stdout");
   if (with_force) sub->add_flag("--force", o.force, "recompute and overwrite outputs that already exist");
 }
@@ -65,17 +65,6 @@ Session open_session(const CommonOptions& o, bool write_config) {
     write_json_atomic((fs::path(s.workdir) / "config.json").string(), to_json(s.cfg));
   }
   return s;
-}
-
-ModelSpec model_spec(const Config& cfg, const Dataset& data) {
-  ModelSpec spec;
-  spec.arch = cfg.model.arch;
-  spec.resnet_variant = cfg.model.resnet_variant;
-  spec.channels = data.channels;
-  spec.height = data.height;
-  spec.width = data.width;
-  spec.classes = data.classes;
-  return spec;
 }
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }

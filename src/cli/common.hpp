@@ -25,6 +25,9 @@ struct CommonOptions {
   bool force = false;              // recompute outputs that exist
 };
 
+// Valid --log-level values.
+inline const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
+
 // A subcommand registers itself and stores the function to run after parsing.
 using Action = std::function<int()>;
 
@@ -40,9 +43,6 @@ struct Session {
 // threads and seed, resolves the device, prints the effective config; when write_config, creates the
 // work directory and writes WORKDIR/config.json.
 Session open_session(const CommonOptions& o, bool write_config);
-
-// The model spec a config describes for a loaded dataset.
-ModelSpec model_spec(const Config& cfg, const Dataset& data);
 
 // Prints a JSON document on stdout (the only thing a --json run writes there).
 void print_json(const nlohmann::json& j);

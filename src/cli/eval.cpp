@@ -24,7 +24,7 @@ int run_eval(const EvalOptions& o) {
   std::string pt = o.model.empty() ? (std::filesystem::path(s.workdir) / "base" / "model.pt").string() : o.model;
   LoadedModel m = load_checkpoint(pt);
   Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
-  check_compatible(m, model_spec(s.cfg, data), "", "checkpoint '" + pt + "'");
+  check_compatible(m, model_spec(s.cfg.model, data), "", "checkpoint '" + pt + "'");
   std::string fp = m.meta.value("dataset", nlohmann::json::object()).value("fingerprint", "");
   if (!fp.empty() && fp != data.fingerprint)
     spdlog::warn("checkpoint was trained on other data or another split (fingerprint {} vs {})", fp,

@@ -60,7 +60,7 @@ CLI::App* setup_export(CLI::App& app, Action& action) {
   sub->add_option("-o,--out", o->out, "output file")->required();
   sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
       ->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+      ->check(CLI::IsMember(kLogLevels));
   sub->add_flag("--json", o->json, "print a JSON summary on stdout");
   sub->add_flag("--force", o->force, "overwrite an existing output file");
   sub->callback([o, &action] { action = [o] { return run_export(*o); }; });

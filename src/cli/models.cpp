@@ -54,7 +54,7 @@ CLI::App* setup_models(CLI::App& app, Action& action) {
   sub->add_flag("--json", o->json, "print a JSON list of {arch, input, classes, trainable, total}");
   sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
       ->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+      ->check(CLI::IsMember(kLogLevels));
   sub->callback([o, &action] { action = [o] { return run_models(*o); }; });
   return sub;
 }

@@ -47,7 +47,7 @@ int train_base_phase(const Session& s, bool force, bool json_out) {
   spdlog::info("data {}: train {} val {} test {} | {}x{}x{} | {} classes | fingerprint {}", data.name,
                data.train.size(), data.val.size(), data.test.size(), data.channels, data.height, data.width,
                data.classes, data.fingerprint);
-  ModelSpec spec = model_spec(s.cfg, data);
+  ModelSpec spec = model_spec(s.cfg.model, data);
   torch::manual_seed(s.cfg.seed);
   Net model = make_model(spec);
   model->to(s.device);
