@@ -37,7 +37,7 @@ const fs::path& trained_workdir() {
 TEST(Cli, HelpOnEveryLevel) {
   auto top = run_apricot("--help");
   EXPECT_EQ(top.code, 0);
-  for (const char* sub : {"train-base", "eval", "models", "export"}) {
+  for (const char* sub : {"run", "train-base", "train-rdlms", "adapt", "eval", "models", "export", "import", "bench"}) {
     EXPECT_NE(top.out.find(sub), std::string::npos) << sub;
     auto r = run_apricot(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub;
@@ -104,6 +104,27 @@ TEST(Cli, TrainEvalExportRoundTrip) {
     EXPECT_TRUE(header.contains(name)) << name;
   EXPECT_EQ(header["conv1.weight"]["shape"], json({16, 1, 3, 3}));
   EXPECT_EQ(header["fc2.weight"]["dtype"], "F32");
+  // Import is the reverse: the same weights give the same accuracy, and a model for another
+  // shape is refused.
+  auto imported = (dir / "imported" / "model.pt").string();
+  auto im = run_apricot("import --from safetensors --in " + st + " --out " + imported);
+  ASSERT_EQ(im.code, 0) << im.err;
+  auto ev2 = run_apricot("eval" + kSmoke + " -w " + dir.string() + " --split test --json --model " + imported);
+  ASSERT_EQ(ev2.code, 0) << ev2.err;
+  EXPECT_EQ(json::parse(ev2.out)["confusion"], e["confusion"]);
+  EXPECT_EQ(run_apricot("import --in " + st + " --out " + imported).code, 2);  // exists, no --force
+  {
+    std::string tampered = bytes;
+    auto pos = tampered.find("\"1,12,12\"");
+    ASSERT_NE(pos, std::string::npos);
+    tampered.replace(pos, 9, "\"1,16,16\"");  // same length: offsets stay valid
+    write_bytes(dir / "tampered.safetensors", tampered);
+    auto bad = run_apricot("import --in " + (dir / "tampered.safetensors").string() + " --out " +
+                           (dir / "bad" / "model.pt").string());
+    EXPECT_EQ(bad.code, 4) << bad.err;
+    EXPECT_NE(bad.err.find("shape"), std::string::npos) << bad.err;
+  }
+
   // Never over an existing file without --force, never over the checkpoint itself.
   auto again_st = run_apricot("export --model " + (dir / "base" / "model.pt").string() + " --out " + st);
   EXPECT_EQ(again_st.code, 2) << again_st.err;

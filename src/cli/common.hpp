@@ -60,5 +60,6 @@ CLI::App* setup_bench(CLI::App& app, Action& action);
 CLI::App* setup_eval(CLI::App& app, Action& action);
 CLI::App* setup_models(CLI::App& app, Action& action);
 CLI::App* setup_export(CLI::App& app, Action& action);
+CLI::App* setup_import(CLI::App& app, Action& action);
 
 }  // namespace apricot::cli

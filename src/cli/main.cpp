@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   cli::setup_eval(app, action);
   cli::setup_models(app, action);
   cli::setup_export(app, action);
+  cli::setup_import(app, action);
   cli::setup_bench(app, action);
   try {
     app.parse(argc, argv);
