@@ -3,7 +3,7 @@
 # carried): builds against the CUDA LibTorch inside the installed PyTorch with all cores, runs the
 # CUDA-relevant tests, the training benchmarks of the tool and of the PyTorch eager peer for each
 # model, the adjustment benchmark, and timed phases of a CIFAR-10 run of cnn1; prints a table last.
-# Logs and JSON go to $OUT (default /tmp/apricot-device).
+# Logs and JSON go to $OUT (default /tmp/apricot-device). QUICK=1 skips the benchmarks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/apricot-device}
@@ -31,6 +31,7 @@ build-cuda/apricot_tests --gtest_brief=1 --gtest_filter='*Cuda*:Train.*:Weights*
   >"$OUT/tests.log" 2>&1; echo "tests rc=$? ($(grep -c '^\[       OK' "$OUT/tests.log" || true) ok)"; tail -5 "$OUT/tests.log"
 
 : >"$OUT/bench.jsonl"
+if [ -z "${QUICK:-}" ]; then
 bench() {  # arch precision
   timeout 120 $A bench train --arch "$1" --precision "$2" --batch 128 --device cuda --json --steps 30 --repeats 5 \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); d["tool"]="apricot"; print(json.dumps(d))' >>"$OUT/bench.jsonl"
@@ -41,6 +42,7 @@ bench() {  # arch precision
 for arch in cnn1 cnn2 cnn3 resnet20 resnet32; do bench "$arch" fp32; done
 for arch in cnn1 resnet20; do bench "$arch" bf16; done
 $A bench adjust --device cuda --json >"$OUT/adjust.json" 2>"$OUT/adjust.err"; cat "$OUT/adjust.json"
+fi
 
 # Timed phases of cnn1 on real CIFAR-10, for a projection of the full paper-settings run.
 if [ -f .device/cifar/cifar10-jpeg.tar.gz ]; then

@@ -3,6 +3,7 @@
 // synchronised every step. Checkpointing and metrics files are the caller's business.
 #include "apricot/train.hpp"
 
+#include <ATen/Context.h>
 #include <spdlog/spdlog.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/optim.h>
@@ -82,6 +83,10 @@ torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& 
   torch::NoGradGuard no_grad;
   bool was_training = model.is_training();
   model.eval();
+  // Inference batches come in many sizes (a batch's failing inputs, the last chunk of a split):
+  // cuDNN autotuning would search algorithms again for each new size, costing more than it saves.
+  const bool autotune = at::globalContext().benchmarkCuDNN();
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(false);
   const int64_t n = x.size(0);
   auto out = torch::empty({n}, torch::kInt64);
   std::vector<torch::Tensor> parts;
@@ -90,6 +95,7 @@ torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& 
     parts.push_back(model.forward(norm.apply(xb)).argmax(1));
   }
   if (was_training) model.train();
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(autotune);
   if (parts.empty()) return out;
   return torch::cat(parts).to(torch::kCPU);
 }
