@@ -92,7 +92,7 @@ int run_all(const RunOptions& o) {
   // Phase 0: the base model, through the train-base subcommand's code path.
   if (!checkpoint_exists(base_pt) || o.common.force) {
     spdlog::info("phase 1/3: training the base model");
-    int rc = train_base_phase(s, o.common.force, /*json_out=*/false);
+    int rc = train_base_phase(s, o.common.force, /*json_out=*/false, &data);
     if (rc != 0) return rc;
   } else {
     spdlog::info("phase 1/3: base model exists ({}), skipped", base_pt);

@@ -49,8 +49,9 @@ void print_json(const nlohmann::json& j);
 
 void configure_logging(const std::string& level);
 
-// train-base's work for an open session (also the first phase of `run`).
-int train_base_phase(const Session& s, bool force, bool json_out);
+// train-base's work for an open session (also the first phase of `run`, which passes the dataset it
+// already loaded; otherwise it is loaded only when the base model has to be trained).
+int train_base_phase(const Session& s, bool force, bool json_out, const Dataset* loaded = nullptr);
 
 CLI::App* setup_train_base(CLI::App& app, Action& action);
 CLI::App* setup_train_rdlms(CLI::App& app, Action& action);

@@ -25,7 +25,7 @@ struct TrainBaseOptions {
 
 }  // namespace
 
-int train_base_phase(const Session& s, bool force, bool json_out) {
+int train_base_phase(const Session& s, bool force, bool json_out, const Dataset* loaded) {
   const fs::path dir = fs::path(s.workdir) / "base";
   const std::string pt = (dir / "model.pt").string();
   if (checkpoint_exists(pt) && !force) {
@@ -43,7 +43,9 @@ int train_base_phase(const Session& s, bool force, bool json_out) {
     return 0;
   }
   auto t0 = std::chrono::steady_clock::now();
-  Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
+  Dataset own;
+  if (!loaded) own = load_dataset(s.cfg.data, s.cfg.seed);
+  const Dataset& data = loaded ? *loaded : own;
   spdlog::info("data {}: train {} val {} test {} | {}x{}x{} | {} classes | fingerprint {}", data.name,
                data.train.size(), data.val.size(), data.test.size(), data.channels, data.height, data.width,
                data.classes, data.fingerprint);
