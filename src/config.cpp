@@ -30,8 +30,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, ba
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, batch_size, passes,
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
                                                 retrain_every, retrain)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, workdir, device, threads, data, model, train, rdlm,
-                                                adapt)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
+                                                train, rdlm, adapt, resume)
 
 json to_json(const Config& c) {
   json j = c;
@@ -239,6 +240,8 @@ void validate(const Config& c) {
     config_error("config key 'device': '" + c.device + "' is not valid", "use auto, cpu, cuda or cuda:N");
   require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = all cores)");
   require(!c.workdir.empty(), "workdir", "\"\"", "a directory path");
+  require(c.resume.every_epochs >= 0, "resume.every_epochs", c.resume.every_epochs, ">= 0 (0 = only on a signal)");
+  require(c.resume.every_batches >= 0, "resume.every_batches", c.resume.every_batches, ">= 0 (0 = only on a signal)");
 
   const auto& d = c.data;
   require_one_of("data.format", d.format, {"cifar10", "idx", "synthetic"});

@@ -86,8 +86,15 @@ struct AdaptConfig {
   RetrainConfig retrain;
 };
 
+// Resumable state: how often each phase saves it (see docs/RELIABILITY.md).
+struct ResumeConfig {
+  int64_t every_epochs = 1;   // training phases: save after every k epochs (0 = only on SIGINT/SIGTERM)
+  int64_t every_batches = 20; // adaptation: save after every k batches (0 = only on SIGINT/SIGTERM)
+};
+
 struct Config {
   uint64_t seed = 0;              // seeds data splits, init, batches, augmentation
+  bool deterministic = false;     // ask LibTorch for deterministic algorithms (CUDA: slower)
   std::string workdir = "runs/default";
   std::string device = "auto";    // auto | cpu | cuda | cuda:N
   int64_t threads = 0;            // intra-op CPU threads (0 = all cores)
@@ -96,6 +103,7 @@ struct Config {
   TrainConfig train;
   RdlmConfig rdlm;
   AdaptConfig adapt;
+  ResumeConfig resume;
 };
 
 nlohmann::json to_json(const Config& c);
