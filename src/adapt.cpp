@@ -14,6 +14,7 @@
 #include "apricot/errors.hpp"
 #include "apricot/fsutil.hpp"
 #include "apricot/progress.hpp"
+#include "apricot/resume.hpp"
 #include "apricot/rdlm.hpp"
 #include "apricot/train.hpp"
 
@@ -66,6 +67,13 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
                const AdaptRequest& req) {
   const AdaptConfig& ac = cfg.adapt;
   const Direction direction = parse_direction(ac.direction);
+  const bool targeted = !ac.target.empty();
+  const int64_t target_src = targeted ? ac.target[0] : -1, target_dst = targeted ? ac.target[1] : -1;
+  if (targeted && (target_src >= data.classes || target_dst >= data.classes))
+    config_error("config key 'adapt.target': classes [" + std::to_string(target_src) + ", " +
+                     std::to_string(target_dst) + "] do not exist in " + data.name + " (" +
+                     std::to_string(data.classes) + " classes)",
+                 "use class indices 0.." + std::to_string(data.classes - 1));
   const std::string out_dir = adapt_dir(workdir, req.strategy);
   const std::string result_path = (fs::path(out_dir) / "result.json").string();
   const json prov = provenance(cfg, workdir, req.strategy);
@@ -84,6 +92,13 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     spdlog::info("{} exists and is up to date; not rerunning (use --force)", result_path);
     return old;
   }
+  // One process per strategy and work directory.
+  FileLock lock;
+  if (!lock.try_lock((fs::path(out_dir) / "lock").string()))
+    state_error("strategy " + to_string(req.strategy) + " is being adapted in '" + workdir + "' by " + lock.holder(),
+                "wait for it to finish, or use another --workdir");
+  const std::string state_path = (fs::path(out_dir) / "state.pt").string();
+  if (req.force) remove_state(state_path);
   const auto t_start = Clock::now();
   const ModelSpec spec = model_spec(cfg.model, data);
   const std::string base_pt = (fs::path(workdir) / "base" / "model.pt").string();
@@ -127,11 +142,17 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     base_test = accuracy(model, data.test, data.norm, device, eb);
     best_acc = select_on_test ? base_test : base_val;
   }
-  // Invariant: at the start of every batch the model holds the best weights so far.
-  auto best = snapshot_state(model);
+  // Targeted repair: errors of the pair (inputs of class src predicted as dst) on each split.
+  auto pair_errors = [&](const Split& split) -> int64_t {
+    auto pred = predict(model, split.x, data.norm, device, eb);
+    return (split.y.eq(target_src) & pred.eq(target_dst)).sum().item<int64_t>();
+  };
+  json target_before;
+  if (targeted) target_before = {{"val", pair_errors(data.val)}, {"test", pair_errors(data.test)}};
 
   // Batches: the same seeded permutation for every strategy, so the control arm sees the same inputs.
   auto gen = at::detail::createCPUGenerator(cfg.seed * 7919ULL + 17ULL);
+  at::Generator global_gen = at::detail::getDefaultCPUGenerator();  // dropout in retraining draws from it
   const int64_t n_train = data.train.size();
   const int64_t batches_per_pass = (n_train + ac.batch_size - 1) / ac.batch_size;
   const int64_t total_batches =
@@ -159,11 +180,76 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   int64_t batches = 0, failing_total = 0, adjusted_total = 0, accepted = 0, accepted_retrain = 0, rejected_nonfinite = 0;
   int64_t since_improvement = 0, retrains = 0;
   std::string stopped_by = "passes";
-  Progress progress("adapt-" + to_string(req.strategy), req.progress);
 
-  for (int64_t pass = 0; pass < ac.passes && batches < total_batches; ++pass) {
-    auto perm = torch::randperm(n_train, gen, torch::kInt64);
-    for (int64_t b = 0; b < batches_per_pass && batches < total_batches; ++b) {
+  // Resumable state, saved at batch boundaries, where the model holds the best weights so far.
+  int64_t start_pass = 0, start_b = 0;
+  double elapsed_before = 0;
+  torch::Tensor resumed_perm;
+  const json state_key = {{"phase", "adapt"}, {"strategy", to_string(req.strategy)}, {"provenance", prov},
+                          {"device", device.str()}};
+  auto save = [&](int64_t pass, int64_t next_b, const torch::Tensor& perm) {
+    torch::serialize::OutputArchive a;
+    write_module(a, "model", model);
+    write_generator(a, "gen", gen);
+    write_generator(a, "global_gen", global_gen);
+    a.write("perm", perm);
+    json meta = {{"format", "apricot-adapt-state"}, {"key", state_key}, {"pass", pass}, {"next_batch", next_b},
+                 {"batches", batches}, {"failing_total", failing_total}, {"adjusted_total", adjusted_total},
+                 {"accepted", accepted}, {"accepted_retrain", accepted_retrain},
+                 {"rejected_nonfinite", rejected_nonfinite}, {"since_improvement", since_improvement},
+                 {"retrains", retrains}, {"best_acc", best_acc}, {"base_val", base_val}, {"base_test", base_test},
+                 {"target_before", target_before}, {"trace", trace},
+                 {"time", {t_adjust, t_predict, t_eval, t_retrain}}, {"elapsed", elapsed_before + since(t_start)}};
+    save_state(state_path, a, meta);
+    if (cache) {
+      try {
+        cache->save();
+      } catch (const Error& e) {
+        spdlog::warn("could not save the rDLM correctness cache ({}); it is only an optimisation", e.what());
+      }
+    }
+  };
+  {
+    LoadedState st = load_state(state_path, "delete it (or rerun with --force) to start this strategy over");
+    if (st.archive && st.meta.value("key", json()) != state_key) {
+      spdlog::warn("adapt-{}: saved state {} belongs to another base model, rDLMs or configuration; starting over",
+                   to_string(req.strategy), state_path);
+      remove_state(state_path);
+    } else if (st.archive) {
+      try {
+        auto& a = *st.archive;
+        read_module(a, "model", model);
+        read_generator(a, "gen", gen);
+        read_generator(a, "global_gen", global_gen);
+        a.read("perm", resumed_perm);
+        const json& m = st.meta;
+        start_pass = m.at("pass"), start_b = m.at("next_batch"), batches = m.at("batches");
+        failing_total = m.at("failing_total"), adjusted_total = m.at("adjusted_total"), accepted = m.at("accepted");
+        accepted_retrain = m.at("accepted_retrain"), rejected_nonfinite = m.at("rejected_nonfinite");
+        since_improvement = m.at("since_improvement"), retrains = m.at("retrains");
+        best_acc = m.at("best_acc"), base_val = m.at("base_val"), base_test = m.at("base_test");
+        target_before = m.at("target_before");
+        trace = m.at("trace");
+        t_adjust = m.at("time")[0], t_predict = m.at("time")[1], t_eval = m.at("time")[2];
+        t_retrain = m.at("time")[3], elapsed_before = m.at("elapsed");
+      } catch (const std::exception& e) {
+        state_error("adapt-" + to_string(req.strategy) + ": saved state '" + state_path + "' is unusable: " + e.what(),
+                    "delete it (or rerun with --force) to start this strategy over");
+      }
+      spdlog::info("adapt-{}: resuming from saved state after batch {} ({})", to_string(req.strategy), batches,
+                   state_path);
+    }
+  }
+  // Invariant: at the start of every batch the model holds the best weights so far.
+  auto best = snapshot_state(model);
+  Progress progress("adapt-" + to_string(req.strategy), req.progress);
+  const int64_t batches_at_start = batches;
+  auto elapsed = [&] { return elapsed_before + since(t_start); };
+
+  for (int64_t pass = start_pass; pass < ac.passes && batches < total_batches; ++pass) {
+    const bool continuing = pass == start_pass && resumed_perm.defined();
+    auto perm = continuing ? resumed_perm : torch::randperm(n_train, gen, torch::kInt64);
+    for (int64_t b = continuing ? start_b : 0; b < batches_per_pass && batches < total_batches; ++b) {
       const auto t_batch = Clock::now();
       auto idx = perm.slice(0, b * ac.batch_size, std::min(n_train, (b + 1) * ac.batch_size));
       // digest: identifies the batch's inputs, so traces of different arms can be compared.
@@ -172,7 +258,10 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       {
         Timer t{t_predict};
         auto pred = predict(model, data.train.x.index_select(0, idx), data.norm, device, eb);
-        failing = idx.index_select(0, pred.ne(data.train.y.index_select(0, idx)).nonzero().flatten());
+        auto labels = data.train.y.index_select(0, idx);
+        auto wrong = pred.ne(labels);
+        if (targeted) wrong &= labels.eq(target_src) & pred.eq(target_dst);
+        failing = idx.index_select(0, wrong.nonzero().flatten());
       }
       const int64_t F = failing.size(0);
       failing_total += F;
@@ -248,6 +337,28 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       trace += line.dump() + "\n";
       ++batches;
       since_improvement = improved ? 0 : since_improvement + 1;
+      if (ac.patience > 0 && since_improvement >= ac.patience) {
+        stopped_by = "patience";
+        break;
+      }
+      if (ac.time_budget > 0 && elapsed() >= ac.time_budget) {
+        stopped_by = "time_budget";
+        break;
+      }
+      const bool stop_now = interrupt_requested();
+      if (stop_now || (cfg.resume.every_batches > 0 && batches % cfg.resume.every_batches == 0)) {
+        if (b + 1 < batches_per_pass) {
+          save(pass, b + 1, perm);
+        } else {  // the next batch starts a new pass: its permutation is drawn then
+          save(pass, batches_per_pass, perm);
+        }
+      }
+      if (stop_now) {
+        progress.finish();
+        throw_interrupted("adapt-" + to_string(req.strategy) + ": state saved to " + state_path + " after batch " +
+                              std::to_string(batches),
+                          "rerun the same command to resume");
+      }
       if (progress.should_draw()) {
         double el = since(t_start);
         char buf[200];
@@ -255,16 +366,10 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
                       static_cast<long long>(batches), static_cast<long long>(total_batches),
                       select_on_test ? "test" : "val", 100 * best_acc, static_cast<long long>(accepted),
                       static_cast<long long>(accepted_retrain),
-                      format_duration(el / batches * (total_batches - batches)).c_str());
+                      format_duration(el / std::max<int64_t>(1, batches - batches_at_start) *
+                                      (total_batches - batches))
+                          .c_str());
         progress.draw(buf);
-      }
-      if (ac.patience > 0 && since_improvement >= ac.patience) {
-        stopped_by = "patience";
-        break;
-      }
-      if (ac.time_budget > 0 && since(t_start) >= ac.time_budget) {
-        stopped_by = "time_budget";
-        break;
       }
     }
     if (stopped_by != "passes") break;
@@ -282,7 +387,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     final_val = accuracy(model, data.val, data.norm, device, eb);
     final_test = accuracy(model, data.test, data.norm, device, eb);
   }
-  const double seconds = since(t_start);
+  const double seconds = elapsed();
   json result = {
       {"strategy", to_string(req.strategy)},
       {"direction", to_string(direction)},
@@ -309,6 +414,13 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       {"device", device.str()},
       {"provenance", prov},
   };
+  if (targeted) {
+    json after = {{"val", pair_errors(data.val)}, {"test", pair_errors(data.test)}};
+    result["target"] = {{"pair", {target_src, target_dst}}, {"errors_before", target_before}, {"errors_after", after}};
+    spdlog::info("adapt-{}: target pair {} -> {}: test errors {} -> {}, val errors {} -> {}", to_string(req.strategy),
+                 target_src, target_dst, target_before["test"].get<int64_t>(), after["test"].get<int64_t>(),
+                 target_before["val"].get<int64_t>(), after["val"].get<int64_t>());
+  }
   json meta = checkpoint_meta(spec, data);
   meta["role"] = "adapt";
   meta["seed"] = cfg.seed;
@@ -317,6 +429,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   meta["result"] = result;
   save_checkpoint((fs::path(out_dir) / "model.pt").string(), model, meta);
   write_json_atomic(result_path, result);
+  remove_state(state_path);  // the result is safe on disk
   if (cache) {
     try {
       cache->save();

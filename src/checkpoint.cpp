@@ -5,7 +5,6 @@
 
 #include <torch/serialize.h>
 #include <torch/version.h>
-#include <zlib.h>
 
 #include <chrono>
 #include <ctime>
@@ -21,21 +20,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string crc32_hex(const std::string& bytes) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const auto* p = reinterpret_cast<const Bytef*>(bytes.data());
-  size_t left = bytes.size();
-  while (left > 0) {
-    uInt chunk = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
-    crc = crc32(crc, p, chunk);
-    p += chunk;
-    left -= chunk;
-  }
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(crc));
-  return buf;
-}
 
 std::string now_iso8601() {
   std::time_t t = std::time(nullptr);

@@ -9,6 +9,7 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 #include "apricot/errors.hpp"
@@ -79,11 +80,18 @@ AutocastBf16::~AutocastBf16() {
   at::autocast::clear_cache();
 }
 
-void setup_runtime(int64_t threads, uint64_t seed) {
+void setup_runtime(int64_t threads, uint64_t seed, bool deterministic) {
   // 0 = every core: LibTorch's own default can be 1 thread (seen on Debian's build).
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(static_cast<int>(threads));
   torch::manual_seed(seed);
+  if (deterministic) {
+    // cuBLAS needs a fixed workspace to be reproducible; it reads this before its first use.
+    ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+    at::globalContext().setDeterministicCuDNN(true);
+    at::globalContext().setBenchmarkCuDNN(false);
+  }
 }
 
 }  // namespace apricot

@@ -14,6 +14,7 @@
 #include "apricot/checkpoint.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/resume.hpp"
 #include "apricot/train.hpp"
 
 namespace apricot {
@@ -117,12 +118,17 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   std::snprintf(label, sizeof label, "rdlm-%02lld", static_cast<long long>(k));
   opts.label = label;
   opts.progress = progress;
-  std::string metrics;
   const std::string dir = rdlm_dir(workdir, k);
-  opts.on_epoch = [&](const EpochStats& st) {
-    metrics += json{{"epoch", st.epoch}, {"loss", st.loss}, {"train_acc", st.train_acc}, {"val_acc", st.val_acc},
-                    {"lr", st.lr}, {"seconds", st.seconds}}.dump() + "\n";
-    write_file_atomic((fs::path(dir) / "metrics.jsonl").string(), metrics);
+  const std::string state = (fs::path(dir) / "state.pt").string();
+  json rdlm_recipe = to_json(cfg)["rdlm"];
+  rdlm_recipe.erase("count"), rdlm_recipe.erase("parallel");  // cannot change rDLM k's weights
+  opts.state_path = state;
+  opts.state_every_epochs = cfg.resume.every_epochs;
+  opts.state_key = {{"phase", "rdlm"}, {"index", k}, {"seed", cfg.seed}, {"model", to_json(cfg)["model"]},
+                    {"train", to_json(cfg)["train"]}, {"rdlm", rdlm_recipe}, {"data", data.fingerprint}};
+  opts.resume_hint = "rerun the same train-rdlms command to resume it";
+  opts.on_epoch = [&](const EpochStats&, const std::vector<EpochStats>& history) {
+    write_file_atomic((fs::path(dir) / "metrics.jsonl").string(), metrics_jsonl(history));
   };
   auto tr = train_model(*model, data, subset, opts, device, seed);
   const int64_t eb = cfg.train.eval_batch_size;
@@ -141,6 +147,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   meta["config"] = to_json(cfg);
   meta["metrics"] = m;
   save_checkpoint(rdlm_checkpoint(workdir, k), *model, meta);
+  remove_state(state);
   std::error_code ec;  // the correctness table describes the old rDLM set
   fs::remove((fs::path(workdir) / "rdlms" / "correctness.pt").string(), ec);
   fs::remove((fs::path(workdir) / "rdlms" / "correctness.pt.json").string(), ec);
@@ -168,17 +175,33 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   if (wanted.empty())
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) wanted.push_back(k);
   const ModelSpec spec = model_spec(cfg.model, data);
-  json trained = json::array(), skipped = json::array();
+  json trained = json::array(), skipped = json::array(), busy = json::array();
+  auto up_to_date = [&](int64_t k, const std::string& pt) {
+    auto m = load_checkpoint(pt);
+    check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
+    require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
+  };
   for (int64_t k : wanted) {
     if (k % req.shard_count != req.shard_index) continue;
     auto pt = rdlm_checkpoint(workdir, k);
     if (!req.force && checkpoint_exists(pt)) {
-      auto m = load_checkpoint(pt);
-      check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
-      require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
+      up_to_date(k, pt);
       skipped.push_back(k);
       continue;
     }
+    // One process per rDLM: others sharing the work directory skip it while the lock is held.
+    FileLock lock;
+    if (!lock.try_lock((fs::path(rdlm_dir(workdir, k)) / "lock").string())) {
+      spdlog::info("rdlm-{:02d} is being trained by {}; skipped", k, lock.holder());
+      busy.push_back(k);
+      continue;
+    }
+    if (!req.force && checkpoint_exists(pt)) {  // finished by another process meanwhile
+      up_to_date(k, pt);
+      skipped.push_back(k);
+      continue;
+    }
+    if (req.force) remove_state((fs::path(rdlm_dir(workdir, k)) / "state.pt").string());
     train_one(cfg, data, workdir, device, k, req.progress);
     trained.push_back(k);
   }
@@ -200,7 +223,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   } else {
     spdlog::info("not all {} rDLMs exist yet; summary.json is written when the last one is trained", cfg.rdlm.count);
   }
-  return {{"trained", trained}, {"skipped", skipped}, {"summary", summary}};
+  return {{"trained", trained}, {"skipped", skipped}, {"busy", busy}, {"summary", summary}};
 }
 
 json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device) {

@@ -11,12 +11,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/progress.hpp"
+#include "apricot/resume.hpp"
 
 namespace apricot {
+
+using nlohmann::json;
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -107,6 +111,44 @@ double accuracy(NetImpl& model, const Split& split, const Normalizer& norm, cons
   return pred.eq(split.y).sum().item<double>() / static_cast<double>(split.size());
 }
 
+namespace {
+
+bool params_finite(const torch::nn::Module& model) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : model.parameters())
+    if (!torch::isfinite(p).all().item<bool>()) return false;
+  return true;
+}
+
+json history_json(const std::vector<EpochStats>& h) {
+  json out = json::array();
+  for (const auto& st : h)
+    out.push_back({{"epoch", st.epoch}, {"steps", st.steps}, {"lr", st.lr}, {"loss", st.loss},
+                   {"train_acc", st.train_acc}, {"val_acc", st.val_acc}, {"seconds", st.seconds},
+                   {"images_per_s", st.images_per_s}});
+  return out;
+}
+
+std::vector<EpochStats> history_from_json(const json& j) {
+  std::vector<EpochStats> out;
+  for (const auto& e : j) {
+    EpochStats st;
+    st.epoch = e.at("epoch"), st.steps = e.at("steps"), st.lr = e.at("lr"), st.loss = e.at("loss");
+    st.train_acc = e.at("train_acc"), st.val_acc = e.at("val_acc"), st.seconds = e.at("seconds");
+    st.images_per_s = e.at("images_per_s");
+    out.push_back(st);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string metrics_jsonl(const std::vector<EpochStats>& history) {
+  std::string out;
+  for (const auto& line : history_json(history)) out += line.dump() + "\n";
+  return out;
+}
+
 TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor& subset, const TrainOptions& opts,
                         const torch::Device& device, uint64_t seed) {
   const TrainConfig& rc = opts.recipe;
@@ -134,16 +176,98 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
   Progress progress(opts.label, opts.progress);
   const bool augment = rc.augment.shift > 0 || rc.augment.flip;
   auto t_start = Clock::now();
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  const bool resumable = !opts.state_path.empty();
+  at::Generator global_gen = at::detail::getDefaultCPUGenerator();  // dropout draws from it on the CPU
 
-  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+  // Where the loop starts: epoch start_epoch, row offset start_offset of its permutation.
+  int64_t start_epoch = 0, start_offset = 0, resumed_seen = 0;
+  double elapsed_before = 0;
+  torch::Tensor resumed_perm, resumed_loss, resumed_correct;
+  // Saves everything the loop needs to continue exactly where it is. offset < 0: at an epoch end.
+  auto save = [&](int64_t epoch, int64_t offset, const torch::Tensor& perm, const torch::Tensor& loss_sum,
+                  const torch::Tensor& correct, int64_t seen) {
+    torch::serialize::OutputArchive a;
+    write_module(a, "model", model);
+    write_optimizer(a, "optimizer", *optimizer);
+    write_generator(a, "gen", gen);
+    write_generator(a, "global_gen", global_gen);
+    write_tensors(a, "best", best);
+    if (offset >= 0) {
+      a.write("perm", perm);
+      a.write("loss_sum", loss_sum.to(torch::kCPU));
+      a.write("correct", correct.to(torch::kCPU));
+    }
+    json meta = {{"format", "apricot-train-state"}, {"key", opts.state_key}, {"label", opts.label},
+                 {"device", device.str()}, {"epoch", offset >= 0 ? epoch : epoch + 1},
+                 {"offset", std::max<int64_t>(offset, 0)}, {"mid_epoch", offset >= 0}, {"seen", seen},
+                 {"steps", result.steps}, {"best_val_acc", result.best_val_acc}, {"best_epoch", result.best_epoch},
+                 {"history", history_json(result.history)}, {"elapsed", elapsed_before + since(t_start)}};
+    save_state(opts.state_path, a, meta);
+  };
+  if (resumable) {
+    LoadedState st = load_state(opts.state_path, "delete it (or rerun with --force) to start this phase over");
+    if (st.archive && (st.meta.value("key", json()) != opts.state_key || st.meta.value("device", "") != device.str())) {
+      spdlog::warn("{}: saved state {} belongs to another configuration or device; starting over", opts.label,
+                   opts.state_path);
+      remove_state(opts.state_path);
+    } else if (st.archive) {
+      try {
+        auto& a = *st.archive;
+        read_module(a, "model", model);
+        read_optimizer(a, "optimizer", *optimizer);
+        read_generator(a, "gen", gen);
+        read_generator(a, "global_gen", global_gen);
+        best = read_tensors(a, "best");
+        start_epoch = st.meta.at("epoch");
+        if (st.meta.at("mid_epoch").get<bool>()) {
+          start_offset = st.meta.at("offset");
+          resumed_seen = st.meta.at("seen");
+          a.read("perm", resumed_perm);
+          a.read("loss_sum", resumed_loss);
+          a.read("correct", resumed_correct);
+        }
+        result.steps = st.meta.at("steps");
+        result.best_val_acc = st.meta.at("best_val_acc");
+        result.best_epoch = st.meta.at("best_epoch");
+        result.history = history_from_json(st.meta.at("history"));
+        elapsed_before = st.meta.at("elapsed");
+      } catch (const std::exception& e) {
+        state_error(opts.label + ": saved state '" + opts.state_path + "' is unusable: " + e.what(),
+                    "delete it (or rerun with --force) to start this phase over");
+      }
+      result.resumed_epoch = start_epoch;
+      result.resumed_step = result.steps;
+      spdlog::info("{}: resuming from saved state at epoch {} step {} ({})", opts.label, start_epoch + 1,
+                   result.steps, opts.state_path);
+    }
+  }
+  auto diverged = [&](int64_t epoch, int64_t step_in_epoch, const std::string& what) {
+    progress.finish();
+    throw TrainingDiverged(
+        ExitCode::kOther,
+        opts.label + ": " + what + " at epoch " + std::to_string(epoch + 1) + ", step " +
+            std::to_string(step_in_epoch) + " of the epoch (global step " + std::to_string(result.steps) +
+            "): training diverged",
+        std::string("lower the learning rate (train.lr) or check the data") +
+            (resumable && state_exists(opts.state_path)
+                 ? "; the last good state is kept in " + opts.state_path
+                 : ""));
+  };
+
+  for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
     auto t_epoch = Clock::now();
     double lr = lr_at_epoch(rc, epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-    auto perm = idx_all.index_select(0, torch::randperm(n, gen, torch::kInt64));
-    auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
-    auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
-    int64_t seen = 0, step_in_epoch = 0;
-    for (int64_t i = 0; i < n; i += rc.batch_size) {
+    const bool continuing = epoch == start_epoch && resumed_perm.defined();
+    auto perm = continuing ? resumed_perm : idx_all.index_select(0, torch::randperm(n, gen, torch::kInt64));
+    auto loss_sum = continuing ? resumed_loss.to(device) : torch::zeros({}, f64);
+    auto correct = continuing ? resumed_correct.to(device) : torch::zeros({}, i64);
+    int64_t seen = continuing ? resumed_seen : 0;
+    const int64_t first = continuing ? start_offset : 0;
+    int64_t step_in_epoch = first / rc.batch_size;
+    for (int64_t i = first; i < n; i += rc.batch_size) {
       if (opts.max_steps > 0 && result.steps >= opts.max_steps) break;
       auto bidx = perm.slice(0, i, std::min(n, i + rc.batch_size));
       auto didx = bidx.to(device, true);
@@ -153,24 +277,38 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
       if (augment) x = augment_batch(x, rc.augment.shift, rc.augment.fill, rc.augment.flip, gen);
       auto out = train_step(model, *optimizer, x, yb, bf16);
       const int64_t b = bidx.size(0);
+      ++result.steps;
+      ++step_in_epoch;
+      // On the CPU the check costs nothing; on a GPU it would synchronise every step, so there it
+      // runs on the accumulated loss when the progress line redraws and at the end of the epoch.
+      if (!device.is_cuda() && !std::isfinite(out.loss.item<float>())) diverged(epoch, step_in_epoch, "the loss is not finite");
       {
         torch::NoGradGuard no_grad;
         loss_sum += out.loss.to(torch::kFloat64) * b;
         correct += out.correct;
       }
       seen += b;
-      ++result.steps;
-      ++step_in_epoch;
+      if (resumable && interrupt_requested()) {
+        progress.finish();
+        if (!params_finite(model)) diverged(epoch, step_in_epoch, "the weights are not finite");
+        save(epoch, i + b, perm, loss_sum, correct, seen);
+        throw_interrupted(opts.label + ": state saved to " + opts.state_path + " at epoch " +
+                              std::to_string(epoch + 1) + " step " + std::to_string(step_in_epoch),
+                          opts.resume_hint.empty() ? "rerun the same command to resume" : opts.resume_hint);
+      }
       if (progress.should_draw()) {
         double el = since(t_epoch);
         double done = static_cast<double>(epoch * steps_per_epoch + step_in_epoch);
         double total = static_cast<double>(opts.max_steps > 0 ? opts.max_steps : epochs * steps_per_epoch);
-        double eta = since(t_start) / done * (total - done);
+        double eta = since(t_start) / std::max(1.0, done - (result.resumed_step > 0 ? result.resumed_step : 0)) *
+                     (total - done);
+        const double mean_loss = loss_sum.item<double>() / seen;
+        if (!std::isfinite(mean_loss)) diverged(epoch, step_in_epoch, "the loss is not finite (detected by this step)");
         char buf[256];
         std::snprintf(buf, sizeof buf, "epoch %lld/%lld step %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %s",
                       static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
-                      static_cast<long long>(step_in_epoch), static_cast<long long>(steps_per_epoch),
-                      loss_sum.item<double>() / seen, 100.0 * correct.item<double>() / seen, seen / el,
+                      static_cast<long long>(step_in_epoch), static_cast<long long>(steps_per_epoch), mean_loss,
+                      100.0 * correct.item<double>() / seen, (seen - (continuing ? resumed_seen : 0)) / el,
                       format_duration(eta).c_str());
         progress.draw(buf);
       }
@@ -181,14 +319,9 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     st.lr = lr;
     st.loss = seen ? loss_sum.item<double>() / seen : 0.0;
     st.train_acc = seen ? correct.item<double>() / seen : 0.0;
-    st.images_per_s = seen / std::max(1e-9, since(t_epoch));
-    if (!std::isfinite(st.loss)) {
-      progress.finish();
-      throw TrainingDiverged(ExitCode::kOther,
-                             opts.label + ": training loss is " + std::to_string(st.loss) + " at epoch " +
-                                 std::to_string(epoch + 1) + " (step " + std::to_string(result.steps) + "): diverged",
-                             "lower the learning rate (train.lr) or check the data");
-    }
+    st.images_per_s = (seen - (continuing ? resumed_seen : 0)) / std::max(1e-9, since(t_epoch));
+    if (!std::isfinite(st.loss)) diverged(epoch, step_in_epoch, "the loss is not finite (detected by this step)");
+    if (!params_finite(model)) diverged(epoch, step_in_epoch, "the weights are not finite");
     if (opts.keep_best) {
       st.val_acc = accuracy(model, data.val, data.norm, device, rc.eval_batch_size);
       if (st.val_acc > result.best_val_acc) {
@@ -207,10 +340,17 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
                   st.val_acc >= 0 ? ("  val " + std::to_string(100 * st.val_acc).substr(0, 5) + "%").c_str() : "",
                   lr, st.images_per_s, st.seconds);
     spdlog::log(opts.log_epochs ? spdlog::level::info : spdlog::level::debug, "{}", line);
-    if (opts.on_epoch) opts.on_epoch(st);
+    if (opts.on_epoch) opts.on_epoch(st, result.history);
+    if (resumable && epoch + 1 < epochs &&
+        ((opts.state_every_epochs > 0 && (epoch + 1) % opts.state_every_epochs == 0) || interrupt_requested())) {
+      save(epoch, -1, {}, {}, {}, 0);
+      if (interrupt_requested())
+        throw_interrupted(opts.label + ": state saved to " + opts.state_path + " after epoch " + std::to_string(epoch + 1),
+                          opts.resume_hint.empty() ? "rerun the same command to resume" : opts.resume_hint);
+    }
   }
   if (opts.keep_best && !best.empty()) restore_state(model, best);
-  result.seconds = since(t_start);
+  result.seconds = elapsed_before + since(t_start);
   return result;
 }
 

@@ -104,7 +104,7 @@ TEST(Train, KeepsTheBestEpochNotTheLast) {
   Net m = make_model(spec_for(d));
   // Ruin the weights after the last epoch's validation: a correct keep-best restores a deep copy of
   // the best epoch; an aliased snapshot or no restore would keep the ruined weights.
-  opts.on_epoch = [&](const EpochStats& st) {
+  opts.on_epoch = [&](const EpochStats& st, const std::vector<EpochStats>&) {
     if (st.epoch == c.train.epochs) {
       torch::NoGradGuard g;
       for (auto& p : m->parameters()) p.zero_();

@@ -22,7 +22,9 @@ class AutocastBf16 {
   at::ScalarType prev_dtype_ = at::kHalf;
 };
 
-// Applies threads (0 = leave LibTorch's default) and seeds torch's global generator.
-void setup_runtime(int64_t threads, uint64_t seed);
+// Applies threads (0 = all cores) and seeds torch's global generator. deterministic: LibTorch's
+// deterministic algorithms (an error for an op that has none), deterministic cuDNN without
+// autotuning, and a fixed cuBLAS workspace. CPU runs are deterministic without it.
+void setup_runtime(int64_t threads, uint64_t seed, bool deterministic = false);
 
 }  // namespace apricot

@@ -15,6 +15,9 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 // The whole file as bytes. data_error if it is missing, a directory, or unreadable.
 std::string read_file(const std::string& path);
 
+// CRC-32 (zlib's) of `bytes` as 8 lowercase hex digits.
+std::string crc32_hex(const std::string& bytes);
+
 // j.dump(2) plus a trailing newline, written with write_file_atomic.
 void write_json_atomic(const std::string& path, const nlohmann::json& j);
 

@@ -4,6 +4,8 @@
 #pragma once
 #include <torch/types.h>
 
+#include <nlohmann/json.hpp>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,7 +40,17 @@ struct TrainOptions {
   std::string label = "train";  // shown in progress and logs
   bool progress = true;        // live progress on stderr
   bool log_epochs = true;      // one info line per epoch (debug level when false)
-  std::function<void(const EpochStats&)> on_epoch;  // after each epoch (after validation)
+  // After each epoch (after validation); `history` holds every epoch so far, including those of an
+  // earlier process when the run was resumed.
+  std::function<void(const EpochStats&, const std::vector<EpochStats>& history)> on_epoch;
+  // Resumable state (resume.hpp). With a path, the loop saves its whole state there every
+  // state_every_epochs epochs and when SIGINT/SIGTERM arrives (then it throws kInterrupted), and
+  // starts from a state found there whose key equals state_key. The caller removes the state once
+  // the final output is safe. Without a path, signals are not checked.
+  std::string state_path;
+  nlohmann::json state_key;
+  int64_t state_every_epochs = 1;
+  std::string resume_hint;  // shown when interrupted, e.g. the command to rerun
 };
 
 // Thrown when the training loss stops being finite; the model's weights are then not usable.
@@ -52,7 +64,13 @@ struct TrainResult {
   int64_t best_epoch = 0;
   int64_t steps = 0;
   double seconds = 0;
+  int64_t resumed_epoch = -1;  // >= 0: continued from a saved state at this (0-based) epoch
+  int64_t resumed_step = 0;    // global step of that state
 };
+
+// metrics.jsonl contents: one JSON line per epoch (epoch, steps, lr, loss, train_acc, val_acc,
+// seconds, images_per_s).
+std::string metrics_jsonl(const std::vector<EpochStats>& history);
 
 // The learning rate at `epoch` (0-based) of a step schedule: lr * gamma^(number of steps <= epoch).
 double lr_at_epoch(const TrainConfig& recipe, int64_t epoch);

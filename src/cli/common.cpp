@@ -10,6 +10,7 @@
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/resume.hpp"
 
 namespace apricot::cli {
 
@@ -37,6 +38,8 @@ void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force) {
       ->capture_default_str()
       ->check(CLI::IsMember(kLogLevels));
   sub->add_flag("--json", o.json, "print one JSON document on stdout");
+  sub->add_flag("--deterministic", o.deterministic,
+                "deterministic algorithms on CUDA too (config key deterministic; slower on a GPU)");
   if (with_force) sub->add_flag("--force", o.force, "recompute and overwrite outputs that already exist");
 }
 
@@ -48,12 +51,14 @@ Session open_session(const CommonOptions& o, bool write_config) {
   if (!o.device.empty()) sets.push_back("device=" + quoted(o.device));
   if (!o.threads.empty()) sets.push_back("threads=" + o.threads);
   if (!o.seed.empty()) sets.push_back("seed=" + o.seed);
+  if (o.deterministic) sets.push_back("deterministic=true");
   Session s;
   s.cfg = load_config(o.config, sets);
   s.workdir = s.cfg.workdir;
   spdlog::info("apricot {} config: {}", APRICOT_VERSION, to_json(s.cfg).dump());
   s.device = resolve_device(s.cfg.device);
-  setup_runtime(s.cfg.threads, s.cfg.seed);
+  setup_runtime(s.cfg.threads, s.cfg.seed, s.cfg.deterministic);
+  install_interrupt_handlers();  // long phases save their state and exit 130 on SIGINT/SIGTERM
   spdlog::info("device {} | {} CPU threads | work directory {}", s.device.str(), torch::get_num_threads(),
                s.workdir);
   if (write_config) {

@@ -23,6 +23,7 @@ struct CommonOptions {
   std::string log_level = "info";  // trace | debug | info | warn | error | off
   bool json = false;               // one JSON document on stdout
   bool force = false;              // recompute outputs that exist
+  bool deterministic = false;      // --deterministic
 };
 
 // Valid --log-level values.
@@ -53,6 +54,12 @@ void configure_logging(const std::string& level);
 // already loaded; otherwise it is loaded only when the base model has to be trained).
 int train_base_phase(const Session& s, bool force, bool json_out, const Dataset* loaded = nullptr);
 
+// `run`'s work for an open session (also each seed of `sweep`): every phase of adapt.strategies in
+// order, skipping complete ones. Returns {"workdir", "base", "results": [result.json...], "seconds"}.
+nlohmann::json run_phases(const Session& s, bool force);
+// The comparison table `run` prints, from run_phases' document.
+void print_results_table(const nlohmann::json& run);
+
 CLI::App* setup_train_base(CLI::App& app, Action& action);
 CLI::App* setup_train_rdlms(CLI::App& app, Action& action);
 CLI::App* setup_adapt(CLI::App& app, Action& action);
@@ -62,5 +69,7 @@ CLI::App* setup_eval(CLI::App& app, Action& action);
 CLI::App* setup_models(CLI::App& app, Action& action);
 CLI::App* setup_export(CLI::App& app, Action& action);
 CLI::App* setup_import(CLI::App& app, Action& action);
+CLI::App* setup_report(CLI::App& app, Action& action);
+CLI::App* setup_sweep(CLI::App& app, Action& action);
 
 }  // namespace apricot::cli

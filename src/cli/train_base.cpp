@@ -9,6 +9,7 @@
 #include "apricot/checkpoint.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/resume.hpp"
 #include "apricot/train.hpp"
 #include "common.hpp"
 
@@ -56,17 +57,20 @@ int train_base_phase(const Session& s, bool force, bool json_out, const Dataset*
   auto counts = count_params(*model);
   spdlog::info("model {}: {} trainable parameters, {} in total", spec.arch, counts.trainable, counts.total);
 
-  std::string metrics;
   TrainOptions opts;
   opts.recipe = s.cfg.train;
   opts.label = "base";
   const bool keep_early = s.cfg.rdlm.init == "base-early";
-  opts.on_epoch = [&](const EpochStats& st) {
-    json line = {{"epoch", st.epoch}, {"steps", st.steps},         {"lr", st.lr},
-                 {"loss", st.loss},   {"train_acc", st.train_acc}, {"val_acc", st.val_acc},
-                 {"seconds", st.seconds}, {"images_per_s", st.images_per_s}};
-    metrics += line.dump() + "\n";
-    write_file_atomic((dir / "metrics.jsonl").string(), metrics);
+  const std::string state = (dir / "state.pt").string();
+  if (force) remove_state(state);
+  opts.state_path = state;
+  opts.state_every_epochs = s.cfg.resume.every_epochs;
+  opts.state_key = {{"phase", "base"}, {"seed", s.cfg.seed}, {"model", to_json(s.cfg)["model"]},
+                    {"train", to_json(s.cfg)["train"]}, {"data", data.fingerprint},
+                    {"early", keep_early ? s.cfg.rdlm.init_epochs : 0}};
+  opts.resume_hint = "rerun the same command to resume from it";
+  opts.on_epoch = [&](const EpochStats& st, const std::vector<EpochStats>& history) {
+    write_file_atomic((dir / "metrics.jsonl").string(), metrics_jsonl(history));
     if (keep_early && st.epoch == s.cfg.rdlm.init_epochs) {
       json meta = checkpoint_meta(spec, data);
       meta["seed"] = s.cfg.seed;
@@ -95,6 +99,7 @@ int train_base_phase(const Session& s, bool force, bool json_out, const Dataset*
   meta["seconds"] = seconds;
   meta["device"] = s.device.str();
   save_checkpoint(pt, *model, meta);
+  remove_state(state);  // the final model is safe on disk
   spdlog::info("base model: train {:.2f}%  val {:.2f}% (best epoch {})  test {:.2f}%  in {:.1f}s -> {}",
                100 * m["train_acc"].get<double>(), 100 * m["val_acc"].get<double>(), tr.best_epoch,
                100 * m["test_acc"].get<double>(), seconds, pt);

@@ -1,0 +1,306 @@
+// Fault tolerance as a user meets it, with the binary as a child process: killed with SIGKILL at
+// random moments each phase resumes and ends with weights bitwise identical to an uninterrupted
+// run; SIGTERM/SIGINT save state and exit 130; a corrupt state is refused (exit 4); a full disk
+// exits 3 leaving earlier outputs intact; concurrent rDLM trainers never train one rDLM twice;
+// a diverging loss names phase, epoch and step.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cli_util.hpp"
+
+using namespace apricot::test;
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+extern char** environ;
+
+namespace {
+
+// Small enough to finish in seconds, long enough that every phase saves state several times.
+const char* const kConfig = R"({
+  "seed": 11,
+  "threads": 1,
+  "data": {"format": "synthetic", "synthetic_train": 1500, "synthetic_test": 300, "val_size": 200,
+           "synthetic_shape": [1, 16, 16], "synthetic_classes": 4},
+  "model": {"arch": "small"},
+  "train": {"epochs": 8, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+            "augment": {"shift": 0.1, "flip": true}},
+  "rdlm": {"count": 3, "size": 700, "stride": 400, "epochs": 5},
+  "adapt": {"max_batches": 45, "batch_size": 20, "step": 0.01, "retrain_every": 4,
+            "retrain": {"steps": 8, "batch_size": 32, "optimizer": "sgd", "lr": 0.01}},
+  "resume": {"every_epochs": 1, "every_batches": 2}
+})";
+
+fs::path write_config(const fs::path& dir) {
+  auto p = dir / "config.json";
+  std::ofstream(p) << kConfig;
+  return p;
+}
+
+// A running apricot process whose output goes to files.
+struct Child {
+  pid_t pid = -1;
+  fs::path out, err;
+};
+
+Child spawn_apricot(const std::string& args, const fs::path& logs, const std::string& tag) {
+  Child c;
+  c.out = logs / (tag + ".out");
+  c.err = logs / (tag + ".err");
+  std::string cmd = "exec " + std::string(APRICOT_BINARY) + " " + args + " >" + c.out.string() + " 2>" +
+                    c.err.string() + " </dev/null";
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  EXPECT_EQ(posix_spawn(&c.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  return c;
+}
+
+int wait_exit(const Child& c) {
+  int status = 0;
+  waitpid(c.pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+bool exited(const Child& c, int* code) {
+  int status = 0;
+  if (waitpid(c.pid, &status, WNOHANG) != c.pid) return false;
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return true;
+}
+
+// Waits until `file` exists (or the child exits); false if it exited first.
+bool wait_for_file(const Child& c, const fs::path& file, int* code) {
+  for (int i = 0; i < 3000; ++i) {
+    if (fs::exists(file)) return true;
+    if (exited(c, code)) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+std::string file_bytes(const fs::path& p) { return slurp(p.string()); }
+
+// The phases in order, with the file each one finishes with and the state file it keeps meanwhile.
+struct Phase {
+  std::string name, args;
+  fs::path output, state;
+};
+
+std::vector<Phase> phases(const fs::path& cfg, const fs::path& w) {
+  const std::string common = " -c " + cfg.string() + " -w " + w.string();
+  return {{"train-base", "train-base" + common, w / "base" / "model.pt", w / "base" / "state.json"},
+          {"train-rdlms", "train-rdlms" + common, w / "rdlms" / "rdlm-02" / "model.pt",
+           w / "rdlms" / "rdlm-00" / "state.json"},
+          {"adapt", "adapt --strategy 1" + common, w / "adapt-1" / "model.pt", w / "adapt-1" / "state.json"}};
+}
+
+// The trace without its timing field, to compare two runs.
+std::string trace_without_seconds(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line);
+    j.erase("seconds");
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
+// One uninterrupted run of every phase, shared by the tests (made once per process).
+const fs::path& reference_run() {
+  static fs::path dir = [] {
+    auto d = fresh_dir("rel-ref");
+    auto cfg = write_config(d);
+    for (const auto& ph : phases(cfg, d / "w")) {
+      auto r = run_apricot(ph.args + " --log-level warn");
+      EXPECT_EQ(r.code, 0) << ph.name << ": " << r.err;
+    }
+    return d;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST(Reliability, SameSeedGivesBitwiseIdenticalCheckpoints) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-twice");
+  auto cfg = write_config(d);
+  for (const auto& ph : phases(cfg, d / "w")) {
+    auto r = run_apricot(ph.args + " --log-level warn");
+    ASSERT_EQ(r.code, 0) << ph.name << ": " << r.err;
+  }
+  for (const char* f : {"base/model.pt", "rdlms/rdlm-00/model.pt", "rdlms/rdlm-02/model.pt", "adapt-1/model.pt"})
+    EXPECT_TRUE(file_bytes(d / "w" / f) == file_bytes(ref / "w" / f)) << f;
+  EXPECT_EQ(trace_without_seconds(d / "w" / "adapt-1" / "trace.jsonl"),
+            trace_without_seconds(ref / "w" / "adapt-1" / "trace.jsonl"));
+}
+
+TEST(Reliability, KilledAtRandomMomentsEachPhaseResumesToIdenticalWeights) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-kill");
+  auto cfg = write_config(d);
+  std::mt19937 rng(2026);
+  std::uniform_int_distribution<int> delay_ms(0, 400);
+  int kills = 0, resumes = 0;
+  for (const auto& ph : phases(cfg, d / "w")) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto c = spawn_apricot(ph.args, d, ph.name + "-" + std::to_string(attempt));
+      int code = -1;
+      // Kill only once the phase has saved a state, at a random moment after that.
+      if (!wait_for_file(c, ph.state, &code)) {
+        if (code < 0) code = wait_exit(c);
+        ASSERT_EQ(code, 0) << ph.name << " ended before saving state: " << slurp(c.err.string());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+      ::kill(c.pid, SIGKILL);
+      code = wait_exit(c);
+      if (code == 128 + SIGKILL) ++kills;
+      if (slurp(c.err.string()).find("resuming from saved state") != std::string::npos) ++resumes;
+    }
+    auto r = run_apricot(ph.args);
+    ASSERT_EQ(r.code, 0) << ph.name << ": " << r.err;
+    if (r.err.find("resuming from saved state") != std::string::npos) ++resumes;
+    EXPECT_TRUE(file_bytes(ph.output) == file_bytes(ref / "w" / fs::relative(ph.output, d / "w")))
+        << ph.name << " resumed after kills differs from the uninterrupted run";
+    EXPECT_FALSE(fs::exists(ph.state)) << "state is removed once the output is safe: " << ph.state;
+  }
+  EXPECT_GE(kills, 3) << "the test must actually kill phases mid-run";
+  EXPECT_GE(resumes, 3) << "the phases must actually resume from saved state";
+  for (const char* f : {"base/model.pt", "rdlms/rdlm-00/model.pt", "rdlms/rdlm-01/model.pt", "rdlms/rdlm-02/model.pt"})
+    EXPECT_TRUE(file_bytes(d / "w" / f) == file_bytes(ref / "w" / f)) << f;
+  EXPECT_EQ(trace_without_seconds(d / "w" / "adapt-1" / "trace.jsonl"),
+            trace_without_seconds(ref / "w" / "adapt-1" / "trace.jsonl"));
+  auto a = json::parse(slurp((d / "w" / "adapt-1" / "result.json").string()));
+  auto b = json::parse(slurp((ref / "w" / "adapt-1" / "result.json").string()));
+  for (const char* k : {"final", "accepted", "batches", "failing_inputs", "adjusted_inputs", "retrains"})
+    EXPECT_EQ(a[k], b[k]) << k;
+}
+
+TEST(Reliability, SigtermAndSigintSaveStateAndExit130) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-signal");
+  auto cfg = write_config(d);
+  auto ph = phases(cfg, d / "w");
+  int signals[] = {SIGTERM, SIGINT, SIGTERM};
+  for (size_t i = 0; i < ph.size(); ++i) {
+    auto c = spawn_apricot(ph[i].args, d, ph[i].name);
+    int code = -1;
+    ASSERT_TRUE(wait_for_file(c, ph[i].state, &code)) << ph[i].name << ": " << slurp(c.err.string());
+    ::kill(c.pid, signals[i]);
+    code = wait_exit(c);
+    auto err = slurp(c.err.string());
+    EXPECT_EQ(code, 130) << ph[i].name << ": " << err;
+    EXPECT_NE(err.find("state saved to"), std::string::npos) << err;
+    EXPECT_NE(err.find("rerun the same"), std::string::npos) << err;
+    EXPECT_NE(err.find(signals[i] == SIGINT ? "SIGINT" : "SIGTERM"), std::string::npos) << err;
+    auto r = run_apricot(ph[i].args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("resuming from saved state"), std::string::npos) << r.err;
+    EXPECT_TRUE(file_bytes(ph[i].output) == file_bytes(ref / "w" / fs::relative(ph[i].output, d / "w")))
+        << ph[i].name;
+  }
+}
+
+TEST(Reliability, CorruptStateIsRefusedNotLoaded) {
+  auto d = fresh_dir("rel-corrupt");
+  auto cfg = write_config(d);
+  auto ph = phases(cfg, d / "w")[0];
+  auto c = spawn_apricot(ph.args, d, "base");
+  int code = -1;
+  ASSERT_TRUE(wait_for_file(c, ph.state, &code));
+  ::kill(c.pid, SIGTERM);
+  ASSERT_EQ(wait_exit(c), 130);
+  auto meta = json::parse(slurp(ph.state.string()));
+  auto archive = ph.state.parent_path() / meta["state"]["file"].get<std::string>();
+  std::string bytes = file_bytes(archive);
+  bytes[bytes.size() / 2] ^= 0x5a;
+  std::ofstream(archive, std::ios::binary | std::ios::trunc) << bytes;
+  auto r = run_apricot(ph.args);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("corrupt"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
+  std::ofstream(archive, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 3);
+  r = run_apricot(ph.args);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+  r = run_apricot(ph.args + " --force --log-level warn");  // the way out the hint names
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST(Reliability, DiskFullExits3AndKeepsEarlierOutputs) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-full");
+  fs::copy(ref / "w" / "base", d / "base", fs::copy_options::recursive);
+  auto cfg = write_config(d);
+  const std::string before = file_bytes(d / "base" / "model.pt");
+  // A file-size limit makes every write past 64 KiB fail with EFBIG, as on a full disk.
+  std::string cmd = "sh -c 'ulimit -f 64; trap \"\" XFSZ; exec " + std::string(APRICOT_BINARY) + " train-base -c " +
+                    cfg.string() + " -w " + d.string() + " --force' >" + (d / "out").string() + " 2>" +
+                    (d / "err").string();
+  int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  auto err = slurp((d / "err").string());
+  EXPECT_EQ(WEXITSTATUS(status), 3) << err;
+  EXPECT_NE(err.find("cannot write"), std::string::npos) << err;
+  EXPECT_TRUE(file_bytes(d / "base" / "model.pt") == before) << "the earlier model must be intact";
+  auto r = run_apricot("eval -c " + cfg.string() + " -w " + d.string() + " --json");
+  EXPECT_EQ(r.code, 0) << r.err;
+  for (const auto& e : fs::directory_iterator(d / "base"))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "stray temp file " << e.path();
+}
+
+TEST(Reliability, ConcurrentRdlmTrainersNeverTrainTheSameRdlmTwice) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-locks");
+  auto cfg = write_config(d);
+  fs::create_directories(d / "w");
+  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
+  // A lock file left by a dead process must not block anyone.
+  fs::create_directories(d / "w" / "rdlms" / "rdlm-01");
+  std::ofstream(d / "w" / "rdlms" / "rdlm-01" / "lock") << "pid 999999 on nowhere\n";
+  const std::string args = "train-rdlms -c " + cfg.string() + " -w " + (d / "w").string() + " --json";
+  auto a = spawn_apricot(args, d, "a");
+  auto b = spawn_apricot(args, d, "b");
+  ASSERT_EQ(wait_exit(a), 0) << slurp(a.err.string());
+  ASSERT_EQ(wait_exit(b), 0) << slurp(b.err.string());
+  auto ja = json::parse(slurp(a.out.string())), jb = json::parse(slurp(b.out.string()));
+  std::multiset<int> trained;
+  for (auto& j : {ja, jb})
+    for (int k : j["trained"]) trained.insert(k);
+  EXPECT_EQ(trained, (std::multiset<int>{0, 1, 2})) << ja.dump() << "\n" << jb.dump();
+  for (int k = 0; k < 3; ++k) {
+    auto f = "rdlms/rdlm-0" + std::to_string(k) + "/model.pt";
+    EXPECT_TRUE(file_bytes(d / "w" / f) == file_bytes(ref / "w" / f)) << f;
+  }
+  // A second adaptation of the same strategy in the same directory is refused while one runs.
+  auto first = spawn_apricot("adapt --strategy 2 -c " + cfg.string() + " -w " + (d / "w").string(), d, "adapt");
+  int code = -1;
+  ASSERT_TRUE(wait_for_file(first, d / "w" / "adapt-2" / "state.json", &code)) << slurp(first.err.string());
+  auto second = run_apricot("adapt --strategy 2 -c " + cfg.string() + " -w " + (d / "w").string());
+  EXPECT_EQ(second.code, 4) << second.err;
+  EXPECT_NE(second.err.find("is being adapted"), std::string::npos) << second.err;
+  EXPECT_EQ(wait_exit(first), 0);
+}
+
+TEST(Reliability, DivergingLossNamesPhaseEpochAndStep) {
+  auto d = fresh_dir("rel-nan");
+  auto cfg = write_config(d);
+  auto r = run_apricot("train-base -c " + cfg.string() + " -w " + (d / "w").string() + " --set train.lr=1e30");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("base: the loss is not finite at epoch 1, step"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("diverged"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d / "w" / "base" / "model.pt")) << "no model is written from a diverged run";
+}
