@@ -4,8 +4,10 @@
 #include "apricot/config.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <fstream>
-#include <regex>
+#include <limits>
 #include <sstream>
 
 #include "apricot/errors.hpp"
@@ -29,7 +31,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, ba
                                                 momentum)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, batch_size, passes,
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
-                                                retrain_every, retrain)
+                                                retrain_every, target, retrain)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
                                                 train, rdlm, adapt, resume)
@@ -112,11 +114,14 @@ json check_value(const json& schema, const json& value, const std::string& path,
   }
   if (schema.is_number_integer()) {
     if (value.is_number_float()) {
-      double d = value.get<double>();
-      if (d != static_cast<double>(static_cast<int64_t>(d))) bad("must be an integer, got " + value.dump());
+      // Range first: converting a double outside int64's range is undefined behaviour.
+      const double d = value.get<double>(), two63 = std::ldexp(1.0, 63);
+      if (!(d >= -two63 && d < two63) || d != std::trunc(d)) bad("must be an integer, got " + value.dump());
       return json(static_cast<int64_t>(d));
     }
     if (!value.is_number()) bad("must be an integer, got " + value.dump());
+    if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()})
+      bad("must be an integer below 2^63, got " + value.dump());
     return value;
   }
   if (schema.is_number()) {
@@ -136,7 +141,7 @@ json check_value(const json& schema, const json& value, const std::string& path,
       const json& e = value[i];
       std::string sub = path + "[" + std::to_string(i) + "]";
       if (strings) {
-        if (e.is_number_integer() || e.is_number_unsigned()) out.push_back(std::to_string(e.get<int64_t>()));
+        if (e.is_number_integer()) out.push_back(e.dump());  // the digits as written
         else if (e.is_string()) out.push_back(e);
         else bad("element " + std::to_string(i) + " must be a string or an integer, got " + e.dump());
       } else {
@@ -202,21 +207,10 @@ Config config_from_json(const json& user, const std::string& source) {
   return c;
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  json user = json::object();
-  std::string source = "defaults";
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) data_error("config file '" + path + "' cannot be read", "check the path (presets live in configs/)");
-    try {
-      user = json::parse(in, nullptr, true, /*ignore_comments=*/true);
-    } catch (const json::parse_error& e) {
-      config_error("config file '" + path + "' is not valid JSON: " + std::string(e.what()),
-                   "fix the syntax at the byte offset above");
-    }
-    if (!user.is_object()) config_error("config file '" + path + "' must hold a JSON object", "{ \"data\": {...} }");
-    source = path;
-  }
+namespace {
+
+// Defaults <- `user` <- overrides, then the schema and range checks.
+Config with_overrides(json user, std::string source, const std::vector<std::string>& overrides) {
   for (const auto& ov : overrides) {
     auto eq = ov.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -225,18 +219,54 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     json value;
     try {
       value = json::parse(text);
-    } catch (const json::parse_error&) {
-      value = text;  // a bare word is a string
+    } catch (const json::exception&) {  // parse_error, or out_of_range for a number like 1e400
+      value = text;                     // a bare word is a string
+    }
+    if (value.is_string()) {
+      try {
+        (void)value.dump();  // the config is saved as JSON, which holds only UTF-8 text
+      } catch (const json::type_error&) {
+        config_error("--set " + key + ": the value is not valid UTF-8 text", "write the value in UTF-8");
+      }
     }
     set_path(user, key, value);
   }
-  if (!overrides.empty()) source += (path.empty() ? " with " : " + ") + std::string("--set overrides");
+  if (!overrides.empty()) source += std::string(source == "defaults" ? " with " : " + ") + "--set overrides";
   return config_from_json(user, source);
 }
 
+}  // namespace
+
+Config parse_config_text(const std::string& text, const std::string& source,
+                         const std::vector<std::string>& overrides) {
+  json user;
+  try {
+    user = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
+    config_error("config file '" + source + "' is not valid JSON: " + std::string(e.what()),
+                 "fix the syntax at the byte offset above");
+  }
+  if (!user.is_object()) config_error("config file '" + source + "' must hold a JSON object", "{ \"data\": {...} }");
+  return with_overrides(std::move(user), source, overrides);
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return with_overrides(json::object(), "defaults", overrides);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) data_error("config file '" + path + "' cannot be read", "check the path (presets live in configs/)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config_text(text.str(), path, overrides);
+}
+
 void validate(const Config& c) {
-  static const std::regex device_re("^(auto|cpu|cuda|cuda:[0-9]+)$");
-  if (!std::regex_match(c.device, device_re))
+  // By hand, not std::regex: libstdc++'s matcher recurses once per character and overflows the
+  // stack on a long enough value ("cuda:" and 100,000 digits).
+  const std::string& dev = c.device;
+  const bool device_ok = dev == "auto" || dev == "cpu" || dev == "cuda" ||
+                         (dev.size() > 5 && dev.compare(0, 5, "cuda:") == 0 &&
+                          std::all_of(dev.begin() + 5, dev.end(), [](char ch) { return ch >= '0' && ch <= '9'; }));
+  if (!device_ok)
     config_error("config key 'device': '" + c.device + "' is not valid", "use auto, cpu, cuda or cuda:N");
   require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = all cores)");
   require(!c.workdir.empty(), "workdir", "\"\"", "a directory path");
@@ -300,6 +330,11 @@ void validate(const Config& c) {
   require(a.time_budget >= 0, "adapt.time_budget", a.time_budget, ">= 0 seconds (0 = off)");
   require_one_of("adapt.selection", a.selection, {"val", "test"});
   require(a.retrain_every >= 0, "adapt.retrain_every", a.retrain_every, ">= 0 (0 = never)");
+  if (!a.target.empty()) {
+    if (a.target.size() != 2 || a.target[0] < 0 || a.target[1] < 0 || a.target[0] == a.target[1])
+      config_error("config key 'adapt.target': " + json(a.target).dump() + " is not a pair of two different classes",
+                   "write [src, dst], e.g. [3, 5] for inputs of class 3 predicted as 5, or [] for all failures");
+  }
   require(a.retrain.epochs >= 0, "adapt.retrain.epochs", a.retrain.epochs, ">= 0");
   require(a.retrain.steps >= 0, "adapt.retrain.steps", a.retrain.steps, ">= 0");
   require(a.retrain.batch_size >= 1, "adapt.retrain.batch_size", a.retrain.batch_size, ">= 1");

@@ -83,6 +83,7 @@ struct AdaptConfig {
   std::string selection = "val";      // val | test (paper protocol: leaks the test set)
   bool adjust_buffers = false;        // also adjust BatchNorm running statistics
   int64_t retrain_every = 1;          // retrain after every k batches (0 = never)
+  std::vector<int64_t> target = {};   // [src, dst]: adjust only on inputs of class src predicted as dst
   RetrainConfig retrain;
 };
 
@@ -112,6 +113,10 @@ nlohmann::json to_json(const Config& c);
 // else taken as a string). Throws apricot::Error(kUsage) naming the file/key, the problem and the
 // nearest valid key; kData if the file cannot be read.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides);
+// The same from the text of a config file (JSON, comments allowed) that is already in memory;
+// `source` names it in messages. load_config reads the file and calls this.
+Config parse_config_text(const std::string& text, const std::string& source,
+                         const std::vector<std::string>& overrides = {});
 // Same from an already parsed JSON document (source names it in messages).
 Config config_from_json(const nlohmann::json& j, const std::string& source);
 void validate(const Config& c);  // range checks; throws kUsage naming the key
