@@ -209,6 +209,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       }
     }
   };
+  install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130
   {
     LoadedState st = load_state(state_path, "delete it (or rerun with --force) to start this strategy over");
     if (st.archive && st.meta.value("key", json()) != state_key) {

@@ -207,6 +207,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     save_state(opts.state_path, a, meta);
   };
   if (resumable) {
+    install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130
     LoadedState st = load_state(opts.state_path, "delete it (or rerun with --force) to start this phase over");
     if (st.archive && (st.meta.value("key", json()) != opts.state_key || st.meta.value("device", "") != device.str())) {
       spdlog::warn("{}: saved state {} belongs to another configuration or device; starting over", opts.label,

@@ -304,3 +304,40 @@ TEST(Reliability, DivergingLossNamesPhaseEpochAndStep) {
   EXPECT_NE(r.err.find("diverged"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(d / "w" / "base" / "model.pt")) << "no model is written from a diverged run";
 }
+
+TEST(Adapt, TargetedRepairAdjustsOnlyOnThePairAndReportsItsErrors) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-target");
+  auto cfg = write_config(d);
+  fs::create_directories(d / "w");
+  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
+  fs::copy(ref / "w" / "rdlms", d / "w" / "rdlms", fs::copy_options::recursive);
+  const std::string common = " -c " + cfg.string() + " -w " + (d / "w").string();
+  // The base model's most frequent confusion on the test split is the pair to repair.
+  auto base = run_apricot("eval --json" + common);
+  ASSERT_EQ(base.code, 0) << base.err;
+  auto conf = json::parse(base.out)["confusion"];
+  int src = 0, dst = 1;
+  for (int i = 0; i < static_cast<int>(conf.size()); ++i)
+    for (int j = 0; j < static_cast<int>(conf.size()); ++j)
+      if (i != j && conf[i][j].get<int64_t>() > conf[src][dst].get<int64_t>()) src = i, dst = j;
+  const std::string pair = "[" + std::to_string(src) + "," + std::to_string(dst) + "]";
+  auto r = run_apricot("adapt --strategy 1 --json --set adapt.target=" + pair + common);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto res = json::parse(slurp((d / "w" / "adapt-1" / "result.json").string()));
+  ASSERT_TRUE(res.contains("target")) << res.dump();
+  EXPECT_EQ(res["target"]["pair"], json::parse(pair));
+  EXPECT_EQ(res["target"]["errors_before"]["test"], conf[src][dst]);
+  auto after = run_apricot("eval --json -m " + (d / "w" / "adapt-1" / "model.pt").string() + common);
+  ASSERT_EQ(after.code, 0) << after.err;
+  EXPECT_EQ(res["target"]["errors_after"]["test"], json::parse(after.out)["confusion"][src][dst]);
+  // Only inputs of the pair count as failing, so far fewer than in an untargeted run.
+  auto untargeted = json::parse(slurp((ref / "w" / "adapt-1" / "result.json").string()));
+  EXPECT_LT(res["failing_inputs"].get<int64_t>(), untargeted["failing_inputs"].get<int64_t>());
+  auto bad = run_apricot("adapt --strategy 1 --set adapt.target=[2,2]" + common);
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("adapt.target"), std::string::npos) << bad.err;
+  bad = run_apricot("adapt --strategy 1 --force --set adapt.target=[0,9]" + common);
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("do not exist"), std::string::npos) << bad.err;
+}

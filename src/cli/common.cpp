@@ -10,7 +10,6 @@
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/fsutil.hpp"
-#include "apricot/resume.hpp"
 
 namespace apricot::cli {
 
@@ -58,7 +57,6 @@ Session open_session(const CommonOptions& o, bool write_config) {
   spdlog::info("apricot {} config: {}", APRICOT_VERSION, to_json(s.cfg).dump());
   s.device = resolve_device(s.cfg.device);
   setup_runtime(s.cfg.threads, s.cfg.seed, s.cfg.deterministic);
-  install_interrupt_handlers();  // long phases save their state and exit 130 on SIGINT/SIGTERM
   spdlog::info("device {} | {} CPU threads | work directory {}", s.device.str(), torch::get_num_threads(),
                s.workdir);
   if (write_config) {
