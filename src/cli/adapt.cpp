@@ -1,5 +1,5 @@
 // `apricot adapt` (one strategy or each of adapt.strategies) and `apricot run` (every phase in
-// order, skipping complete ones, then the comparison table).
+// order, skipping complete ones, then the comparison table); run_phases is shared with `sweep`.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -83,6 +83,19 @@ struct RunOptions {
 
 int run_all(const RunOptions& o) {
   Session s = open_session(o.common, /*write_config=*/true);
+  json out = run_phases(s, o.common.force);
+  if (o.common.json) {
+    print_json(out);
+  } else {
+    print_table(out["base"], out["results"].get<std::vector<json>>());
+    std::printf("work directory %s, %.0f s in all\n", s.workdir.c_str(), out["seconds"].get<double>());
+  }
+  return 0;
+}
+
+}  // namespace
+
+json run_phases(const Session& s, bool force) {
   auto strategies = strategies_of(s.cfg, "");
   Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
   spdlog::info("data {}: train {} val {} test {} | {}x{}x{} | {} classes", data.name, data.train.size(),
@@ -90,17 +103,17 @@ int run_all(const RunOptions& o) {
   const std::string base_pt = (fs::path(s.workdir) / "base" / "model.pt").string();
   auto t0 = std::chrono::steady_clock::now();
   // Phase 0: the base model, through the train-base subcommand's code path.
-  if (!checkpoint_exists(base_pt) || o.common.force) {
+  if (!checkpoint_exists(base_pt) || force) {
     spdlog::info("phase 1/3: training the base model");
-    int rc = train_base_phase(s, o.common.force, /*json_out=*/false, &data);
-    if (rc != 0) return rc;
+    int rc = train_base_phase(s, force, /*json_out=*/false, &data);
+    if (rc != 0) throw Error(static_cast<ExitCode>(rc), "training the base model in '" + s.workdir + "' failed");
   } else {
     spdlog::info("phase 1/3: base model exists ({}), skipped", base_pt);
   }
   if (needs_rdlms(strategies)) {
     spdlog::info("phase 2/3: rDLMs");
     RdlmTrainRequest req;
-    req.force = o.common.force;
+    req.force = force;
     train_rdlms(s.cfg, data, s.workdir, s.device, req);
   }
   std::vector<json> results;
@@ -108,21 +121,14 @@ int run_all(const RunOptions& o) {
     spdlog::info("phase 3/3: adaptation, strategy {}", to_string(st));
     AdaptRequest req;
     req.strategy = st;
-    req.force = o.common.force;
+    req.force = force;
     results.push_back(run_adapt(s.cfg, data, s.workdir, s.device, req));
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const json& base = results.at(0)["base"];
-  if (o.common.json) {
-    print_json({{"workdir", s.workdir}, {"base", base}, {"results", results}, {"seconds", seconds}});
-  } else {
-    print_table(base, results);
-    std::printf("work directory %s, %.0f s in all\n", s.workdir.c_str(), seconds);
-  }
-  return 0;
+  return {{"workdir", s.workdir}, {"base", results.at(0)["base"]}, {"results", results}, {"seconds", seconds}};
 }
 
-}  // namespace
+void print_results_table(const json& run) { print_table(run["base"], run["results"].get<std::vector<json>>()); }
 
 CLI::App* setup_adapt(CLI::App& app, Action& action) {
   auto o = std::make_shared<AdaptOptions>();

@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   cli::setup_models(app, action);
   cli::setup_export(app, action);
   cli::setup_import(app, action);
+  cli::setup_report(app, action);
+  cli::setup_sweep(app, action);
   cli::setup_bench(app, action);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,60 @@
+// `apricot report WORKDIR...`: the paper's tables and figures over finished work directories (several
+// seeds, strategies, models) into DIR/report.md, report.json and report.html; Markdown on stdout.
+// It only reads the JSON the phases wrote: no model is loaded and nothing is recomputed.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "apricot/report.hpp"
+#include "common.hpp"
+
+namespace apricot::cli {
+
+namespace {
+
+struct ReportOptions {
+  std::vector<std::string> workdirs;
+  std::string out = "report";
+  std::string log_level = "info";
+  bool json = false;
+};
+
+int run_report(const ReportOptions& o) {
+  configure_logging(o.log_level);
+  auto rep = write_report(o.workdirs, o.out);
+  for (const auto& n : rep["notes"]) spdlog::warn("{}", n.get<std::string>());
+  const auto out = std::filesystem::path(o.out);
+  spdlog::info("wrote {}, {} and {}", (out / "report.md").string(), (out / "report.json").string(),
+               (out / "report.html").string());
+  if (o.json) {
+    print_json(rep);
+  } else {
+    std::fputs(render_markdown(rep).c_str(), stdout);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* setup_report(CLI::App& app, Action& action) {
+  auto o = std::make_shared<ReportOptions>();
+  auto* sub = app.add_subcommand(
+      "report",
+      "tables (paper II-V) and charts (Fig. 2-3, adaptation curves) over work directories: DIR/report.{md,json,html}");
+  sub->add_option("workdirs", o->workdirs,
+                  "work directories of apricot run / sweep (several seeds, strategies or models); runs of one "
+                  "configuration that differ only in the seed are aggregated")
+      ->required();
+  sub->add_option("-o,--out", o->out, "output directory; report.md, report.json and report.html there are replaced")
+      ->capture_default_str();
+  sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
+      ->capture_default_str()
+      ->check(CLI::IsMember(kLogLevels));
+  sub->add_flag("--json", o->json, "print the report document (report.json) on stdout instead of the Markdown");
+  sub->callback([o, &action] { action = [o] { return run_report(*o); }; });
+  return sub;
+}
+
+}  // namespace apricot::cli

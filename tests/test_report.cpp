@@ -1,0 +1,468 @@
+// The report: statistics against hand-computed values and closed forms, aggregation of fake work
+// directories written with the tool's exact keys, error handling, the CLI (report and a tiny sweep),
+// and a real-browser check of the HTML page (Debian's chromium headless; skipped where absent).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "apricot/errors.hpp"
+#include "apricot/report.hpp"
+#include "cli_util.hpp"
+
+using namespace apricot;
+using namespace apricot::test;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+void put(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+// A work directory as the phases leave it, with the keys of train_base.cpp, rdlm.cpp and adapt.cpp.
+struct FakeRun {
+  int64_t seed = 1;
+  std::string arch = "small";
+  double base_train = 0.9, base_val = 0.85, base_test = 0.8;
+  bool rdlms = true;
+  std::map<std::string, double> final_test;  // strategy -> final test accuracy
+};
+
+void write_fake(const fs::path& w, const FakeRun& r) {
+  json config = {{"seed", r.seed},
+                 {"workdir", w.string()},
+                 {"device", "cpu"},
+                 {"threads", 0},
+                 {"model", {{"arch", r.arch}, {"resnet_variant", "v1"}}},
+                 {"data", {{"format", "synthetic"}}},
+                 {"rdlm", {{"count", 3}}},
+                 {"adapt", {{"strategies", {"1", "none"}}, {"selection", "val"}}}};
+  put(w / "config.json", config.dump(2));
+  json base = {{"arch", r.arch},
+               {"dataset", {{"name", "synthetic"}}},
+               {"metrics",
+                {{"train_acc", r.base_train}, {"val_acc", r.base_val}, {"test_acc", r.base_test}, {"train_seconds", 10.0}}},
+               {"params", {{"total", 1234}, {"trainable", 1234}}},
+               {"seconds", 12.0 + static_cast<double>(r.seed)},
+               {"config", config},
+               {"role", "base"}};
+  put(w / "base" / "model.json", base.dump(2));
+  if (r.rdlms) {
+    json per = json::array();
+    for (int k = 0; k < 3; ++k) {
+      double acc = 0.7 + 0.01 * k;
+      put(w / "rdlms" / ("rdlm-0" + std::to_string(k)) / "model.json",
+          json{{"role", "rdlm"}, {"index", k},
+               {"metrics", {{"subset_acc", 0.9}, {"val_acc", acc}, {"test_acc", acc}, {"train_seconds", 2.0 + k}}}}
+              .dump());
+      per.push_back({{"index", k}, {"test_acc", acc}, {"val_acc", acc}, {"subset_acc", 0.9}});
+    }
+    put(w / "rdlms" / "summary.json",
+        json{{"count", 3}, {"rdlms", per}, {"test_acc", {{"mean", 0.71}, {"std", 0.01}}}, {"coverage", 0.9},
+             {"base_test_failures", 40}, {"base_failures_some_rdlm_right", 10},
+             {"base_failures_some_rdlm_right_share", 0.25}}
+            .dump());
+  }
+  for (const auto& [s, acc] : r.final_test) {
+    const fs::path d = w / ("adapt-" + s);
+    put(d / "result.json",
+        json{{"strategy", s}, {"selection", "val"}, {"seed", r.seed},
+             {"base", {{"val_acc", r.base_val}, {"test_acc", r.base_test}}},
+             {"final", {{"val_acc", r.base_val + 0.01}, {"test_acc", acc}}},
+             {"gain_test", acc - r.base_test}, {"accepted", 2}, {"seconds", 5.0}}
+            .dump());
+    // batch 0: an accepted adjustment; batch 1: nothing; batch 2: an accepted retraining.
+    std::string trace;
+    trace += json{{"batch", 0}, {"acc_adjusted", r.base_val + 0.005}, {"acc_retrained", -1.0}, {"accepted", true},
+                  {"best_acc", r.base_val + 0.005}}.dump() + "\n";
+    trace += json{{"batch", 1}, {"acc_adjusted", r.base_val}, {"acc_retrained", -1.0}, {"accepted", false},
+                  {"best_acc", r.base_val + 0.005}}.dump() + "\n";
+    trace += json{{"batch", 2}, {"acc_adjusted", -1.0}, {"acc_retrained", r.base_val + 0.01}, {"accepted", true},
+                  {"best_acc", r.base_val + 0.01}}.dump() + "\n";
+    put(d / "trace.jsonl", trace);
+  }
+}
+
+// Three seeds of one configuration (both arms) and one other model with only a base model.
+std::vector<std::string> fake_sweep(const fs::path& root) {
+  FakeRun a{1, "small", 0.9, 0.85, 0.80, true, {{"1", 0.83}, {"none", 0.82}}};
+  FakeRun b{2, "small", 0.92, 0.86, 0.82, true, {{"1", 0.84}, {"none", 0.845}}};
+  FakeRun c{3, "small", 0.91, 0.87, 0.81, true, {{"1", 0.835}, {"none", 0.815}}};
+  FakeRun d{0, "cnn1", 0.7, 0.6, 0.5, false, {}};
+  write_fake(root / "seed-1", a);
+  write_fake(root / "seed-2", b);
+  write_fake(root / "seed-3", c);
+  write_fake(root / "other", d);
+  return {(root / "seed-2").string(), (root / "seed-1").string(), (root / "seed-3").string(),
+          (root / "other").string()};
+}
+
+int exit_code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return static_cast<int>(e.code());
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST(ReportStats, MeanStdQuantile) {
+  std::vector<double> v = {1, 2, 3, 4};
+  EXPECT_DOUBLE_EQ(stat_mean(v), 2.5);
+  EXPECT_NEAR(stat_std(v), std::sqrt(5.0 / 3.0), 1e-12);
+  EXPECT_DOUBLE_EQ(quantile(v, 0.25), 1.75);
+  EXPECT_DOUBLE_EQ(quantile(v, 0.5), 2.5);
+  EXPECT_DOUBLE_EQ(quantile({4, 1, 3, 2}, 1.0), 4);
+  EXPECT_TRUE(std::isnan(stat_mean({})));
+  EXPECT_TRUE(std::isnan(stat_std({7})));
+}
+
+TEST(ReportStats, IncompleteBetaClosedForms) {
+  EXPECT_NEAR(incomplete_beta(2, 3, 0.5), 11.0 / 16.0, 1e-12);  // binomial sum
+  EXPECT_NEAR(incomplete_beta(1, 1, 0.37), 0.37, 1e-12);
+  EXPECT_NEAR(incomplete_beta(1, 3, 0.3), 1 - std::pow(0.7, 3), 1e-12);
+  EXPECT_NEAR(incomplete_beta(4.5, 1, 0.8), std::pow(0.8, 4.5), 1e-12);
+  EXPECT_NEAR(incomplete_beta(0.5, 0.5, 0.25), 2 / kPi * std::asin(0.5), 1e-10);  // arcsine law
+  EXPECT_NEAR(incomplete_beta(30, 40, 0.6) + incomplete_beta(40, 30, 0.4), 1.0, 1e-12);
+  EXPECT_EQ(incomplete_beta(2, 2, 0), 0);
+  EXPECT_EQ(incomplete_beta(2, 2, 1), 1);
+}
+
+TEST(ReportStats, StudentTClosedForms) {
+  EXPECT_NEAR(student_t_two_sided_p(1.0, 1), 0.5, 1e-12);  // Cauchy: 1 - 2 atan|t| / pi
+  EXPECT_NEAR(student_t_two_sided_p(-3.0, 1), 1 - 2 * std::atan(3.0) / kPi, 1e-12);
+  EXPECT_NEAR(student_t_two_sided_p(2.0, 2), 1 - 2.0 / std::sqrt(6.0), 1e-12);  // 1 - |t|/sqrt(t^2+2)
+  const double t = 1.3, u = t / std::sqrt(3.0);  // df 3: 1 - 2/pi (atan u + u/(1+u^2))
+  EXPECT_NEAR(student_t_two_sided_p(t, 3), 1 - 2 / kPi * (std::atan(u) + u / (1 + u * u)), 1e-12);
+  EXPECT_NEAR(student_t_two_sided_p(2.776445105, 4), 0.05, 1e-8);  // tabulated critical value
+  EXPECT_NEAR(student_t_two_sided_p(1.959963985, 1e7), 0.05, 1e-6);  // normal limit
+  EXPECT_NEAR(student_t_two_sided_p(0, 5), 1.0, 1e-12);
+  EXPECT_EQ(student_t_two_sided_p(INFINITY, 5), 0);
+}
+
+TEST(ReportStats, PairedStats) {
+  auto ps = paired_stats({0.01, 0.02, 0.0, -0.01});
+  EXPECT_EQ(ps.n, 4);
+  EXPECT_NEAR(ps.mean, 0.005, 1e-15);
+  EXPECT_NEAR(ps.std, std::sqrt(500e-6 / 3), 1e-12);
+  EXPECT_EQ(ps.wins, 2);
+  EXPECT_EQ(ps.ties, 1);
+  EXPECT_EQ(ps.losses, 1);
+  ASSERT_TRUE(ps.t && ps.p);
+  const double t = 0.005 / (std::sqrt(500e-6 / 3) / 2), u = t / std::sqrt(3.0);
+  EXPECT_NEAR(*ps.t, t, 1e-9);
+  EXPECT_NEAR(*ps.p, 1 - 2 / kPi * (std::atan(u) + u / (1 + u * u)), 1e-9);
+  // No variation or a single pair: no t, no p (rather than a division by zero).
+  auto same = paired_stats({0.01, 0.01});
+  EXPECT_FALSE(same.t.has_value());
+  EXPECT_FALSE(same.p.has_value());
+  EXPECT_EQ(same.wins, 2);
+  auto one = paired_stats({0.02});
+  EXPECT_EQ(one.n, 1);
+  EXPECT_FALSE(one.t.has_value());
+}
+
+TEST(ReportSweep, SeedLists) {
+  EXPECT_EQ(parse_seed_list("1-5"), (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(parse_seed_list("1,3,7"), (std::vector<int64_t>{1, 3, 7}));
+  EXPECT_EQ(parse_seed_list("9,0-2,2"), (std::vector<int64_t>{0, 1, 2, 9}));
+  EXPECT_EQ(parse_seed_list("4"), (std::vector<int64_t>{4}));
+  for (const char* bad : {"", "5-1", "a", "1,,2", "-3", "1-", "1.5", "0-99999"})
+    EXPECT_EQ(exit_code_of([&] { parse_seed_list(bad); }), 2) << bad;
+}
+
+TEST(Report, AggregatesSeedsAgainstHandValues) {
+  auto root = fresh_dir("report-agg");
+  std::vector<RunData> runs;
+  for (const auto& w : fake_sweep(root)) runs.push_back(load_run(w));
+  ASSERT_EQ(runs[0].traces["1"].size(), 3u);
+  json rep = build_report(runs);
+  ASSERT_EQ(rep["groups"].size(), 2u);
+  EXPECT_EQ(rep["strategies"], json({"1", "none"}));
+  const json& g = rep["groups"][0];
+  EXPECT_EQ(g["label"], "small");
+  EXPECT_EQ(g["seeds"], json({1, 2, 3}));  // sorted by seed whatever the order given
+  EXPECT_EQ(g["runs"][0]["seed"], 1);
+  // Table II
+  EXPECT_EQ(g["models"]["params"], 1234);
+  EXPECT_NEAR(g["models"]["test_acc"]["mean"].get<double>(), 0.81, 1e-12);
+  EXPECT_NEAR(g["models"]["test_acc"]["std"].get<double>(), 0.01, 1e-12);
+  // Table III: base seconds 13, 14, 15; rDLMs 2+3+4 = 9 per run, 3 per rDLM
+  EXPECT_NEAR(g["times"]["base_seconds"]["mean"].get<double>(), 14, 1e-12);
+  EXPECT_NEAR(g["times"]["rdlms_total_seconds"]["mean"].get<double>(), 9, 1e-12);
+  EXPECT_NEAR(g["times"]["rdlm_mean_seconds"]["mean"].get<double>(), 3, 1e-12);
+  // Table IV
+  EXPECT_NEAR(g["rdlms"]["base_failures_some_rdlm_right_share"]["mean"].get<double>(), 0.25, 1e-12);
+  EXPECT_NEAR(g["rdlms"]["test_acc_mean"]["mean"].get<double>(), 0.71, 1e-12);
+  // Table V: gains 0.03, 0.02, 0.025; differences to the control 0.01, -0.005, 0.02.
+  const json& s1 = g["adaptation"]["1"];
+  EXPECT_NEAR(s1["gain_test"]["mean"].get<double>(), 0.025, 1e-12);
+  EXPECT_NEAR(s1["gain_test"]["std"].get<double>(), 0.005, 1e-12);
+  EXPECT_NEAR(s1["max_gain_test"].get<double>(), 0.03, 1e-12);
+  const double dm = 0.025 / 3, dsd = std::sqrt(((0.01 - dm) * (0.01 - dm) + (-0.005 - dm) * (-0.005 - dm) +
+                                                (0.02 - dm) * (0.02 - dm)) / 2);
+  EXPECT_NEAR(s1["vs_control"]["mean"].get<double>(), dm, 1e-12);
+  EXPECT_NEAR(s1["vs_control"]["std"].get<double>(), dsd, 1e-12);
+  const json& p = s1["paired"];
+  EXPECT_EQ(p["n"], 3);
+  EXPECT_EQ(p["wins"], 2);
+  EXPECT_EQ(p["ties"], 0);
+  EXPECT_EQ(p["losses"], 1);
+  EXPECT_EQ(p["df"], 2);
+  const double t = dm / (dsd / std::sqrt(3.0));
+  EXPECT_NEAR(p["t"].get<double>(), t, 1e-9);
+  EXPECT_NEAR(p["p_two_sided"].get<double>(), 1 - t / std::sqrt(t * t + 2), 1e-9);  // df 2 closed form
+  EXPECT_FALSE(g["adaptation"]["none"].contains("paired"));
+  EXPECT_NEAR(rep["overall"]["1"]["gain_test"]["mean"].get<double>(), 0.025, 1e-12);
+  // The other model: a base model only; everything else missing, not a crash.
+  const json& o = rep["groups"][1];
+  EXPECT_EQ(o["label"], "cnn1");
+  EXPECT_TRUE(o["rdlms"]["test_acc_mean"]["mean"].is_null());
+  EXPECT_TRUE(o["adaptation"].empty());
+
+  const std::string md = render_markdown(rep);
+  EXPECT_NE(md.find("## Table II: models"), std::string::npos);
+  EXPECT_NE(md.find("| small | synthetic | 3 | 1,2,3 | 1234 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("+2.50 ± 0.50 pp"), std::string::npos) << md;      // gain over base
+  EXPECT_NE(md.find("| 1 | 3 | +0.83 pp |"), std::string::npos) << md;  // paired row
+  EXPECT_NE(md.find("| cnn1 | 1 | 0/3 | — | — | — | — |"), std::string::npos) << md;  // no rDLMs yet
+  EXPECT_NE(md.find("2/0/1"), std::string::npos);
+}
+
+TEST(Report, GroupsByConfigurationAndLabelsTheDifference) {
+  auto root = fresh_dir("report-groups");
+  FakeRun a{1, "small", 0.9, 0.85, 0.8, true, {{"none", 0.81}}};
+  write_fake(root / "a", a);
+  write_fake(root / "b", a);
+  // Same arch, another rDLM count: a separate group, labelled by the key that differs.
+  json c = json::parse(slurp((root / "b" / "config.json").string()));
+  c["rdlm"]["count"] = 5;
+  put(root / "b" / "config.json", c.dump());
+  json rep = build_report({load_run((root / "a").string()), load_run((root / "b").string())});
+  ASSERT_EQ(rep["groups"].size(), 2u);
+  EXPECT_EQ(rep["groups"][0]["label"], "small (rdlm.count=3)");
+  EXPECT_EQ(rep["groups"][1]["label"], "small (rdlm.count=5)");
+}
+
+TEST(Report, ErrorsNameTheFile) {
+  auto root = fresh_dir("report-errors");
+  EXPECT_EQ(exit_code_of([&] { load_run((root / "missing").string()); }), 3);
+  fs::create_directories(root / "empty");
+  try {
+    load_run((root / "empty").string());
+    FAIL() << "an empty directory is not a work directory";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kData);
+    EXPECT_NE(std::string(e.what()).find("not an apricot work directory"), std::string::npos);
+  }
+  FakeRun a;
+  a.final_test = {{"1", 0.9}};
+  write_fake(root / "w", a);
+  put(root / "w" / "adapt-1" / "result.json", "{\"strategy\": ");
+  try {
+    load_run((root / "w").string());
+    FAIL() << "a truncated result.json must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kData);
+    EXPECT_NE(std::string(e.what()).find("adapt-1/result.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Report, WritesThreeFilesAndReplacesOldOnes) {
+  auto root = fresh_dir("report-write");
+  auto dirs = fake_sweep(root);
+  const fs::path out = root / "out";
+  put(out / "report.md", "old");
+  json rep = write_report(dirs, out.string());
+  EXPECT_NE(slurp((out / "report.md").string()), "old");
+  EXPECT_EQ(json::parse(slurp((out / "report.json").string())), rep);
+  const std::string html = slurp((out / "report.html").string());
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("Figure 2"), std::string::npos);
+  EXPECT_NE(html.find("Figure 3"), std::string::npos);
+  // Self-contained: no script, no external resources.
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("src="), std::string::npos);
+  EXPECT_EQ(html.find("href="), std::string::npos);
+  EXPECT_EQ(html.find("@import"), std::string::npos);
+  // Adaptation curves: per run and arm, one accepted adjustment and one accepted retraining.
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = html.find(needle); p != std::string::npos; p = html.find(needle, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("accepted adjustment, "), 6u);  // 3 runs x 2 arms
+  EXPECT_EQ(count("accepted retraining, "), 6u);
+  for (const auto& f : fs::directory_iterator(out))
+    EXPECT_EQ(f.path().string().find(".tmp"), std::string::npos) << f.path();
+}
+
+TEST(ReportCli, ReportCommand) {
+  auto root = fresh_dir("report-cli");
+  auto dirs = fake_sweep(root);
+  const std::string out = (root / "rep").string();
+  auto r = run_apricot("report " + dirs[0] + " " + dirs[1] + " --out " + out + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["groups"][0]["runs"].size(), 2u);
+  EXPECT_TRUE(fs::exists(fs::path(out) / "report.html"));
+  r = run_apricot("report " + dirs[0] + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("## Table V: adaptation, small"), std::string::npos) << r.out;
+  r = run_apricot("report " + (root / "nope").string() + " --out " + out);
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+  EXPECT_EQ(run_apricot("report --out " + out).code, 2);  // no work directory
+}
+
+TEST(ReportCli, SweepRunsEverySeedThenTheReport) {
+  auto root = fresh_dir("report-sweep");
+  const std::string args =
+      " --set data.format=synthetic --set data.synthetic_train=400 --set data.synthetic_test=100"
+      " --set 'data.synthetic_shape=[1,12,12]' --set data.val_size=100 --set model.arch=small"
+      " --set train.epochs=1 --set train.batch_size=32 --set train.optimizer=adam --set train.lr=0.003"
+      " --set rdlm.count=2 --set rdlm.size=100 --set rdlm.stride=100 --set rdlm.epochs=1"
+      " --set adapt.max_batches=4 --set adapt.retrain_every=2 --set adapt.retrain.steps=2 --set adapt.step=0.05"
+      " --threads 1 -w " + root.string();
+  EXPECT_EQ(run_apricot("sweep --seeds 3-1" + args).code, 2);
+  EXPECT_EQ(run_apricot("sweep --seeds 1 --seed 4" + args).code, 2);
+  EXPECT_EQ(run_apricot("sweep --seeds 1 --strategies 1,7" + args).code, 4);
+  auto r = run_apricot("sweep --seeds 1,2 --strategies 1,none --json --log-level warn" + args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json out = json::parse(r.out);
+  ASSERT_EQ(out["runs"].size(), 2u);
+  for (int seed : {1, 2}) {
+    const fs::path w = root / ("seed-" + std::to_string(seed));
+    EXPECT_EQ(json::parse(slurp((w / "config.json").string()))["seed"], seed);
+    EXPECT_TRUE(fs::exists(w / "adapt-1" / "result.json"));
+    EXPECT_TRUE(fs::exists(w / "adapt-none" / "result.json"));
+    EXPECT_FALSE(fs::exists(w / "adapt-2"));
+  }
+  json rep = json::parse(slurp((root / "report" / "report.json").string()));
+  ASSERT_EQ(rep["groups"].size(), 1u);
+  EXPECT_EQ(rep["groups"][0]["seeds"], json({1, 2}));
+  EXPECT_EQ(rep["groups"][0]["adaptation"]["1"]["paired"]["n"], 2);
+  EXPECT_EQ(out["report"], rep);
+  // A second sweep finds every phase done and only rewrites the report.
+  r = run_apricot("sweep --seeds 1,2 --strategies 1,none" + args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped"), std::string::npos);
+}
+
+// ---- the page in a real browser ----
+namespace {
+
+std::string find_chromium() {
+  if (const char* env = std::getenv("APRICOT_CHROMIUM")) return env;
+  const char* path = std::getenv("PATH");
+  std::stringstream ss(path ? path : "");
+  std::string dir;
+  while (std::getline(ss, dir, ':'))
+    for (const char* name : {"chromium", "chromium-browser"})
+      if (::access((fs::path(dir) / name).c_str(), X_OK) == 0) return (fs::path(dir) / name).string();
+  return "";
+}
+
+struct Image {
+  int64_t w = 0, h = 0, channels = 0;
+  std::vector<uint8_t> px;  // row-major, `channels` bytes per pixel
+};
+
+uint32_t be32(const std::string& s, size_t at) {
+  return (uint32_t(uint8_t(s[at])) << 24) | (uint32_t(uint8_t(s[at + 1])) << 16) | (uint32_t(uint8_t(s[at + 2])) << 8) |
+         uint32_t(uint8_t(s[at + 3]));
+}
+
+// Decodes an 8-bit, non-interlaced RGB or RGBA PNG (what chromium writes); empty image otherwise.
+Image decode_png(const std::string& file) {
+  Image img;
+  if (file.size() < 8 || file.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0) return img;
+  std::string idat;
+  int depth = 0, color = 0, interlace = 0;
+  for (size_t at = 8; at + 8 <= file.size();) {
+    uint32_t len = be32(file, at);
+    std::string type = file.substr(at + 4, 4);
+    if (at + 12 + len > file.size()) return {};
+    if (type == "IHDR") {
+      img.w = be32(file, at + 8), img.h = be32(file, at + 12);
+      depth = uint8_t(file[at + 16]), color = uint8_t(file[at + 17]), interlace = uint8_t(file[at + 20]);
+    } else if (type == "IDAT") {
+      idat += file.substr(at + 8, len);
+    }
+    at += 12 + len;
+  }
+  if (depth != 8 || interlace != 0 || (color != 2 && color != 6)) return {};
+  img.channels = color == 6 ? 4 : 3;
+  const size_t stride = img.w * img.channels;
+  std::vector<uint8_t> raw((stride + 1) * img.h);
+  uLongf n = raw.size();
+  if (uncompress(raw.data(), &n, reinterpret_cast<const Bytef*>(idat.data()), idat.size()) != Z_OK || n != raw.size())
+    return {};
+  img.px.assign(stride * img.h, 0);
+  for (int64_t y = 0; y < img.h; ++y) {
+    const uint8_t filter = raw[y * (stride + 1)];
+    const uint8_t* in = &raw[y * (stride + 1) + 1];
+    uint8_t* out = &img.px[y * stride];
+    const uint8_t* up = y ? &img.px[(y - 1) * stride] : nullptr;
+    for (size_t i = 0; i < stride; ++i) {
+      int a = i >= size_t(img.channels) ? out[i - img.channels] : 0, b = up ? up[i] : 0,
+          c = (up && i >= size_t(img.channels)) ? up[i - img.channels] : 0;
+      int pred = 0;
+      switch (filter) {
+        case 0: pred = 0; break;
+        case 1: pred = a; break;
+        case 2: pred = b; break;
+        case 3: pred = (a + b) / 2; break;
+        case 4: {
+          int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
+          pred = (pa <= pb && pa <= pc) ? a : (pb <= pc ? b : c);
+          break;
+        }
+        default: return {};
+      }
+      out[i] = static_cast<uint8_t>(in[i] + pred);
+    }
+  }
+  return img;
+}
+
+}  // namespace
+
+TEST(ReportBrowser, ChromiumRendersTheCharts) {
+  const std::string chromium = find_chromium();
+  if (chromium.empty()) GTEST_SKIP() << "no chromium on PATH (apt-get install chromium to run this check)";
+  auto root = fresh_dir("report-browser");
+  write_report(fake_sweep(root), (root / "out").string());
+  const fs::path png = root / "shot.png";
+  const std::string cmd = "timeout 120 " + chromium +
+                          " --headless --disable-gpu --no-sandbox --hide-scrollbars --user-data-dir=" +
+                          (root / "profile").string() + " --screenshot=" + png.string() +
+                          " --window-size=1200,2000 file://" + (root / "out" / "report.html").string() +
+                          " >" + (root / "chromium.log").string() + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp((root / "chromium.log").string());
+  Image img = decode_png(slurp(png.string()));
+  ASSERT_EQ(img.w, 1200) << "not a PNG chromium is known to write";
+  ASSERT_EQ(img.h, 2000);
+  int64_t ink = 0, blue = 0, red = 0;
+  for (size_t i = 0; i + 2 < img.px.size(); i += img.channels) {
+    int r = img.px[i], g = img.px[i + 1], b = img.px[i + 2];
+    if (r < 235 || g < 235 || b < 235) ++ink;
+    if (b > r + 60 && b > g + 20) ++blue;  // histogram bars and strategy-1 curves (#1f77b4)
+    if (r > g + 80 && r > b + 80) ++red;   // the base line in the histogram (#d62728)
+  }
+  const int64_t total = img.w * img.h;
+  EXPECT_GT(ink, total / 100) << "the page looks blank";
+  EXPECT_LT(ink, total * 9 / 10) << "the page looks filled with one colour";
+  EXPECT_GT(blue, 500) << "no chart colours: the SVG did not render";
+  EXPECT_GT(red, 20);
+}
