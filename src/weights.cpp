@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <utility>
 
 #include "apricot/errors.hpp"
@@ -206,7 +207,12 @@ torch::Tensor apply_update(const torch::Tensor& w, const torch::Tensor& R, const
   torch::NoGradGuard no_grad;
   const auto u = upd.u.to(R.options());  // (n), a few bytes to the device
   // s*w + (R^T) u in one pass over R; R.t() is a strided view, not a copy.
-  return torch::addmv(w, R.t(), u, /*beta=*/upd.s, /*alpha=*/1.0);  // (P)
+  if (w.scalar_type() == torch::kDouble || (std::isfinite(upd.s) && std::abs(upd.s) <= 3.0e38))
+    return torch::addmv(w, R.t(), u, /*beta=*/upd.s, /*alpha=*/1.0);  // (P)
+  // A scale beyond the weights' dtype (a huge adapt.step): LibTorch refuses such a scalar, so go
+  // through a tensor cast, which yields inf/NaN weights the caller then rejects.
+  const auto s_t = torch::tensor(upd.s, torch::kFloat64).to(w.options());
+  return torch::addmv(w * s_t, R.t(), u);
 }
 
 torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const torch::Tensor& correct,

@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "apricot/checkpoint.hpp"
 #include "cli_util.hpp"
 
 using namespace apricot::test;
@@ -340,4 +341,23 @@ TEST(Adapt, TargetedRepairAdjustsOnlyOnThePairAndReportsItsErrors) {
   bad = run_apricot("adapt --strategy 1 --force --set adapt.target=[0,9]" + common);
   EXPECT_EQ(bad.code, 2) << bad.err;
   EXPECT_NE(bad.err.find("do not exist"), std::string::npos) << bad.err;
+}
+
+TEST(Reliability, AdaptationNeverAcceptsNonFiniteWeights) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-adapt-nan");
+  auto cfg = write_config(d);
+  fs::create_directories(d / "w");
+  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
+  fs::copy(ref / "w" / "rdlms", d / "w" / "rdlms", fs::copy_options::recursive);
+  // A step of 1e300 overflows every adjusted weight to +-inf (or NaN).
+  auto r = run_apricot("adapt --strategy 2 -c " + cfg.string() + " -w " + (d / "w").string() +
+                       " --set adapt.step=1e300 --set adapt.retrain_every=0 --set adapt.max_batches=10");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto res = json::parse(slurp((d / "w" / "adapt-2" / "result.json").string()));
+  EXPECT_GT(res["rejected_nonfinite"].get<int64_t>(), 0) << res.dump();
+  EXPECT_EQ(res["accepted"], 0);
+  EXPECT_EQ(res["final"], res["base"]);
+  auto m = apricot::load_checkpoint((d / "w" / "adapt-2" / "model.pt").string());
+  for (const auto& p : m.model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
 }
