@@ -848,7 +848,10 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
   f.x0 = 0, f.x1 = xmax, f.y0 = lo - pad, f.y1 = hi + pad;
   std::string s = svg_open(f, title);
   s += y_axis(f, nice_ticks(f.y0, f.y1, 5), "%.2f%%", 100, "best " + selection + " accuracy");
-  s += x_axis(f, nice_ticks(0, xmax, 6), "%.0f", 1, "batches");
+  std::vector<double> xt;  // whole batches only
+  for (double v : nice_ticks(0, xmax, 6))
+    if (std::fabs(v - std::round(v)) < 1e-9) xt.push_back(v);
+  s += x_axis(f, xt, "%.0f", 1, "batches");
   double ly = f.top + 6;
   for (const auto& c : curves) {
     const std::string color = kColor.count(c.strategy) ? kColor.at(c.strategy) : "#333";
@@ -1000,8 +1003,10 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
         curves.push_back(curve_of(s, r->results.at(s), r->traces.at(s)));
       }
       if (curves.empty()) continue;
-      block += "<div class=\"fig\">" +
-               curves_svg(r->workdir + " (seed " + std::to_string(r->seed) + ")", curves, selection) + "</div>";
+      std::string name = r->workdir;  // long paths keep their end, which tells the runs apart
+      if (name.size() > 48) name = "…" + name.substr(name.size() - 47);
+      block += "<div class=\"fig\">" + curves_svg(name + " (seed " + std::to_string(r->seed) + ")", curves, selection) +
+               "</div>";
     }
     if (block.empty()) continue;
     any = true;
