@@ -17,17 +17,8 @@ shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 APRICOT=${APRICOT:-apricot}
 extra=$(printf ' %q' "$@")
-submit() {  # LABEL SBATCH-ARGS...; prints the job id (the label in a dry run)
-  local label=$1
-  shift
-  if [[ ${DRY_RUN:-0} == 1 ]]; then
-    printf 'sbatch' >&2; printf ' %q' "$@" >&2; echo >&2
-    echo "<$label>"
-  else
-    # shellcheck disable=SC2086
-    sbatch --parsable ${SBATCH_ARGS:-} "$@" | cut -d';' -f1
-  fi
-}
+# shellcheck source=submit-lib.sh
+source "$here/submit-lib.sh"
 base=$(submit base --job-name=apricot-base --cpus-per-task=8 \
   --wrap "$(printf '%q' "$APRICOT") train-base -c $(printf '%q' "$CONFIG") -w $(printf '%q' "$WORKDIR")$extra")
 rdlms=$(submit rdlms --dependency=afterok:"$base" --array=0-$((K - 1)) "$here/rdlms.sbatch" "$CONFIG" "$WORKDIR" "$@")

@@ -14,17 +14,8 @@ shift 3
 [[ $SEEDS =~ ^[0-9][0-9,-]*$ ]] || { echo "SEEDS like 1-5 or 1,3,7: $usage" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 APRICOT=${APRICOT:-apricot}
-submit() {  # LABEL SBATCH-ARGS...; prints the job id (the label in a dry run)
-  local label=$1
-  shift
-  if [[ ${DRY_RUN:-0} == 1 ]]; then
-    printf 'sbatch' >&2; printf ' %q' "$@" >&2; echo >&2
-    echo "<$label>"
-  else
-    # shellcheck disable=SC2086
-    sbatch --parsable ${SBATCH_ARGS:-} "$@" | cut -d';' -f1
-  fi
-}
+# shellcheck source=submit-lib.sh
+source "$here/submit-lib.sh"
 # Brace-free list of the seed directories for the report job, expanded here from SEEDS.
 dirs=""
 IFS=',' read -ra items <<<"$SEEDS"
