@@ -64,62 +64,107 @@ std::string hex_byte(unsigned v) {
 
 // ---- CIFAR-10 -------------------------------------------------------------------------------
 
-void read_cifar_file(const fs::path& path, std::vector<torch::Tensor>& xs,
-                     std::vector<torch::Tensor>& ys) {
+// The whole file as bytes, with the loaders' own messages (`hint` on a missing size).
+std::string read_whole_file(const fs::path& path, const char* hint) {
   std::error_code ec;
   const auto bytes = static_cast<int64_t>(fs::file_size(path, ec));
-  if (ec) data_error(path.string() + ": cannot read size: " + ec.message(), kCifarHint);
-  if (bytes == 0 || bytes % kCifarRecord != 0)
-    data_error(path.string() + ": truncated or not CIFAR-10 binary: size " + std::to_string(bytes) +
-                   " bytes is not a positive multiple of the " + std::to_string(kCifarRecord) +
-                   "-byte record",
-               "re-extract or regenerate the file; " + std::string(kCifarHint));
-  const int64_t n = bytes / kCifarRecord;
-  auto raw = torch::empty({n, kCifarRecord}, torch::kUInt8);  // (N, 3073)
+  if (ec) data_error(path.string() + ": cannot read size: " + ec.message(), hint);
+  std::string out(static_cast<size_t>(bytes), '\0');
   std::ifstream in(path, std::ios::binary);
-  if (!in) data_error(path.string() + ": cannot open: " + std::strerror(errno), kCifarHint);
-  in.read(reinterpret_cast<char*>(raw.data_ptr<uint8_t>()), bytes);
+  if (!in) data_error(path.string() + ": cannot open: " + std::strerror(errno), hint);
+  in.read(out.data(), bytes);
   if (in.gcount() != bytes)
     data_error(path.string() + ": read " + std::to_string(in.gcount()) + " of " +
                std::to_string(bytes) + " bytes");
-  auto y = raw.select(1, 0).to(torch::kLong);  // (N)
-  auto bad = (y >= kCifarClasses).nonzero();
-  if (bad.size(0) > 0) {
-    const int64_t i = bad[0][0].item<int64_t>();
-    data_error(path.string() + ": record " + std::to_string(i) + " has label " +
-                   std::to_string(y[i].item<int64_t>()) + "; CIFAR-10 labels are 0..9",
-               "is this the CIFAR-100 binary version? Only CIFAR-10 is supported");
-  }
-  xs.push_back(raw.slice(1, 1).reshape({n, 3, kCifarSide, kCifarSide}));  // (N, 3, 32, 32) copy
-  ys.push_back(y);
+  return out;
+}
+
+void read_cifar_file(const fs::path& path, std::vector<torch::Tensor>& xs,
+                     std::vector<torch::Tensor>& ys) {
+  Split s = parse_cifar_batch(read_whole_file(path, kCifarHint), path.string());
+  xs.push_back(s.x);
+  ys.push_back(s.y);
 }
 
 // ---- IDX ------------------------------------------------------------------------------------
 
-struct GzCloser {
-  void operator()(gzFile_s* f) const { gzclose(f); }
-};
-using GzPtr = std::unique_ptr<gzFile_s, GzCloser>;
-
-// Reads up to `len` bytes; returns the count (short only at end of data). gzread reads plain
-// files unchanged, so one path serves both; gzip is recognised by its 1f 8b magic.
-int64_t gz_read(gzFile f, void* dst, int64_t len, const std::string& path) {
-  int64_t done = 0;
-  auto* p = static_cast<char*>(dst);
-  while (done < len) {
-    const unsigned chunk = static_cast<unsigned>(std::min<int64_t>(len - done, 1 << 26));
-    const int got = gzread(f, p + done, chunk);
-    if (got < 0) {
-      int errnum = 0;
-      const char* msg = gzerror(f, &errnum);
-      data_error(path + ": read error: " + (msg ? msg : "unknown") +
-                 (errnum == Z_ERRNO ? std::string(" (") + std::strerror(errno) + ")" : ""));
-    }
-    if (got == 0) break;
-    done += got;
+// Reads an IDX file's bytes the way zlib's gzread reads the file, so that in-memory parsing and
+// the file loader agree byte for byte: data starting with the gzip magic 1f 8b is inflated member
+// after member (bytes after a member that do not start another one are ignored, a stream cut short
+// simply ends); anything else is taken as it is.
+class IdxBytes {
+ public:
+  IdxBytes(const std::string& bytes, const std::string& source) : bytes_(bytes), source_(source) {
+    gzip_ = bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f &&
+            static_cast<unsigned char>(bytes[1]) == 0x8b;
+    if (gzip_ && inflateInit2(&zs_, 15 + 16) != Z_OK)
+      data_error(source_ + ": read error: cannot start gzip decoding (out of memory?)");
   }
-  return done;
-}
+  ~IdxBytes() {
+    if (gzip_) inflateEnd(&zs_);
+  }
+  IdxBytes(const IdxBytes&) = delete;
+  IdxBytes& operator=(const IdxBytes&) = delete;
+
+  // Up to `len` bytes into dst; fewer only at the end of the data.
+  int64_t read(unsigned char* dst, int64_t len) {
+    if (!gzip_) {
+      const int64_t n = std::min<int64_t>(len, static_cast<int64_t>(bytes_.size() - pos_));
+      if (n > 0) std::memcpy(dst, bytes_.data() + pos_, static_cast<size_t>(n));
+      pos_ += static_cast<size_t>(n);
+      return n;
+    }
+    int64_t done = 0;
+    while (done < len && !eof_) {
+      // zlib's API takes non-const input; it never writes through next_in.
+      zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes_.data() + pos_));
+      zs_.avail_in = static_cast<uInt>(std::min<size_t>(bytes_.size() - pos_, 1u << 30));
+      zs_.next_out = dst + done;
+      zs_.avail_out = static_cast<uInt>(std::min<int64_t>(len - done, 1 << 30));
+      const uInt in0 = zs_.avail_in, out0 = zs_.avail_out;
+      const int ret = inflate(&zs_, Z_NO_FLUSH);
+      pos_ += in0 - zs_.avail_in;
+      done += out0 - zs_.avail_out;
+      if (ret == Z_STREAM_END) {
+        const bool next_member = bytes_.size() - pos_ >= 2 &&
+                                 static_cast<unsigned char>(bytes_[pos_]) == 0x1f &&
+                                 static_cast<unsigned char>(bytes_[pos_ + 1]) == 0x8b;
+        if (next_member) inflateReset(&zs_);
+        else eof_ = true;
+      } else if (ret == Z_BUF_ERROR) {
+        eof_ = true;  // input exhausted inside a member: a truncated stream ends here
+      } else if (ret != Z_OK) {
+        // The message gzread gave: gzerror's "path: problem".
+        const char* msg = ret == Z_MEM_ERROR ? "out of memory" : zs_.msg ? zs_.msg : "compressed data error";
+        data_error(source_ + ": read error: " + source_ + ": " + msg);
+      }
+    }
+    return done;
+  }
+
+  // Up to `len` bytes as a string that grows with what is actually there, so that a header
+  // claiming terabytes costs nothing when the data is short.
+  std::string read_up_to(int64_t len) {
+    std::string out;
+    while (static_cast<int64_t>(out.size()) < len) {
+      const int64_t have = static_cast<int64_t>(out.size());
+      const int64_t want = std::min<int64_t>(len - have, std::max<int64_t>(int64_t{1} << 20, have));
+      out.resize(static_cast<size_t>(have + want));
+      const int64_t got = read(reinterpret_cast<unsigned char*>(out.data()) + have, want);
+      out.resize(static_cast<size_t>(have + got));
+      if (got < want) break;
+    }
+    return out;
+  }
+
+ private:
+  const std::string& bytes_;
+  const std::string source_;
+  bool gzip_ = false;
+  bool eof_ = false;
+  size_t pos_ = 0;  // next unread input byte
+  z_stream zs_{};
+};
 
 // The path of `name` in root, plain or .gz; throws naming both candidates if neither exists.
 fs::path find_idx(const fs::path& root, const std::string& name) {
@@ -131,49 +176,75 @@ fs::path find_idx(const fs::path& root, const std::string& name) {
 
 }  // namespace
 
-torch::Tensor read_idx_file(const std::string& path) {
-  if (!fs::exists(path)) data_error(path + ": no such file", kIdxHint);
-  GzPtr f(gzopen(path.c_str(), "rb"));
-  if (!f) data_error(path + ": cannot open: " + std::strerror(errno));
-  gzbuffer(f.get(), 1 << 20);
+Split parse_cifar_batch(const std::string& bytes, const std::string& source) {
+  const auto size = static_cast<int64_t>(bytes.size());
+  if (size == 0 || size % kCifarRecord != 0)
+    data_error(source + ": truncated or not CIFAR-10 binary: size " + std::to_string(size) +
+                   " bytes is not a positive multiple of the " + std::to_string(kCifarRecord) +
+                   "-byte record",
+               "re-extract or regenerate the file; " + std::string(kCifarHint));
+  const int64_t n = size / kCifarRecord;
+  auto raw = torch::empty({n, kCifarRecord}, torch::kUInt8);  // (N, 3073)
+  std::memcpy(raw.data_ptr<uint8_t>(), bytes.data(), static_cast<size_t>(size));
+  auto y = raw.select(1, 0).to(torch::kLong);  // (N)
+  auto bad = (y >= kCifarClasses).nonzero();
+  if (bad.size(0) > 0) {
+    const int64_t i = bad[0][0].item<int64_t>();
+    data_error(source + ": record " + std::to_string(i) + " has label " +
+                   std::to_string(y[i].item<int64_t>()) + "; CIFAR-10 labels are 0..9",
+               "is this the CIFAR-100 binary version? Only CIFAR-10 is supported");
+  }
+  return Split{raw.slice(1, 1).reshape({n, 3, kCifarSide, kCifarSide}), y};  // (N, 3, 32, 32) copy
+}
+
+torch::Tensor parse_idx(const std::string& bytes, const std::string& source) {
+  IdxBytes in(bytes, source);
   std::array<unsigned char, 4> magic{};
-  if (gz_read(f.get(), magic.data(), 4, path) != 4)
-    data_error(path + ": truncated: shorter than the 4-byte IDX magic");
+  if (in.read(magic.data(), 4) != 4)
+    data_error(source + ": truncated: shorter than the 4-byte IDX magic");
   const std::string magic_str = hex_byte(magic[0]) + " " + hex_byte(magic[1]) + " " +
                                 hex_byte(magic[2]) + " " + hex_byte(magic[3]);
   if (magic[0] != 0 || magic[1] != 0)
-    data_error(path + ": not an IDX file (magic " + magic_str + ", expected 0x00 0x00 0x08 ndims)",
+    data_error(source + ": not an IDX file (magic " + magic_str + ", expected 0x00 0x00 0x08 ndims)",
                kIdxHint);
   if (magic[2] != 0x08)
-    data_error(path + ": unsupported IDX element type " + hex_byte(magic[2]) + " (magic " +
+    data_error(source + ": unsupported IDX element type " + hex_byte(magic[2]) + " (magic " +
                magic_str + "); only unsigned bytes (0x08) are supported");
   const int ndims = magic[3];
   if (ndims < 1 || ndims > 4)
-    data_error(path + ": IDX file with " + std::to_string(ndims) + " dimensions (magic " +
+    data_error(source + ": IDX file with " + std::to_string(ndims) + " dimensions (magic " +
                magic_str + "); expected 1 to 4");
   std::vector<unsigned char> header(4 * static_cast<size_t>(ndims));
-  if (gz_read(f.get(), header.data(), static_cast<int64_t>(header.size()), path) !=
+  if (in.read(header.data(), static_cast<int64_t>(header.size())) !=
       static_cast<int64_t>(header.size()))
-    data_error(path + ": truncated inside the IDX header");
+    data_error(source + ": truncated inside the IDX header");
   std::vector<int64_t> dims(ndims);
   int64_t numel = 1;
   for (int d = 0; d < ndims; ++d) {
     const unsigned char* b = &header[4 * d];
     dims[d] = (int64_t{b[0]} << 24) | (int64_t{b[1]} << 16) | (int64_t{b[2]} << 8) | b[3];
     if (dims[d] != 0 && numel > (int64_t{1} << 40) / dims[d])
-      data_error(path + ": implausible IDX dimensions (over 2^40 elements)");
+      data_error(source + ": implausible IDX dimensions (over 2^40 elements)");
     numel *= dims[d];
   }
-  auto t = torch::empty(dims, torch::kUInt8);
-  const int64_t got = gz_read(f.get(), t.data_ptr<uint8_t>(), numel, path);
+  // Read first, allocate after: the header's element count is only a claim.
+  const std::string data = in.read_up_to(numel);
+  const auto got = static_cast<int64_t>(data.size());
   if (got != numel)
-    data_error(path + ": truncated: the header declares " + std::to_string(numel) +
+    data_error(source + ": truncated: the header declares " + std::to_string(numel) +
                " data bytes, the file holds " + std::to_string(got));
   unsigned char extra = 0;
-  if (gz_read(f.get(), &extra, 1, path) != 0)
-    data_error(path + ": has bytes beyond the " + std::to_string(numel) +
+  if (in.read(&extra, 1) != 0)
+    data_error(source + ": has bytes beyond the " + std::to_string(numel) +
                " data bytes its header declares (wrong dimensions?)");
+  auto t = torch::empty(dims, torch::kUInt8);
+  if (numel > 0) std::memcpy(t.data_ptr<uint8_t>(), data.data(), static_cast<size_t>(numel));
   return t;
+}
+
+torch::Tensor read_idx_file(const std::string& path) {
+  if (!fs::exists(path)) data_error(path + ": no such file", kIdxHint);
+  return parse_idx(read_whole_file(path, kIdxHint), path);
 }
 
 void load_cifar10(const std::string& root, Split& train, Split& test) {

@@ -151,7 +151,10 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
-  const std::string bytes = read_file(path);  // data_error if missing
+  return parse_safetensors(read_file(path), path);  // read_file: data_error if missing
+}
+
+SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& path) {
   const uint64_t size = bytes.size();
   if (size < 8) {
     corrupt(path, "truncated: " + std::to_string(size) +

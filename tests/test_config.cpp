@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "apricot/config.hpp"
 #include "apricot/errors.hpp"
@@ -111,4 +112,36 @@ TEST(Config, PresetsParse) {
   EXPECT_EQ(c.train.batch_size, 256);
   EXPECT_EQ(c.rdlm.epochs, 30);
   EXPECT_EQ(c.rdlm.count, 20);
+}
+
+// Found by tests/fuzz/fuzz_config.cpp: each of these escaped as something other than a config error
+// (a json::out_of_range, undefined behaviour in a double -> int64 cast, a wrapped integer, a
+// json::type_error when the message was built) or, for the device, overflowed the stack.
+TEST(Config, HostileValuesAreConfigErrors) {
+  expect_error([] { parse_config_text("{\"train\": {\"lr\": 1e400}}", "big.json"); }, ExitCode::kUsage,
+               {"big.json", "not valid JSON", "1e400"});
+  expect_error([] { parse_config_text("{\"threads\": 1e300}", "f.json"); }, ExitCode::kUsage,
+               {"threads", "must be an integer"});
+  expect_error([] { parse_config_text("{\"threads\": -9.3e18}", "f.json"); }, ExitCode::kUsage,
+               {"threads", "must be an integer"});
+  expect_error([] { parse_config_text("{\"train\": {\"epochs\": 18446744073709551615}}", "f.json"); },
+               ExitCode::kUsage, {"train.epochs", "below 2^63"});
+  expect_error([] { load_config("", {"train.lr=1e400"}); }, ExitCode::kUsage, {"train.lr", "must be a number"});
+  expect_error([] { load_config("", {"data.root=\xff\xfe"}); }, ExitCode::kUsage, {"data.root", "UTF-8"});
+  // Was a stack overflow in std::regex_match; now a plain scan.
+  Config c = parse_config_text("{\"device\": \"cuda:" + std::string(200000, '7') + "\"}", "long.json");
+  EXPECT_EQ(c.device.size(), 200005u);
+  expect_error([] { parse_config_text("{\"device\": \"cuda:" + std::string(200000, '7') + "x\"}", "f.json"); },
+               ExitCode::kUsage, {"device", "cuda:N"});
+  expect_error([] { parse_config_text("{\"device\": \"cuda:\"}", "f.json"); }, ExitCode::kUsage, {"device"});
+  EXPECT_EQ(parse_config_text("{\"threads\": 3.0, \"adapt\": {\"strategies\": [1, \"none\"]}}", "ok.json").threads, 3);
+}
+
+TEST(Config, TextAndFileParseAlike) {
+  const std::string path = std::string(APRICOT_SOURCE_DIR) + "/configs/quickstart.json";
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(to_json(parse_config_text(text.str(), path, {"train.epochs=2"})), to_json(load_config(path, {"train.epochs=2"})));
+  expect_error([] { parse_config_text("[1, 2]", "list.json"); }, ExitCode::kUsage, {"list.json", "JSON object"});
 }

@@ -593,3 +593,44 @@ TEST(LoadDataset, Cifar10FingerprintTracksData) {
   write_bytes(d.path / "data_batch_1.bin", train_bytes);
   EXPECT_NE(apricot::load_dataset(c, 0).fingerprint, a.fingerprint);
 }
+
+// The in-memory halves behave like the file loaders; a header declaring far more data than the
+// file holds is reported as truncated without allocating it (it used to allocate first: a 16-byte
+// file declaring 2^40 bytes made LibTorch's allocator fail with a c10::Error, or took the memory).
+TEST(Idx, InMemoryParseMatchesFileAndRefusesHugeClaims) {
+  TempDir d;
+  auto data = ramp(2 * 3 * 4, 5, 1);
+  const auto bytes = idx_bytes({2, 3, 4}, data);
+  write_gz(d.path / "t.gz", bytes);
+  const std::string raw(bytes.begin(), bytes.end());
+  auto from_file = apricot::read_idx_file((d.path / "t.gz").string());
+  EXPECT_TRUE(apricot::parse_idx(raw, "mem").equal(from_file));
+
+  auto huge = idx_bytes({1u << 20, 1u << 10, 1u << 10}, {1, 2, 3});  // declares 2^40 bytes, holds 3
+  expect_error([&] { apricot::parse_idx(std::string(huge.begin(), huge.end()), "huge"); }, ExitCode::kData,
+               {"huge", "truncated", "1099511627776", "holds 3"});
+
+  // Two gzip members read as one stream; bytes after the last member that start no new member are
+  // ignored (zlib's gzread does both).
+  write_gz(d.path / "a.gz", std::vector<uint8_t>(bytes.begin(), bytes.begin() + 10));
+  write_gz(d.path / "b.gz", std::vector<uint8_t>(bytes.begin() + 10, bytes.end()));
+  std::ifstream a(d.path / "a.gz", std::ios::binary), b(d.path / "b.gz", std::ios::binary);
+  std::string two((std::istreambuf_iterator<char>(a)), {});
+  two.append(std::istreambuf_iterator<char>(b), {});
+  EXPECT_TRUE(apricot::parse_idx(two, "two").equal(from_file));
+  EXPECT_TRUE(apricot::parse_idx(two + "trailing", "two").equal(from_file));
+  std::string corrupt = two;
+  corrupt[corrupt.size() / 2] ^= 0x55;
+  corrupt[corrupt.size() / 2 + 1] ^= 0x55;
+  expect_error([&] { apricot::parse_idx(corrupt, "corrupt.gz"); }, ExitCode::kData, {"corrupt.gz"});
+}
+
+TEST(Cifar, InMemoryParseMatchesFile) {
+  const auto b = cifar_bytes(4, {2, 8});
+  auto s = apricot::parse_cifar_batch(std::string(b.begin(), b.end()), "mem.bin");
+  EXPECT_TRUE(s.x.equal(cifar_expected(4, 2)));
+  EXPECT_EQ(s.y[1].item<int64_t>(), 8);
+  expect_error([&] { apricot::parse_cifar_batch(std::string(b.begin(), b.end() - 1), "short.bin"); },
+               ExitCode::kData, {"short.bin", "truncated"});
+  expect_error([&] { apricot::parse_cifar_batch("", "empty.bin"); }, ExitCode::kData, {"empty.bin"});
+}

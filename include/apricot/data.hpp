@@ -53,6 +53,16 @@ void load_cifar10(const std::string& root, Split& train, Split& test);
 void load_idx(const std::string& root, Split& train, Split& test);
 // Reads one IDX file (plain or gzip by magic bytes) into a uint8 tensor with the file's dims.
 torch::Tensor read_idx_file(const std::string& path);
+// The loaders' in-memory halves (the file loaders read the whole file, then call these; the fuzz
+// targets call them directly). `source` names the file in messages; same checks and
+// Error(kData) messages as above.
+// One CIFAR-10 binary batch file: N records of 1 label byte + 3,072 pixel bytes -> x (N, 3, 32, 32)
+// uint8, y (N) int64.
+Split parse_cifar_batch(const std::string& bytes, const std::string& source);
+// One IDX file, plain or gzip (1f 8b magic; members read one after another as zlib's gzread does).
+// The data is read before anything is allocated for it, so a header that declares more than the
+// file holds is reported as truncated rather than allocated.
+torch::Tensor parse_idx(const std::string& bytes, const std::string& source);
 // Synthetic: deterministic in seed, learnable (each class a fixed random prototype pattern plus
 // noise), any shape and class count.
 void make_synthetic(int64_t n_train, int64_t n_test, int64_t channels, int64_t height, int64_t width,

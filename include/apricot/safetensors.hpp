@@ -35,5 +35,8 @@ struct SafetensorsFile {
 // Missing or unreadable file: data_error. Anything else wrong: state_error naming the file and the
 // problem ("truncated" when the file is shorter than its header says).
 SafetensorsFile read_safetensors(const std::string& path);
+// The same checks on a file's bytes already in memory (`source` names it in messages); every
+// problem is an Error(kState).
+SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& source);
 
 }  // namespace apricot
