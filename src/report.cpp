@@ -646,7 +646,10 @@ std::string render_markdown(const json& rep) {
     o << "\n## " << t.title << "\n\n" << t.note << "\n\n|";
     for (const auto& h : t.header) o << " " << md_cell(h) << " |";
     o << "\n|";
-    for (size_t i = 0; i < t.header.size(); ++i) o << (i == 0 ? "---|" : "---:|");
+    for (size_t i = 0; i < t.header.size(); ++i) {
+      const std::string& h = t.header[i];  // text columns left, numbers right
+      o << (i == 0 || h == "data" || h == "seeds" || h == "strategy" ? "---|" : "---:|");
+    }
     o << "\n";
     for (const auto& row : t.rows) {
       o << "|";

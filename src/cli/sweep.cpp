@@ -41,8 +41,6 @@ std::string strategies_override(const std::string& list) {
 
 int run_sweep(const SweepOptions& o) {
   configure_logging(o.common.log_level);
-  if (!o.common.seed.empty())
-    config_error("--seed does not apply to sweep", "give the seeds as a list or range: --seeds 1-5 or --seeds 1,3,7");
   const std::vector<int64_t> seeds = parse_seed_list(o.seeds);
   std::vector<std::string> sets = o.common.sets;
   if (!o.strategies.empty()) sets.push_back(strategies_override(o.strategies));
@@ -90,7 +88,7 @@ CLI::App* setup_sweep(CLI::App& app, Action& action) {
   sub->get_option("--workdir")
       ->description("ROOT: one work directory per seed under it (ROOT/seed-N) and the report in ROOT/report "
                     "(default: the config key workdir)");
-  sub->get_option("--seed")->description("not used by sweep: give --seeds");
+  sub->remove_option(sub->get_option("--seed"));  // each run's seed comes from --seeds
   sub->add_option("--seeds", o->seeds, "seeds as a range or list: 1-5, 1,3,7, 0-2,9")->required();
   sub->add_option("--strategies", o->strategies, "arms to run, e.g. 1,2,3,none (default: the config's adapt.strategies)");
   sub->callback([o, &action] { action = [o] { return run_sweep(*o); }; });
