@@ -361,3 +361,32 @@ TEST(Reliability, AdaptationNeverAcceptsNonFiniteWeights) {
   auto m = apricot::load_checkpoint((d / "w" / "adapt-2" / "model.pt").string());
   for (const auto& p : m.model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
 }
+
+TEST(Reliability, CorruptOrTruncatedCheckpointIsRefusedNotLoaded) {
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-corrupt-ckpt");
+  auto cfg = write_config(d);
+  fs::create_directories(d / "w");
+  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
+  fs::copy(ref / "w" / "rdlms", d / "w" / "rdlms", fs::copy_options::recursive);
+  const std::string common = " -c " + cfg.string() + " -w " + (d / "w").string();
+  const auto base = d / "w" / "base" / "model.pt";
+  std::string bytes = file_bytes(base);
+  bytes[bytes.size() - 100] ^= 0x01;  // one bit, inside the last tensor's data
+  std::ofstream(base, std::ios::binary | std::ios::trunc) << bytes;
+  auto r = run_apricot("eval" + common);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("CRC-32 does not match"), std::string::npos) << r.err;
+  r = run_apricot("adapt --strategy 1" + common);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_FALSE(fs::exists(d / "w" / "adapt-1" / "result.json"));
+  // A truncated rDLM stops the adaptation before anything is computed.
+  std::ofstream(base, std::ios::binary | std::ios::trunc) << file_bytes(ref / "w" / "base" / "model.pt");
+  const auto rdlm = d / "w" / "rdlms" / "rdlm-01" / "model.pt";
+  std::string rb = file_bytes(rdlm);
+  std::ofstream(rdlm, std::ios::binary | std::ios::trunc) << rb.substr(0, rb.size() / 2);
+  r = run_apricot("adapt --strategy 1" + common);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rdlm-01"), std::string::npos) << r.err;
+}
