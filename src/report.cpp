@@ -192,8 +192,13 @@ RunData load_run(const std::string& workdir) {
   r.rdlm_summary = read_json_file(w / "rdlms" / "summary.json");
   if (fs::is_directory(w / "rdlms", ec)) {
     std::vector<fs::path> dirs;
-    for (const auto& e : fs::directory_iterator(w / "rdlms", ec))
-      if (e.is_directory() && e.path().filename().string().rfind("rdlm-", 0) == 0) dirs.push_back(e.path());
+    for (const auto& e : fs::directory_iterator(w / "rdlms", ec)) {
+      const std::string name = e.path().filename().string();  // rdlm-NN with NN < rdlm.count
+      if (!e.is_directory() || name.size() < 6 || name.rfind("rdlm-", 0) != 0 ||
+          name.find_first_not_of("0123456789", 5) != std::string::npos)
+        continue;
+      if (r.rdlm_count == 0 || std::stoll(name.substr(5)) < r.rdlm_count) dirs.push_back(e.path());
+    }
     std::sort(dirs.begin(), dirs.end());
     for (const auto& d : dirs) {
       auto meta = read_json_file(d / "model.json");
@@ -313,7 +318,9 @@ json build_report(const std::vector<RunData>& runs) {
     std::vector<double> train_acc, val_acc, test_acc, base_s, rdlm_total_s, rdlm_mean_s, rd_acc_mean, rd_acc_std,
         rd_coverage, rd_share, rd_trained;
     json params = nullptr;
-    std::map<std::string, std::vector<double>> adapt_s, base_test, final_val, final_test, gain, vs_control, accepted;
+    std::map<std::string, std::vector<double>> adapt_s, base_test, final_val, final_test, gain, vs_control, accepted,
+      target_before, target_after;
+  std::set<std::string> target_pairs;
     std::map<std::string, int64_t> runs_with;
     std::set<int64_t> seeds;
     for (size_t i : idx) {
@@ -371,6 +378,11 @@ json build_report(const std::vector<RunData>& runs) {
         push_if(final_test[s], num(res, {"final", "test_acc"}));
         push_if(gain[s], num(res, {"gain_test"}));
         push_if(accepted[s], num(res, {"accepted"}));
+        if (res.contains("target")) {  // targeted repair (adapt.target): the pair's test errors
+          push_if(target_before[s], num(res, {"target", "errors_before", "test"}));
+          push_if(target_after[s], num(res, {"target", "errors_after", "test"}));
+          target_pairs.insert(res["target"].value("pair", json::array()).dump());
+        }
         if (control && s != "none") {
           double d = num(res, {"final", "test_acc"}) - num(*control, {"final", "test_acc"});
           push_if(vs_control[s], d);
@@ -407,6 +419,8 @@ json build_report(const std::vector<RunData>& runs) {
                 {"max_gain_test", gain[s].empty() ? json(nullptr)
                                                   : json(*std::max_element(gain[s].begin(), gain[s].end()))},
                 {"accepted", stat_json(accepted[s])}};
+      if (!target_before[s].empty())
+        e["target_test_errors"] = {{"before", stat_json(target_before[s])}, {"after", stat_json(target_after[s])}};
       if (s != "none") {
         e["vs_control"] = stat_json(vs_control[s]);
         PairedStats ps = paired_stats(vs_control[s]);
@@ -423,6 +437,10 @@ json build_report(const std::vector<RunData>& runs) {
       per[s] = e;
     }
     group["adaptation"] = per;
+    if (!target_pairs.empty()) {
+      group["target_pairs"] = json::array();
+      for (const auto& p : target_pairs) group["target_pairs"].push_back(json::parse(p));
+    }
     report["groups"].push_back(group);
   }
   // The paper's "overall average gain": per strategy, the mean over groups of each group's mean gain.
@@ -564,6 +582,11 @@ std::vector<Table> make_tables(const json& rep) {
       return s == "none" ? std::string(kDash) : pp(e["vs_control"]);
     });
     row("accepted (mean)", [](const json& e, const std::string&) { return plain(e["accepted"], "%.1f"); });
+    if (g.contains("target_pairs"))
+      row("target pair " + g["target_pairs"][0].dump() + ": test errors", [](const json& e, const std::string&) {
+        if (!e.contains("target_test_errors")) return std::string(kDash);
+        return plain(e["target_test_errors"]["before"], "%.1f") + " → " + plain(e["target_test_errors"]["after"], "%.1f");
+      });
     t5.header[0] = "";
     out.push_back(t5);
   }

@@ -254,6 +254,26 @@ TEST(Report, GroupsByConfigurationAndLabelsTheDifference) {
   EXPECT_EQ(rep["groups"][1]["label"], "small (rdlm.count=5)");
 }
 
+TEST(Report, TargetedRepairErrors) {
+  auto root = fresh_dir("report-target");
+  FakeRun a{1, "small", 0.9, 0.85, 0.8, true, {{"1", 0.81}, {"none", 0.80}}};
+  write_fake(root / "w", a);
+  // As adapt.cpp writes it with adapt.target [3, 5]; one stray rDLM beyond rdlm.count is ignored.
+  const fs::path res = root / "w" / "adapt-1" / "result.json";
+  json j = json::parse(slurp(res.string()));
+  j["target"] = {{"pair", {3, 5}}, {"errors_before", {{"val", 4}, {"test", 12}}}, {"errors_after", {{"val", 2}, {"test", 9}}}};
+  put(res, j.dump());
+  put(root / "w" / "rdlms" / "rdlm-07" / "model.json", json{{"metrics", {{"test_acc", 0.1}}}}.dump());
+  json rep = build_report({load_run((root / "w").string())});
+  const json& g = rep["groups"][0];
+  EXPECT_EQ(g["target_pairs"], json::array({{3, 5}}));
+  EXPECT_EQ(g["adaptation"]["1"]["target_test_errors"]["before"]["mean"], 12.0);
+  EXPECT_EQ(g["adaptation"]["1"]["target_test_errors"]["after"]["mean"], 9.0);
+  EXPECT_EQ(g["rdlms"]["trained"]["mean"], 3.0);
+  const std::string md = render_markdown(rep);
+  EXPECT_NE(md.find("| target pair [3,5]: test errors | 12.0 → 9.0 | — |"), std::string::npos) << md;
+}
+
 TEST(Report, ErrorsNameTheFile) {
   auto root = fresh_dir("report-errors");
   EXPECT_EQ(exit_code_of([&] { load_run((root / "missing").string()); }), 3);
