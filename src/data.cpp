@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -368,7 +369,10 @@ torch::Tensor json_to_tensor(const nlohmann::json& j, const std::string& what) {
   std::function<void(const nlohmann::json&, size_t)> rec = [&](const nlohmann::json& n, size_t dim) {
     if (dim == shape.size()) {
       if (!n.is_number()) state_error(what + ": expected a number, found " + n.dump());
-      flat.push_back(n.get<float>());
+      const double v = n.get<double>();  // to float only when it fits: out of range is undefined
+      if (!(std::fabs(v) <= std::numeric_limits<float>::max()))
+        state_error(what + ": " + n.dump() + " is outside the float range");
+      flat.push_back(static_cast<float>(v));
       return;
     }
     if (!n.is_array() || static_cast<int64_t>(n.size()) != shape[dim])
@@ -458,6 +462,8 @@ Normalizer Normalizer::from_json(const nlohmann::json& j) {
   if (n.mean.dim() != 3 || n.mean.size(1) != 1 || n.mean.size(2) != 1 ||
       n.std.sizes() != n.mean.sizes())
     state_error("normalizer (channel): mean and std must both be (C, 1, 1) nested lists");
+  if (!(n.std > 0).all().item<bool>())
+    state_error("normalizer (channel): every std must be positive (fit never writes 0)");
   return n;
 }
 

@@ -634,3 +634,14 @@ TEST(Cifar, InMemoryParseMatchesFile) {
                ExitCode::kData, {"short.bin", "truncated"});
   expect_error([&] { apricot::parse_cifar_batch("", "empty.bin"); }, ExitCode::kData, {"empty.bin"});
 }
+
+// Found while reviewing Normalizer::from_json for the metadata fuzz target: values that cannot be
+// a float, and a zero std that would divide every input by zero, are refused as a corrupt checkpoint.
+TEST(Normalizer, FromJsonRefusesUnusableValues) {
+  auto j = nlohmann::json::parse(R"({"kind": "channel", "mean": [[[0.5]]], "std": [[[1e300]]]})");
+  expect_error([&] { apricot::Normalizer::from_json(j); }, ExitCode::kState, {"normalizer.std", "float range"});
+  j["std"] = nlohmann::json::parse("[[[0.0]]]");
+  expect_error([&] { apricot::Normalizer::from_json(j); }, ExitCode::kState, {"std must be positive"});
+  j["std"] = nlohmann::json::parse("[[[0.25]]]");
+  EXPECT_FLOAT_EQ(apricot::Normalizer::from_json(j).std.item<float>(), 0.25f);
+}
