@@ -42,7 +42,9 @@ int run_export(const ExportOptions& o) {
       {"input", std::to_string(m.spec.channels) + "," + std::to_string(m.spec.height) + "," +
                     std::to_string(m.spec.width)},
       {"classes", std::to_string(m.spec.classes)},
-      {"normalization", m.meta.value("normalization", nlohmann::json::object()).dump()},
+      // What the tool applies: a checkpoint without the key (say, imported without it) scales to
+      // [0, 1]; "{}" here would make `apricot import` refuse the file.
+      {"normalization", m.meta.value("normalization", m.norm.to_json()).dump()},
       {"producer", std::string("apricot ") + APRICOT_VERSION}};
   write_safetensors(o.out, tensors, meta);
   spdlog::info("wrote {} tensors of {} to {}", tensors.size(), o.model, o.out);
