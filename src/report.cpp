@@ -244,10 +244,11 @@ void push_if(std::vector<double>& v, double x) {
   if (!std::isnan(x)) v.push_back(x);
 }
 
-// The configuration that defines a group: everything but what only says where or how fast it ran.
+// The configuration that defines a group: everything but what only says where or how fast it ran
+// (and how often it saved its state).
 json group_config(const json& config) {
   json c = config;
-  for (const char* k : {"seed", "workdir", "device", "threads"}) c.erase(k);
+  for (const char* k : {"seed", "workdir", "device", "threads", "resume"}) c.erase(k);
   if (c.contains("adapt") && c["adapt"].is_object()) c["adapt"].erase("strategies");
   return c;
 }

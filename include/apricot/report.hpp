@@ -49,7 +49,7 @@ RunData load_run(const std::string& workdir);
 
 // ---- the report ----
 // Builds the report document (tables as data) from loaded runs. Runs are grouped by configuration
-// without seed, work directory, device, threads and adapt.strategies; a group is labelled by its model
+// without seed, work directory, device, threads, resume and adapt.strategies; a group is labelled by its model
 // arch, plus the keys that tell it apart from other groups of the same arch.
 nlohmann::json build_report(const std::vector<RunData>& runs);
 
