@@ -216,19 +216,24 @@ Config with_overrides(json user, std::string source, const std::vector<std::stri
     if (eq == std::string::npos || eq == 0)
       config_error("--set '" + ov + "' is not key.path=value", "for example --set train.epochs=5");
     std::string key = ov.substr(0, eq), text = ov.substr(eq + 1);
+    // The config is saved (and echoed in messages) as JSON, which holds only UTF-8 text.
+    auto utf8 = [](const std::string& t) {
+      try {
+        (void)json(t).dump();
+        return true;
+      } catch (const json::type_error&) {
+        return false;
+      }
+    };
+    if (!utf8(key)) config_error("--set: a key is not valid UTF-8 text", "config keys are names like train.epochs");
     json value;
     try {
       value = json::parse(text);
     } catch (const json::exception&) {  // parse_error, or out_of_range for a number like 1e400
       value = text;                     // a bare word is a string
     }
-    if (value.is_string()) {
-      try {
-        (void)value.dump();  // the config is saved as JSON, which holds only UTF-8 text
-      } catch (const json::type_error&) {
-        config_error("--set " + key + ": the value is not valid UTF-8 text", "write the value in UTF-8");
-      }
-    }
+    if (value.is_string() && !utf8(value.get<std::string>()))
+      config_error("--set " + key + ": the value is not valid UTF-8 text", "write the value in UTF-8");
     set_path(user, key, value);
   }
   if (!overrides.empty()) source += std::string(source == "defaults" ? " with " : " + ") + "--set overrides";

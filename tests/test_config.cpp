@@ -128,6 +128,8 @@ TEST(Config, HostileValuesAreConfigErrors) {
                ExitCode::kUsage, {"train.epochs", "below 2^63"});
   expect_error([] { load_config("", {"train.lr=1e400"}); }, ExitCode::kUsage, {"train.lr", "must be a number"});
   expect_error([] { load_config("", {"data.root=\xff\xfe"}); }, ExitCode::kUsage, {"data.root", "UTF-8"});
+  // Found by fuzz_config in a 30-second run: a key that is not UTF-8 under a non-object key.
+  expect_error([] { load_config("", {"train.epochs.sh\xefift=0.125"}); }, ExitCode::kUsage, {"key", "UTF-8"});
   // Was a stack overflow in std::regex_match; now a plain scan.
   Config c = parse_config_text("{\"device\": \"cuda:" + std::string(200000, '7') + "\"}", "long.json");
   EXPECT_EQ(c.device.size(), 200005u);
