@@ -214,7 +214,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     LoadedState st = load_state(state_path, "delete it (or rerun with --force) to start this strategy over");
     if (st.archive && st.meta.value("key", json()) != state_key) {
       spdlog::warn("adapt-{}: saved state {} belongs to another base model, rDLMs or configuration; starting over",
-                   to_string(req.strategy), state_path);
+                   to_string(req.strategy), meta_path_for(state_path));
       remove_state(state_path);
     } else if (st.archive) {
       try {
@@ -238,7 +238,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
                     "delete it (or rerun with --force) to start this strategy over");
       }
       spdlog::info("adapt-{}: resuming from saved state after batch {} ({})", to_string(req.strategy), batches,
-                   state_path);
+                   meta_path_for(state_path));
     }
   }
   // Invariant: at the start of every batch the model holds the best weights so far.
@@ -356,7 +356,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
       }
       if (stop_now) {
         progress.finish();
-        throw_interrupted("adapt-" + to_string(req.strategy) + ": state saved to " + state_path + " after batch " +
+        throw_interrupted("adapt-" + to_string(req.strategy) + ": state saved to " + meta_path_for(state_path) + " after batch " +
                               std::to_string(batches),
                           "rerun the same command to resume");
       }

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "apricot/checkpoint.hpp"
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/progress.hpp"
@@ -211,7 +212,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     LoadedState st = load_state(opts.state_path, "delete it (or rerun with --force) to start this phase over");
     if (st.archive && (st.meta.value("key", json()) != opts.state_key || st.meta.value("device", "") != device.str())) {
       spdlog::warn("{}: saved state {} belongs to another configuration or device; starting over", opts.label,
-                   opts.state_path);
+                   meta_path_for(opts.state_path));
       remove_state(opts.state_path);
     } else if (st.archive) {
       try {
@@ -241,7 +242,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
       result.resumed_epoch = start_epoch;
       result.resumed_step = result.steps;
       spdlog::info("{}: resuming from saved state at epoch {} step {} ({})", opts.label, start_epoch + 1,
-                   result.steps, opts.state_path);
+                   result.steps, meta_path_for(opts.state_path));
     }
   }
   auto diverged = [&](int64_t epoch, int64_t step_in_epoch, const std::string& what) {
@@ -253,7 +254,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
             "): training diverged",
         std::string("lower the learning rate (train.lr) or check the data") +
             (resumable && state_exists(opts.state_path)
-                 ? "; the last good state is kept in " + opts.state_path
+                 ? "; the last good state is kept in " + meta_path_for(opts.state_path)
                  : ""));
   };
 
@@ -293,7 +294,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
         progress.finish();
         if (!params_finite(model)) diverged(epoch, step_in_epoch, "the weights are not finite");
         save(epoch, i + b, perm, loss_sum, correct, seen);
-        throw_interrupted(opts.label + ": state saved to " + opts.state_path + " at epoch " +
+        throw_interrupted(opts.label + ": state saved to " + meta_path_for(opts.state_path) + " at epoch " +
                               std::to_string(epoch + 1) + " step " + std::to_string(step_in_epoch),
                           opts.resume_hint.empty() ? "rerun the same command to resume" : opts.resume_hint);
       }
@@ -346,7 +347,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
         ((opts.state_every_epochs > 0 && (epoch + 1) % opts.state_every_epochs == 0) || interrupt_requested())) {
       save(epoch, -1, {}, {}, {}, 0);
       if (interrupt_requested())
-        throw_interrupted(opts.label + ": state saved to " + opts.state_path + " after epoch " + std::to_string(epoch + 1),
+        throw_interrupted(opts.label + ": state saved to " + meta_path_for(opts.state_path) + " after epoch " + std::to_string(epoch + 1),
                           opts.resume_hint.empty() ? "rerun the same command to resume" : opts.resume_hint);
     }
   }

@@ -36,8 +36,10 @@ int main(int argc, char** argv) {
     return action();
   } catch (const Error& e) {
     cli::configure_logging("info");
-    spdlog::error("{}", e.what());
-    if (!e.hint().empty()) spdlog::error("hint: {}", e.hint());
+    // An interruption is the user's request, not a failure: a warning, then how to go on.
+    const auto level = e.code() == ExitCode::kInterrupted ? spdlog::level::warn : spdlog::level::err;
+    spdlog::log(level, "{}", e.what());
+    if (!e.hint().empty()) spdlog::log(level, "hint: {}", e.hint());
     return static_cast<int>(e.code());
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
