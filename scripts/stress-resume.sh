@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Kill-and-resume stress run: each phase (train-base, train-rdlms, adapt) is started and killed with
-# SIGKILL at a random moment (20-80% of its uninterrupted duration), up to KILLS times or until a
-# run completes first, then run to completion; its output must be bitwise equal to an uninterrupted
-# run's. Usage: scripts/stress-resume.sh [KILLS] [APRICOT_BINARY]
+# SIGKILL at a random moment after it has saved a state, up to KILLS times or until a run completes
+# first, then run to completion; its output must be bitwise equal to an uninterrupted run's. Usage: scripts/stress-resume.sh [KILLS] [APRICOT_BINARY]
 # Prints one line per phase: kills, resumes seen, and whether the result matched.
 set -euo pipefail
 kills=${1:-10}
@@ -23,23 +22,29 @@ cat >"$dir/config.json" <<'JSON'
   "resume": {"every_epochs": 1, "every_batches": 2}
 }
 JSON
-phases=("train-base|base/model.pt" "train-rdlms|rdlms/rdlm-02/model.pt" "adapt --strategy 1|adapt-1/model.pt")
+# phase command | output compared | where its state appears
+phases=("train-base|base/model.pt|base/state.json" "train-rdlms|rdlms/rdlm-02/model.pt|rdlms/rdlm-0*/state.json"
+        "adapt --strategy 1|adapt-1/model.pt|adapt-1/state.json")
 for p in "${phases[@]}"; do
-  "$bin" ${p%%|*} -c "$dir/config.json" -w "$dir/ref" --log-level warn
+  IFS='|' read -r cmd out state <<<"$p"
+  "$bin" $cmd -c "$dir/config.json" -w "$dir/ref" --log-level warn
 done
 status=0
 for p in "${phases[@]}"; do
-  cmd=${p%%|*} out=${p##*|}
-  # How long the phase takes uninterrupted bounds the kill delays.
-  start=$(date +%s%N)
-  "$bin" $cmd -c "$dir/config.json" -w "$dir/timing" --log-level warn
-  span_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  IFS='|' read -r cmd out state <<<"$p"
   killed=0 resumed=0
   for _ in $(seq "$kills"); do
     [ -e "$dir/run/$out" ] && break
+    touch "$dir/mark"
+    sleep 0.01
     "$bin" $cmd -c "$dir/config.json" -w "$dir/run" >"$dir/log" 2>&1 &
     pid=$!
-    sleep "$(awk -v r="$RANDOM" -v s="$span_ms" 'BEGIN { printf "%.3f", (0.2 + 0.6 * r / 32767) * s / 1000 }')"
+    # Wait for this run to save a state (a kill before that only restarts it), then a random
+    # 0-500 ms more, so kills land anywhere: mid-step, mid-save, mid-evaluation.
+    while kill -0 "$pid" 2>/dev/null && ! find "$dir/run" -path "$dir/run/$state" -newer "$dir/mark" | grep -q .; do
+      sleep 0.01
+    done
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", r / 32767 * 0.5 }')"
     kill -9 "$pid" 2>/dev/null && killed=$((killed + 1)) || true
     wait "$pid" 2>/dev/null || true
     grep -q "resuming from saved state" "$dir/log" && resumed=$((resumed + 1)) || true
@@ -47,6 +52,6 @@ for p in "${phases[@]}"; do
   "$bin" $cmd -c "$dir/config.json" -w "$dir/run" >"$dir/log" 2>&1
   grep -q "resuming from saved state" "$dir/log" && resumed=$((resumed + 1)) || true
   if cmp -s "$dir/ref/$out" "$dir/run/$out"; then same=identical; else same=DIFFERENT; status=1; fi
-  echo "${cmd%% *}: ${killed} kills (span ${span_ms} ms), ${resumed} resumes, result ${same}"
+  echo "${cmd%% *}: ${killed} kills, ${resumed} runs resumed from a saved state, result ${same}"
 done
 exit $status

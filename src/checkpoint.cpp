@@ -65,10 +65,21 @@ ModelSpec spec_from_meta(const json& meta, const std::string& source) {
     ModelSpec s;
     s.arch = meta.at("arch").get<std::string>();
     s.resnet_variant = meta.value("resnet_variant", "v1");
-    auto in = meta.at("input").get<std::vector<int64_t>>();
-    if (in.size() != 3) throw std::runtime_error("input must be [C, H, W]");
-    s.channels = in[0], s.height = in[1], s.width = in[2];
-    s.classes = meta.at("classes").get<int64_t>();
+    // Integers only, checked before conversion: get<int64_t>() of a float such as 1e300 is undefined.
+    auto whole = [](const json& v, const char* what, int64_t lo, int64_t hi) {
+      if (!v.is_number_integer()) throw std::runtime_error(std::string(what) + " must be an integer, got " + v.dump());
+      const int64_t x = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi) ? hi + 1 : v.get<int64_t>();
+      if (x < lo || x > hi)
+        throw std::runtime_error(std::string(what) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                 "], got " + v.dump());
+      return x;
+    };
+    const json& in = meta.at("input");
+    if (!in.is_array() || in.size() != 3) throw std::runtime_error("input must be [C, H, W]");
+    s.channels = whole(in[0], "input C", 1, 1024);
+    s.height = whole(in[1], "input H", 1, 65536);
+    s.width = whole(in[2], "input W", 1, 65536);
+    s.classes = whole(meta.at("classes"), "classes", 2, 1000000);
     return s;
   } catch (const std::exception& e) {
     state_error("'" + source + "' is not apricot checkpoint metadata: " + e.what(),
@@ -99,7 +110,7 @@ LoadedModel load_checkpoint(const std::string& pt_path) {
   LoadedModel out;
   try {
     out.meta = json::parse(read_file(mpath));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     state_error("checkpoint metadata '" + mpath + "' is corrupt (not JSON)", "retrain or restore the file");
   }
   out.spec = spec_from_meta(out.meta, mpath);

@@ -91,7 +91,7 @@ LoadedState load_state(const std::string& pt_path, const std::string& discard_hi
   if (!fs::exists(mpath)) return out;  // an archive without metadata is a save that never completed
   try {
     out.meta = json::parse(read_file(mpath));
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {  // parse_error, or out_of_range for a number like 1e400
     state_error("resumable state metadata '" + mpath + "' is corrupt (not JSON)", discard_hint);
   }
   size_t want_bytes = 0;

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "apricot/checkpoint.hpp"
+#include "apricot/errors.hpp"
 #include "cli_util.hpp"
 
 using namespace apricot::test;
@@ -389,4 +390,32 @@ TEST(Reliability, CorruptOrTruncatedCheckpointIsRefusedNotLoaded) {
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("rdlm-01"), std::string::npos) << r.err;
+}
+
+TEST(Reliability, CheckpointMetadataWithOutOfRangeNumbersIsRefused) {
+  // Found by fuzz_checkpoint_meta: a float where an integer belongs was converted without a range
+  // check (undefined behaviour); a number beyond double's range escaped as a json exception.
+  json meta = {{"format", "apricot-checkpoint"}, {"arch", "small"}, {"input", {1, 16, 16}}, {"classes", 4}};
+  EXPECT_NO_THROW(apricot::spec_from_meta(meta, "model.json"));
+  for (json bad : {json(1e300), json(4.5), json(-3), json(1), json(uint64_t{1} << 63)}) {
+    json m = meta;
+    m["classes"] = bad;
+    try {
+      apricot::spec_from_meta(m, "model.json");
+      ADD_FAILURE() << "accepted classes " << bad.dump();
+    } catch (const apricot::Error& e) {
+      EXPECT_EQ(e.code(), apricot::ExitCode::kState);
+    }
+    if (bad == json(1)) continue;  // a valid height
+    m = meta;
+    m["input"][1] = bad;
+    EXPECT_THROW(apricot::spec_from_meta(m, "model.json"), apricot::Error) << bad.dump();
+  }
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-meta-range");
+  fs::copy(ref / "w" / "base", d / "base", fs::copy_options::recursive);
+  std::ofstream(d / "base" / "model.json", std::ios::trunc) << R"({"format": "apricot-checkpoint", "classes": 1e400})";
+  auto r = run_apricot("eval -c " + write_config(d).string() + " -w " + d.string());
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("corrupt"), std::string::npos) << r.err;
 }
