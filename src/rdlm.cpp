@@ -235,11 +235,20 @@ json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& wor
   auto covered = torch::zeros({data.train.size()}, torch::kBool);
   auto test_any_right = torch::zeros({data.test.size()}, torch::kBool);
   for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
-    auto meta = json::parse(read_file(meta_path_for(rdlm_checkpoint(workdir, k))));
-    const auto& m = meta["metrics"];
-    tr.push_back(m["subset_acc"]), va.push_back(m["val_acc"]), te.push_back(m["test_acc"]);
-    per.push_back({{"index", k}, {"subset", meta["subset"]}, {"subset_acc", m["subset_acc"]},
-                   {"val_acc", m["val_acc"]}, {"test_acc", m["test_acc"]}});
+    const std::string mpath = meta_path_for(rdlm_checkpoint(workdir, k));
+    json meta;
+    double sa = 0, v = 0, t = 0;
+    try {  // the weights passed their checksum; the metadata beside them must be whole too
+      meta = json::parse(read_file(mpath));
+      const json& m = meta.at("metrics");
+      sa = m.at("subset_acc").get<double>(), v = m.at("val_acc").get<double>(), t = m.at("test_acc").get<double>();
+    } catch (const json::exception& e) {
+      state_error("rDLM metadata '" + mpath + "' is corrupt: " + e.what(),
+                  "retrain it with train-rdlms --force --only " + std::to_string(k));
+    }
+    tr.push_back(sa), va.push_back(v), te.push_back(t);
+    per.push_back({{"index", k}, {"subset", meta.value("subset", json())}, {"subset_acc", sa}, {"val_acc", v},
+                   {"test_acc", t}});
     covered.index_fill_(0, rdlm_subset(cfg.rdlm, data.train, data.classes, cfg.seed, k), true);
     test_any_right |= predict(*models[k], data.test.x, data.norm, device, eb).eq(data.test.y);
   }
