@@ -133,6 +133,12 @@ const fs::path& reference_run() {
   return dir;
 }
 
+// Copies the reference run's finished phases (e.g. "base", "rdlms") into dir/w.
+void copy_phases(const fs::path& dir, std::initializer_list<const char*> phases) {
+  fs::create_directories(dir / "w");
+  for (const char* ph : phases) fs::copy(reference_run() / "w" / ph, dir / "w" / ph, fs::copy_options::recursive);
+}
+
 }  // namespace
 
 TEST(Reliability, SameSeedGivesBitwiseIdenticalCheckpoints) {
@@ -268,8 +274,7 @@ TEST(Reliability, ConcurrentRdlmTrainersNeverTrainTheSameRdlmTwice) {
   const auto& ref = reference_run();
   auto d = fresh_dir("rel-locks");
   auto cfg = write_config(d);
-  fs::create_directories(d / "w");
-  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
+  copy_phases(d, {"base"});
   // A lock file left by a dead process must not block anyone.
   fs::create_directories(d / "w" / "rdlms" / "rdlm-01");
   std::ofstream(d / "w" / "rdlms" / "rdlm-01" / "lock") << "pid 999999 on nowhere\n";
@@ -311,9 +316,7 @@ TEST(Adapt, TargetedRepairAdjustsOnlyOnThePairAndReportsItsErrors) {
   const auto& ref = reference_run();
   auto d = fresh_dir("rel-target");
   auto cfg = write_config(d);
-  fs::create_directories(d / "w");
-  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
-  fs::copy(ref / "w" / "rdlms", d / "w" / "rdlms", fs::copy_options::recursive);
+  copy_phases(d, {"base", "rdlms"});
   const std::string common = " -c " + cfg.string() + " -w " + (d / "w").string();
   // The base model's most frequent confusion on the test split is the pair to repair.
   auto base = run_apricot("eval --json" + common);
@@ -345,12 +348,9 @@ TEST(Adapt, TargetedRepairAdjustsOnlyOnThePairAndReportsItsErrors) {
 }
 
 TEST(Reliability, AdaptationNeverAcceptsNonFiniteWeights) {
-  const auto& ref = reference_run();
   auto d = fresh_dir("rel-adapt-nan");
   auto cfg = write_config(d);
-  fs::create_directories(d / "w");
-  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
-  fs::copy(ref / "w" / "rdlms", d / "w" / "rdlms", fs::copy_options::recursive);
+  copy_phases(d, {"base", "rdlms"});
   // A step of 1e300 overflows every adjusted weight to +-inf (or NaN).
   auto r = run_apricot("adapt --strategy 2 -c " + cfg.string() + " -w " + (d / "w").string() +
                        " --set adapt.step=1e300 --set adapt.retrain_every=0 --set adapt.max_batches=10");
@@ -367,9 +367,7 @@ TEST(Reliability, CorruptOrTruncatedCheckpointIsRefusedNotLoaded) {
   const auto& ref = reference_run();
   auto d = fresh_dir("rel-corrupt-ckpt");
   auto cfg = write_config(d);
-  fs::create_directories(d / "w");
-  fs::copy(ref / "w" / "base", d / "w" / "base", fs::copy_options::recursive);
-  fs::copy(ref / "w" / "rdlms", d / "w" / "rdlms", fs::copy_options::recursive);
+  copy_phases(d, {"base", "rdlms"});
   const std::string common = " -c " + cfg.string() + " -w " + (d / "w").string();
   const auto base = d / "w" / "base" / "model.pt";
   std::string bytes = file_bytes(base);
