@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "apricot/checkpoint.hpp"
 #include "apricot/device.hpp"
