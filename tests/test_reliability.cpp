@@ -81,10 +81,13 @@ bool exited(const Child& c, int* code) {
   return true;
 }
 
-// Waits until `file` exists (or the child exits); false if it exited first.
-bool wait_for_file(const Child& c, const fs::path& file, int* code) {
+// Waits until `file` exists, written after `since` (or the child exits); false if it exited first.
+bool wait_for_file(const Child& c, const fs::path& file, int* code,
+                   fs::file_time_type since = fs::file_time_type::min()) {
   for (int i = 0; i < 3000; ++i) {
-    if (fs::exists(file)) return true;
+    std::error_code ec;
+    auto t = fs::last_write_time(file, ec);
+    if (!ec && t > since) return true;
     if (exited(c, code)) return false;
     std::this_thread::sleep_for(5ms);
   }
@@ -164,10 +167,12 @@ TEST(Reliability, KilledAtRandomMomentsEachPhaseResumesToIdenticalWeights) {
   int kills = 0, resumes = 0;
   for (const auto& ph : phases(cfg, d / "w")) {
     for (int attempt = 0; attempt < 3; ++attempt) {
+      const auto started = fs::file_time_type::clock::now();
       auto c = spawn_apricot(ph.args, d, ph.name + "-" + std::to_string(attempt));
       int code = -1;
-      // Kill only once the phase has saved a state, at a random moment after that.
-      if (!wait_for_file(c, ph.state, &code)) {
+      // Kill only once this very run has saved a state (so it has also resumed from the previous
+      // one, if any), at a random moment after that.
+      if (!wait_for_file(c, ph.state, &code, started)) {
         if (code < 0) code = wait_exit(c);
         ASSERT_EQ(code, 0) << ph.name << " ended before saving state: " << slurp(c.err.string());
         break;
