@@ -1,35 +1,50 @@
 // `apricot bench train`: training and inference images/s of one model at one batch size, measured
 // on the tool's own training step (uint8 batch indexed on the device, normalisation, forward, loss,
 // backward, SGD step), after warm-up, as the median of repeats, synchronising the device.
+#include <ATen/Context.h>
 #include <torch/cuda.h>
 #include <torch/optim.h>
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 
 #include "apricot/bench.hpp"
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
+#include "apricot/parallel.hpp"
 #include "apricot/train.hpp"
 #include "timing.hpp"
 
 namespace apricot {
 
+namespace {
+void check_precision(const std::string& precision, const std::vector<torch::Device>& devices) {
+  if (precision != "fp32" && precision != "bf16")
+    config_error("--precision " + precision + " is not valid", "use fp32 or bf16");
+  for (const auto& d : devices)
+    if (precision == "bf16" && !d.is_cuda()) config_error("--precision bf16 needs a CUDA device", "use --precision fp32");
+}
+
+// Random uint8 images and labels on `device`, n rows.
+std::pair<torch::Tensor, torch::Tensor> random_data(const ModelSpec& spec, int64_t n, const torch::Device& device) {
+  auto gen = at::detail::createCPUGenerator(1);
+  auto cpu_u8 = torch::TensorOptions().dtype(torch::kUInt8);
+  auto x = torch::randint(0, 256, {n, spec.channels, spec.height, spec.width}, gen, cpu_u8).to(device);
+  auto y = torch::randint(0, spec.classes, {n}, gen, torch::kInt64).to(device);
+  return {x, y};
+}
+}  // namespace
 
 nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
                            int64_t repeats, int64_t warmup, const torch::Device& device) {
-  if (precision != "fp32" && precision != "bf16")
-    config_error("bench train --precision " + precision + " is not valid", "use fp32 or bf16");
+  check_precision(precision, {device});
   const bool bf16 = precision == "bf16";
-  if (bf16 && !device.is_cuda()) config_error("--precision bf16 needs a CUDA device", "use --precision fp32");
   torch::manual_seed(0);
   Net model = make_model(spec);
   model->to(device);
-  auto gen = at::detail::createCPUGenerator(1);
   const int64_t n = batch * 8;
-  auto cpu_u8 = torch::TensorOptions().dtype(torch::kUInt8);
-  auto x_all = torch::randint(0, 256, {n, spec.channels, spec.height, spec.width}, gen, cpu_u8).to(device);
-  auto y_all = torch::randint(0, spec.classes, {n}, gen, torch::kInt64).to(device);
+  auto [x_all, y_all] = random_data(spec, n, device);
   Normalizer norm;  // "scale", the same per-batch work as training
   auto optimizer = make_optimizer("sgd", 0.01, 0.9, false, 0.0, model->parameters());
   auto batch_idx = [&](int64_t i) {
@@ -61,6 +76,116 @@ nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::stri
           {"threads", torch::get_num_threads()},
           {"train_images_per_s", images / (train_ms / 1000)},
           {"infer_images_per_s", images / (infer_ms / 1000)}};
+}
+
+nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, const std::string& precision,
+                           int64_t steps, int64_t repeats, const std::vector<torch::Device>& devices) {
+  TORCH_CHECK(k >= 1 && batch >= 1 && steps >= 1 && repeats >= 1 && !devices.empty(), "bench_rdlms: bad arguments");
+  check_precision(precision, devices);
+  const bool bf16 = precision == "bf16";
+  const int64_t n = batch * 8;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> data;  // per device
+  for (const auto& d : devices) data.push_back(random_data(spec, n, d));
+  std::vector<Net> models;
+  std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
+  for (int64_t j = 0; j < k; ++j) {
+    torch::manual_seed(static_cast<uint64_t>(j));
+    models.push_back(make_model(spec));
+    models.back()->to(devices[j % devices.size()]);
+    models.back()->train();
+    optimizers.push_back(make_optimizer("sgd", 0.01, 0.9, false, 0.0, models.back()->parameters()));
+  }
+  Normalizer norm;
+  // `count` training steps of model j on its device's data (the rDLM loop's per-step work).
+  auto train = [&](int64_t j, const torch::Device& device, int64_t count) {
+    const auto& [x_all, y_all] = data[j % devices.size()];
+    for (int64_t s = 0; s < count; ++s) {
+      const int64_t start = ((s + j) * batch) % n;
+      auto idx = torch::arange(start, start + batch, torch::kInt64).remainder(n).to(device);
+      train_step(*models[j], *optimizers[j], norm.apply(x_all.index_select(0, idx)), y_all.index_select(0, idx), bf16);
+    }
+  };
+  std::vector<int64_t> jobs;
+  for (int64_t j = 0; j < k; ++j) jobs.push_back(j);
+  const int main_threads = torch::get_num_threads();
+  const ParallelPlan one_at_a_time = make_parallel_plan(1, {devices[0]}, main_threads);
+  const ParallelPlan together = make_parallel_plan(k, devices, main_threads);
+  auto sync_all = [&] {
+    for (const auto& d : devices) sync_device(d);
+  };
+  auto seconds = [&](const ParallelPlan& plan, int64_t count) {
+    sync_all();
+    const auto t0 = std::chrono::steady_clock::now();
+    if (&plan == &one_at_a_time) {
+      for (int64_t j = 0; j < k; ++j) train(j, devices[j % devices.size()], count);
+    } else {
+      run_parallel(jobs, plan, [&](int64_t j, const torch::Device& d) { train(j, d, count); });
+    }
+    sync_all();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  // Warm-up (allocator, cuDNN autotuning, OpenMP teams), then the two ways side by side.
+  seconds(one_at_a_time, 2);
+  seconds(together, 2);
+  torch::set_num_threads(main_threads);
+  std::vector<double> seq, par;
+  for (int64_t r = 0; r < repeats; ++r) {
+    seq.push_back(seconds(one_at_a_time, steps));
+    par.push_back(seconds(together, steps));
+    torch::set_num_threads(main_threads);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t m = v.size();
+    return m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+  };
+  const double images = static_cast<double>(k * steps * batch);
+  const double seq_rate = images / median(seq), par_rate = images / median(par);
+  nlohmann::json devs = nlohmann::json::array();
+  for (const auto& d : devices) devs.push_back(d.str());
+  return {{"arch", spec.arch},
+          {"batch", batch},
+          {"precision", precision},
+          {"k", k},
+          {"devices", devs},
+          {"device", devices[0].str()},
+          {"steps", steps},
+          {"repeats", repeats},
+          {"threads", main_threads},
+          {"workers", together.workers},
+          {"threads_per_worker", together.cpu_threads_per_worker},
+          {"sequential_images_per_s", seq_rate},
+          {"concurrent_images_per_s", par_rate},
+          {"speedup", par_rate / seq_rate}};
+}
+
+nlohmann::json bench_matmul(int64_t n, int64_t repeats, const torch::Device& device) {
+  TORCH_CHECK(n >= 1 && repeats >= 1, "bench_matmul: bad arguments");
+  auto gen = at::detail::createCPUGenerator(3);
+  auto a = torch::randn({n, n}, gen, torch::kFloat32).to(device);
+  auto b = torch::randn({n, n}, gen, torch::kFloat32).to(device);
+  nlohmann::json rows = nlohmann::json::array();
+  auto measure = [&](const std::string& name, const torch::Tensor& x, const torch::Tensor& y) {
+    const int64_t iters = device.is_cuda() ? 20 : 1;
+    const double ms = median_ms(repeats, 1, device, [&] {
+      for (int64_t i = 0; i < iters; ++i) torch::mm(x, y);
+    });
+    const double flops = 2.0 * n * n * n * iters;
+    rows.push_back({{"dtype", name}, {"ms", ms / iters}, {"tflops", flops / (ms / 1000) / 1e12}});
+  };
+  auto& ctx = at::globalContext();
+  const bool tf32 = ctx.allowTF32CuBLAS();
+  ctx.setAllowTF32CuBLAS(false);
+  measure("fp32", a, b);
+  if (device.is_cuda()) {
+    ctx.setAllowTF32CuBLAS(true);
+    measure("tf32", a, b);
+    ctx.setAllowTF32CuBLAS(false);
+    measure("bf16", a.to(torch::kBFloat16), b.to(torch::kBFloat16));
+  }
+  ctx.setAllowTF32CuBLAS(tf32);
+  return {{"n", n}, {"device", device.str()}, {"repeats", repeats}, {"threads", torch::get_num_threads()},
+          {"rows", rows}};
 }
 
 }  // namespace apricot

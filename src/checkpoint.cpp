@@ -153,7 +153,7 @@ void require_same_recipe(const json& meta, const Config& cfg, const std::string&
   const json now = to_json(cfg);
   auto scrub = [](json j, const std::string& section) {
     if (section == "train" && j.is_object()) j.erase("eval_batch_size");
-    if (section == "rdlm" && j.is_object()) j.erase("count"), j.erase("parallel");
+    if (section == "rdlm" && j.is_object()) j.erase("count"), j.erase("parallel"), j.erase("devices");
     return j;
   };
   std::vector<std::string> changed;

@@ -26,7 +26,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size,
                                                 nesterov, weight_decay, lr_steps, lr_gamma, augment, precision,
                                                 eval_batch_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RdlmConfig, count, layout, size, stride, init, init_epochs,
-                                                epochs, parallel)
+                                                epochs, parallel, devices)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, batch_size, optimizer, lr,
                                                 momentum)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, batch_size, passes,
@@ -136,11 +136,15 @@ json check_value(const json& schema, const json& value, const std::string& path,
     if (!value.is_array()) bad("must be a list, got " + value.dump());
     // Element kinds: lists of strings accept numbers as strings (adapt.strategies: [1, 2, "none"]).
     bool strings = path == "adapt.strategies";
+    const bool only_strings = path == "rdlm.devices";
     json out = json::array();
     for (size_t i = 0; i < value.size(); ++i) {
       const json& e = value[i];
       std::string sub = path + "[" + std::to_string(i) + "]";
-      if (strings) {
+      if (only_strings) {
+        if (!e.is_string()) bad("element " + std::to_string(i) + " must be a string such as \"cuda:0\", got " + e.dump());
+        out.push_back(e);
+      } else if (strings) {
         if (e.is_number_integer()) out.push_back(e.dump());  // the digits as written
         else if (e.is_string()) out.push_back(e);
         else bad("element " + std::to_string(i) + " must be a string or an integer, got " + e.dump());
@@ -264,14 +268,18 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   return parse_config_text(text.str(), path, overrides);
 }
 
+namespace {
+// By hand, not std::regex: libstdc++'s matcher recurses once per character and overflows the
+// stack on a long enough value ("cuda:" and 100,000 digits).
+bool valid_device_name(const std::string& dev) {
+  return dev == "auto" || dev == "cpu" || dev == "cuda" ||
+         (dev.size() > 5 && dev.compare(0, 5, "cuda:") == 0 &&
+          std::all_of(dev.begin() + 5, dev.end(), [](char ch) { return ch >= '0' && ch <= '9'; }));
+}
+}  // namespace
+
 void validate(const Config& c) {
-  // By hand, not std::regex: libstdc++'s matcher recurses once per character and overflows the
-  // stack on a long enough value ("cuda:" and 100,000 digits).
-  const std::string& dev = c.device;
-  const bool device_ok = dev == "auto" || dev == "cpu" || dev == "cuda" ||
-                         (dev.size() > 5 && dev.compare(0, 5, "cuda:") == 0 &&
-                          std::all_of(dev.begin() + 5, dev.end(), [](char ch) { return ch >= '0' && ch <= '9'; }));
-  if (!device_ok)
+  if (!valid_device_name(c.device))
     config_error("config key 'device': '" + c.device + "' is not valid", "use auto, cpu, cuda or cuda:N");
   require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = all cores)");
   require(!c.workdir.empty(), "workdir", "\"\"", "a directory path");
@@ -321,7 +329,10 @@ void validate(const Config& c) {
   require(r.init != "base-early" || r.init_epochs <= t.epochs, "rdlm.init_epochs", r.init_epochs,
           "<= train.epochs with rdlm.init base-early (the copy is taken during base training)");
   require(r.epochs >= 1, "rdlm.epochs", r.epochs, ">= 1");
-  require(r.parallel >= 1, "rdlm.parallel", r.parallel, ">= 1");
+  require(r.parallel >= 1 && r.parallel <= 256, "rdlm.parallel", r.parallel, "in 1..256");
+  for (const auto& d : r.devices)
+    if (d == "auto" || !valid_device_name(d))
+      config_error("config key 'rdlm.devices': '" + d + "' is not a device", "list devices such as [\"cuda:0\", \"cuda:1\"] (or cpu)");
 
   const auto& a = c.adapt;
   require(!a.strategies.empty(), "adapt.strategies", "[]", "a non-empty list of 1, 2, 3, none");

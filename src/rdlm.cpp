@@ -9,11 +9,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 
 #include "apricot/checkpoint.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/parallel.hpp"
 #include "apricot/resume.hpp"
 #include "apricot/train.hpp"
 
@@ -96,12 +98,16 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
 namespace {
 
 json train_one(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
-               int64_t k, bool progress) {
+               int64_t k, bool progress, const Split* device_train) {
   const ModelSpec spec = model_spec(cfg.model, data);
   const uint64_t seed = rdlm_seed(cfg.seed, k);
   auto subset = rdlm_subset(cfg.rdlm, data.train, data.classes, cfg.seed, k);
-  torch::manual_seed(seed);
-  Net model = make_model(spec);
+  Net model;
+  {  // initialisation draws from the process-wide generator, which concurrent rDLMs share
+    std::lock_guard<std::mutex> lock(global_generator_mutex());
+    torch::manual_seed(seed);
+    model = make_model(spec);
+  }
   if (cfg.rdlm.init == "base-early") {
     auto early = (fs::path(workdir) / "base" / "early.pt").string();
     if (!checkpoint_exists(early))
@@ -121,12 +127,14 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   const std::string dir = rdlm_dir(workdir, k);
   const std::string state = (fs::path(dir) / "state.pt").string();
   json rdlm_recipe = to_json(cfg)["rdlm"];
-  rdlm_recipe.erase("count"), rdlm_recipe.erase("parallel");  // cannot change rDLM k's weights
+  // None of these changes rDLM k's weights.
+  rdlm_recipe.erase("count"), rdlm_recipe.erase("parallel"), rdlm_recipe.erase("devices");
   opts.state_path = state;
   opts.state_every_epochs = cfg.resume.every_epochs;
   opts.state_key = {{"phase", "rdlm"}, {"index", k}, {"seed", cfg.seed}, {"model", to_json(cfg)["model"]},
                     {"train", to_json(cfg)["train"]}, {"rdlm", rdlm_recipe}, {"data", data.fingerprint}};
   opts.resume_hint = "rerun the same train-rdlms command to resume it";
+  opts.device_train = device_train;
   opts.on_epoch = [&](const EpochStats&, const std::vector<EpochStats>& history) {
     write_file_atomic((fs::path(dir) / "metrics.jsonl").string(), metrics_jsonl(history));
   };
@@ -176,11 +184,13 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) wanted.push_back(k);
   const ModelSpec spec = model_spec(cfg.model, data);
   json trained = json::array(), skipped = json::array(), busy = json::array();
+  std::mutex lists;  // workers append to the three lists
   auto up_to_date = [&](int64_t k, const std::string& pt) {
     auto m = load_checkpoint(pt);
     check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
     require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
   };
+  std::vector<int64_t> todo;
   for (int64_t k : wanted) {
     if (k % req.shard_count != req.shard_index) continue;
     auto pt = rdlm_checkpoint(workdir, k);
@@ -189,22 +199,56 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
       skipped.push_back(k);
       continue;
     }
+    todo.push_back(k);
+  }
+  const std::vector<torch::Device> devices = cfg.rdlm.devices.empty() ? std::vector<torch::Device>{device}
+                                                                      : resolve_devices(cfg.rdlm.devices);
+  const int64_t at_once = std::min<int64_t>(cfg.rdlm.parallel, std::max<size_t>(todo.size(), 1));
+  const ParallelPlan plan = make_parallel_plan(at_once, devices, torch::get_num_threads());
+  // Concurrent rDLMs on a GPU share one copy of the training images per device.
+  std::vector<Split> on_device(devices.size());
+  if (plan.workers > 1 && !todo.empty()) {
+    for (size_t d = 0; d < devices.size(); ++d)
+      if (!devices[d].is_cpu()) on_device[d] = Split{data.train.x.to(devices[d]), data.train.y.to(devices[d])};
+    std::string where;
+    for (size_t d = 0; d < devices.size(); ++d) where += (d ? ", " : "") + devices[d].str();
+    spdlog::info("training {} rDLMs, {} at once on {}{}", todo.size(), plan.workers, where,
+                 plan.cpu_threads_per_worker > 0
+                     ? " (" + std::to_string(plan.cpu_threads_per_worker) + " CPU threads each)"
+                     : std::string());
+  }
+  const int main_threads = torch::get_num_threads();
+  auto job = [&](int64_t k, const torch::Device& dev) {
+    auto pt = rdlm_checkpoint(workdir, k);
     // One process per rDLM: others sharing the work directory skip it while the lock is held.
     FileLock lock;
     if (!lock.try_lock((fs::path(rdlm_dir(workdir, k)) / "lock").string())) {
       spdlog::info("rdlm-{:02d} is being trained by {}; skipped", k, lock.holder());
+      std::lock_guard<std::mutex> g(lists);
       busy.push_back(k);
-      continue;
+      return;
     }
     if (!req.force && checkpoint_exists(pt)) {  // finished by another process meanwhile
       up_to_date(k, pt);
+      std::lock_guard<std::mutex> g(lists);
       skipped.push_back(k);
-      continue;
+      return;
     }
     if (req.force) remove_state((fs::path(rdlm_dir(workdir, k)) / "state.pt").string());
-    train_one(cfg, data, workdir, device, k, req.progress);
+    const size_t d = std::find(devices.begin(), devices.end(), dev) - devices.begin();
+    const Split* shared = d < on_device.size() && on_device[d].x.defined() ? &on_device[d] : nullptr;
+    train_one(cfg, data, workdir, dev, k, req.progress && plan.workers <= 1, shared);
+    std::lock_guard<std::mutex> g(lists);
     trained.push_back(k);
+  };
+  try {
+    run_parallel(todo, plan, job);
+  } catch (...) {
+    torch::set_num_threads(main_threads);  // workers changed the process-wide default
+    throw;
   }
+  torch::set_num_threads(main_threads);
+  for (json* list : {&trained, &skipped, &busy}) std::sort(list->begin(), list->end());
   if (!skipped.empty()) spdlog::info("rDLMs already trained, skipped: {}", skipped.dump());
   json summary = nullptr;
   bool all = true;

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 
 #include "apricot/checkpoint.hpp"
 #include "apricot/device.hpp"
@@ -25,6 +27,30 @@ using nlohmann::json;
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Switches cuDNN autotuning off while alive. The setting is process-wide and concurrent trainings
+// may predict at the same time: the first pause saves it, the last one restores it.
+class AutotunePause {
+ public:
+  AutotunePause() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (depth_++ == 0) {
+      saved_ = at::globalContext().benchmarkCuDNN();
+      at::globalContext().setBenchmarkCuDNN(false);
+    }
+  }
+  ~AutotunePause() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--depth_ == 0) at::globalContext().setBenchmarkCuDNN(saved_);
+  }
+  AutotunePause(const AutotunePause&) = delete;
+  AutotunePause& operator=(const AutotunePause&) = delete;
+
+ private:
+  static inline std::mutex mutex_;
+  static inline int depth_ = 0;
+  static inline bool saved_ = false;
+};
 }  // namespace
 
 double lr_at_epoch(const TrainConfig& recipe, int64_t epoch) {
@@ -89,8 +115,8 @@ torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& 
   model.eval();
   // Inference batches come in many sizes (a batch's failing inputs, the last chunk of a split):
   // cuDNN autotuning would search algorithms again for each new size, costing more than it saves.
-  const bool autotune = at::globalContext().benchmarkCuDNN();
-  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(false);
+  std::optional<AutotunePause> pause;
+  if (device.is_cuda()) pause.emplace();
   const int64_t n = x.size(0);
   auto out = torch::empty({n}, torch::kInt64);
   std::vector<torch::Tensor> parts;
@@ -99,7 +125,6 @@ torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& 
     parts.push_back(model.forward(norm.apply(xb)).argmax(1));
   }
   if (was_training) model.train();
-  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(autotune);
   if (parts.empty()) return out;
   return torch::cat(parts).to(torch::kCPU);
 }
@@ -167,9 +192,11 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     config_error("train.precision bf16 needs a CUDA device (this run is on " + device.str() + ")",
                  "use train.precision fp32 on the CPU");
   // On a GPU the uint8 training images live on the device (a CIFAR-10 split is 150 MB), so a step
-  // indexes device memory instead of copying a batch from the host.
-  const torch::Tensor src_x = device.is_cuda() ? data.train.x.to(device) : data.train.x;
-  const torch::Tensor src_y = device.is_cuda() ? data.train.y.to(device) : data.train.y;
+  // indexes device memory instead of copying a batch from the host. Concurrent trainings share one
+  // copy (opts.device_train).
+  const bool shared = opts.device_train && opts.device_train->x.device() == device;
+  const torch::Tensor src_x = shared ? opts.device_train->x : device.is_cuda() ? data.train.x.to(device) : data.train.x;
+  const torch::Tensor src_y = shared ? opts.device_train->y : device.is_cuda() ? data.train.y.to(device) : data.train.y;
   auto optimizer = make_optimizer(rc.optimizer, rc.lr, rc.momentum, rc.nesterov, rc.weight_decay, model.parameters());
   TrainResult result;
   std::vector<torch::Tensor> best;
@@ -179,7 +206,6 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   const bool resumable = !opts.state_path.empty();
-  at::Generator global_gen = at::detail::getDefaultCPUGenerator();  // dropout draws from it on the CPU
 
   // Where the loop starts: epoch start_epoch, row offset start_offset of its permutation.
   int64_t start_epoch = 0, start_offset = 0, resumed_seen = 0;
@@ -192,7 +218,6 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     write_module(a, "model", model);
     write_optimizer(a, "optimizer", *optimizer);
     write_generator(a, "gen", gen);
-    write_generator(a, "global_gen", global_gen);
     write_tensors(a, "best", best);
     if (offset >= 0) {
       a.write("perm", perm);
@@ -219,7 +244,6 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
         read_module(a, "model", model);
         read_optimizer(a, "optimizer", *optimizer);
         read_generator(a, "gen", gen);
-        read_generator(a, "global_gen", global_gen);
         best = read_tensors(a, "best");
         start_epoch = st.meta.at("epoch");
         if (st.meta.at("mid_epoch").get<bool>()) {

@@ -422,3 +422,30 @@ TEST(Reliability, CheckpointMetadataWithOutOfRangeNumbersIsRefused) {
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_NE(r.err.find("corrupt"), std::string::npos) << r.err;
 }
+
+TEST(Reliability, ParallelRdlmsMatchSequentialAndResumeAfterSigterm) {
+  // Three rDLMs at once, one CPU thread each (the reference trained them one by one with one
+  // thread): SIGTERM while all are mid-training saves each one's state; the rerun resumes them
+  // and ends with the reference's weights, byte for byte.
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-parallel");
+  auto cfg = write_config(d);
+  copy_phases(d, {"base"});
+  const std::string args = "train-rdlms -c " + cfg.string() + " -w " + (d / "w").string() + " --threads 3 --parallel 3";
+  auto c = spawn_apricot(args, d, "parallel");
+  int code = -1;
+  for (const char* k : {"rdlm-00", "rdlm-01", "rdlm-02"})
+    ASSERT_TRUE(wait_for_file(c, d / "w" / "rdlms" / k / "state.json", &code)) << slurp(c.err.string());
+  ::kill(c.pid, SIGTERM);
+  code = wait_exit(c);
+  auto err = slurp(c.err.string());
+  EXPECT_EQ(code, 130) << err;
+  EXPECT_NE(err.find("3 at once on cpu (1 CPU threads each)"), std::string::npos) << err;
+  EXPECT_NE(err.find("state saved to"), std::string::npos) << err;
+  auto r = run_apricot(args + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming from saved state"), std::string::npos) << r.err;
+  EXPECT_EQ(json::parse(r.out)["trained"], json::parse("[0, 1, 2]"));
+  for (const char* k : {"rdlm-00", "rdlm-01", "rdlm-02"})
+    EXPECT_TRUE(file_bytes(d / "w" / "rdlms" / k / "model.pt") == file_bytes(ref / "w" / "rdlms" / k / "model.pt")) << k;
+}

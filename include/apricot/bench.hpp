@@ -31,4 +31,20 @@ nlohmann::json bench_adjust(int64_t P, int64_t n, const std::vector<int64_t>& fa
 nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
                            int64_t repeats, int64_t warmup, const torch::Device& device);
 
+// Aggregate training images/s of k models (each with its own SGD optimiser, random data on its
+// device) trained one at a time against all k at once through run_parallel (a CUDA stream per
+// model; on the CPU each worker gets threads / k intra-op threads), `steps` steps per model per
+// repeat, after one warm-up of each; the two ways alternate, and each figure is the median of
+// `repeats`. Models are spread over `devices` as rDLMs are (model j on devices[j % size]).
+// Returns {"arch", "batch", "precision", "k", "devices", "device", "steps", "repeats", "threads",
+//          "workers", "threads_per_worker", "sequential_images_per_s", "concurrent_images_per_s",
+//          "speedup"}.
+nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, const std::string& precision,
+                           int64_t steps, int64_t repeats, const std::vector<torch::Device>& devices);
+
+// The measured matrix-multiply rate: an n x n by n x n product (2n^3 FLOPs) in fp32 (TF32 off),
+// and on CUDA also with TF32 on and in bf16; the median of `repeats`.
+// Returns {"n", "device", "repeats", "threads", "rows": [{"dtype", "ms", "tflops"}]}.
+nlohmann::json bench_matmul(int64_t n, int64_t repeats, const torch::Device& device);
+
 }  // namespace apricot

@@ -59,7 +59,8 @@ struct RdlmConfig {
   std::string init = "scratch";       // scratch | base-early
   int64_t init_epochs = 3;            // base-early: epochs of base training before the copy
   int64_t epochs = 30;                // rDLM training epochs (rest of the recipe from train)
-  int64_t parallel = 1;               // rDLMs trained at once
+  int64_t parallel = 1;               // rDLMs trained at once (threads; a CUDA stream each)
+  std::vector<std::string> devices = {};  // spread rDLMs over these ([] = the run's device)
 };
 
 struct RetrainConfig {

@@ -51,6 +51,9 @@ struct TrainOptions {
   nlohmann::json state_key;
   int64_t state_every_epochs = 1;
   std::string resume_hint;  // shown when interrupted, e.g. the command to rerun
+  // The training split already on the compute device (uint8 x, int64 y), shared by concurrent
+  // trainings instead of one copy each; used when it is on `device`.
+  const Split* device_train = nullptr;
 };
 
 // Thrown when the training loss stops being finite; the model's weights are then not usable.

@@ -143,6 +143,7 @@ CLI::App* setup_run(CLI::App& app, Action& action) {
   auto o = std::make_shared<RunOptions>();
   auto* sub = app.add_subcommand("run", "every phase in order (base, rDLMs, each strategy), then a results table");
   add_common_options(sub, o->common, /*with_force=*/true);
+  add_rdlm_options(sub, o->common);
   sub->callback([o, &action] { action = [o] { return run_all(*o); }; });
   return sub;
 }

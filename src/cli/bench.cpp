@@ -1,4 +1,6 @@
-// `apricot bench adjust`: the weight-adjustment engine against the naive per-input form.
+// `apricot bench`: adjust (the weight-adjustment engine against the naive per-input form), train
+// (one model's training and inference images/s), rdlms (k models at once against one at a time) and
+// matmul (the measured matrix rate behind the arithmetic floors in docs/PERFORMANCE.md).
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -6,11 +8,14 @@
 #include "apricot/bench.hpp"
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
+#include "apricot/parallel.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {
 
 namespace {
+
+ModelSpec spec_from(const std::string& arch, const std::string& input, int64_t classes);
 
 struct BenchAdjustOptions {
   int64_t params = 2425930;  // CNN1's P
@@ -58,11 +63,7 @@ int run_bench_train(const BenchTrainOptions& o) {
   configure_logging("warn");
   auto device = resolve_device(o.device);
   setup_runtime(o.threads, 0);
-  int64_t c = 0, h = 0, w = 0;
-  if (std::sscanf(o.input.c_str(), "%ld,%ld,%ld", &c, &h, &w) != 3 || c < 1 || h < 1 || w < 1)
-    config_error("--input '" + o.input + "' is not C,H,W", "for example --input 3,32,32");
-  ModelSpec spec{o.arch, c, h, w, o.classes, "v1"};
-  auto r = bench_train(spec, o.batch, o.precision, o.steps, o.repeats, o.warmup, device);
+  auto r = bench_train(spec_from(o.arch, o.input, o.classes), o.batch, o.precision, o.steps, o.repeats, o.warmup, device);
   if (o.json) {
     print_json(r);
     return 0;
@@ -70,6 +71,72 @@ int run_bench_train(const BenchTrainOptions& o) {
   std::printf("%s batch %lld %s on %s (%d threads): train %.0f images/s, inference %.0f images/s\n",
               o.arch.c_str(), static_cast<long long>(o.batch), o.precision.c_str(), device.str().c_str(),
               r["threads"].get<int>(), r["train_images_per_s"].get<double>(), r["infer_images_per_s"].get<double>());
+  return 0;
+}
+
+ModelSpec spec_from(const std::string& arch, const std::string& input, int64_t classes) {
+  int64_t c = 0, h = 0, w = 0;
+  char tail = 0;
+  if (std::sscanf(input.c_str(), "%ld,%ld,%ld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1)
+    config_error("--input '" + input + "' is not C,H,W", "for example --input 3,32,32");
+  return ModelSpec{arch, c, h, w, classes, "v1"};
+}
+
+struct BenchRdlmsOptions {
+  std::string arch = "cnn1";
+  int64_t k = 4;
+  int64_t batch = 128;
+  std::string precision = "fp32";
+  std::string input = "3,32,32";
+  int64_t classes = 10;
+  int64_t steps = 10;
+  int64_t repeats = 3;
+  std::string device = "auto";
+  std::string devices;
+  int64_t threads = 0;
+  bool json = false;
+};
+
+int run_bench_rdlms(const BenchRdlmsOptions& o) {
+  configure_logging("warn");
+  std::vector<torch::Device> devices = o.devices.empty() ? std::vector<torch::Device>{resolve_device(o.device)}
+                                                         : resolve_devices(split_device_list(o.devices));
+  setup_runtime(o.threads, 0);
+  auto r = bench_rdlms(spec_from(o.arch, o.input, o.classes), o.k, o.batch, o.precision, o.steps, o.repeats, devices);
+  if (o.json) {
+    print_json(r);
+    return 0;
+  }
+  std::printf("%lld x %s batch %lld %s on %s (%d threads): one at a time %.0f images/s, %lld at once %.0f images/s "
+              "(%.2fx)\n",
+              static_cast<long long>(o.k), o.arch.c_str(), static_cast<long long>(o.batch), o.precision.c_str(),
+              r["devices"].dump().c_str(), r["threads"].get<int>(), r["sequential_images_per_s"].get<double>(),
+              static_cast<long long>(r["workers"].get<int64_t>()), r["concurrent_images_per_s"].get<double>(),
+              r["speedup"].get<double>());
+  return 0;
+}
+
+struct BenchMatmulOptions {
+  int64_t n = 4096;
+  int64_t repeats = 5;
+  std::string device = "auto";
+  int64_t threads = 0;
+  bool json = false;
+};
+
+int run_bench_matmul(const BenchMatmulOptions& o) {
+  configure_logging("warn");
+  auto device = resolve_device(o.device);
+  setup_runtime(o.threads, 0);
+  auto r = bench_matmul(o.n, o.repeats, device);
+  if (o.json) {
+    print_json(r);
+    return 0;
+  }
+  for (const auto& row : r["rows"])
+    std::printf("matmul %lld x %lld %s on %s: %.3f ms, %.2f TFLOP/s\n", static_cast<long long>(o.n),
+                static_cast<long long>(o.n), row["dtype"].get<std::string>().c_str(), device.str().c_str(),
+                row["ms"].get<double>(), row["tflops"].get<double>());
   return 0;
 }
 
@@ -102,6 +169,31 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   tr->add_option("--threads", t->threads, "CPU threads (0 = all cores)")->capture_default_str();
   tr->add_flag("--json", t->json, "print {arch, batch, precision, device, train_images_per_s, infer_images_per_s}");
   tr->callback([t, &action] { action = [t] { return run_bench_train(*t); }; });
+
+  auto r = std::make_shared<BenchRdlmsOptions>();
+  auto* rd = sub->add_subcommand("rdlms", "aggregate training images/s of k models at once against one at a time");
+  rd->add_option("--arch", r->arch, "model")->capture_default_str()->check(CLI::IsMember(model_archs()));
+  rd->add_option("-k,--k", r->k, "models")->capture_default_str()->check(CLI::Range(1, 256));
+  rd->add_option("--batch", r->batch, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  rd->add_option("--precision", r->precision, "fp32 | bf16 (CUDA autocast)")->capture_default_str();
+  rd->add_option("--input", r->input, "input shape C,H,W")->capture_default_str();
+  rd->add_option("--classes", r->classes, "classes")->capture_default_str()->check(CLI::Range(2, 100000));
+  rd->add_option("--steps", r->steps, "training steps per model per repeat")->capture_default_str()->check(CLI::PositiveNumber);
+  rd->add_option("--repeats", r->repeats, "timed repeats of each way")->capture_default_str()->check(CLI::PositiveNumber);
+  rd->add_option("--device", r->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  rd->add_option("--devices", r->devices, "spread the models over these devices, e.g. cuda:0,cuda:1");
+  rd->add_option("--threads", r->threads, "CPU threads in all (0 = all cores)")->capture_default_str();
+  rd->add_flag("--json", r->json, "print {arch, k, sequential_images_per_s, concurrent_images_per_s, speedup, ...}");
+  rd->callback([r, &action] { action = [r] { return run_bench_rdlms(*r); }; });
+
+  auto m = std::make_shared<BenchMatmulOptions>();
+  auto* mm = sub->add_subcommand("matmul", "measured matrix-multiply rate (fp32; on CUDA also TF32 and bf16)");
+  mm->add_option("-n,--n", m->n, "matrix side")->capture_default_str()->check(CLI::Range(1, 65536));
+  mm->add_option("--repeats", m->repeats, "timed repeats")->capture_default_str()->check(CLI::PositiveNumber);
+  mm->add_option("--device", m->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  mm->add_option("--threads", m->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  mm->add_flag("--json", m->json, "print {n, device, rows: [{dtype, ms, tflops}]}");
+  mm->callback([m, &action] { action = [m] { return run_bench_matmul(*m); }; });
   return sub;
 }
 

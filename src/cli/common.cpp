@@ -10,6 +10,7 @@
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/parallel.hpp"
 
 namespace apricot::cli {
 
@@ -42,6 +43,12 @@ void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force) {
   if (with_force) sub->add_flag("--force", o.force, "recompute and overwrite outputs that already exist");
 }
 
+void add_rdlm_options(CLI::App* sub, CommonOptions& o) {
+  sub->add_option("--parallel", o.parallel, "rDLMs trained at once (config key rdlm.parallel)");
+  sub->add_option("--devices", o.devices,
+                  "spread the rDLMs over these devices, e.g. cuda:0,cuda:1 (config key rdlm.devices)");
+}
+
 Session open_session(const CommonOptions& o, bool write_config) {
   configure_logging(o.log_level);
   std::vector<std::string> sets = o.sets;
@@ -51,11 +58,14 @@ Session open_session(const CommonOptions& o, bool write_config) {
   if (!o.threads.empty()) sets.push_back("threads=" + o.threads);
   if (!o.seed.empty()) sets.push_back("seed=" + o.seed);
   if (o.deterministic) sets.push_back("deterministic=true");
+  if (!o.parallel.empty()) sets.push_back("rdlm.parallel=" + o.parallel);
+  if (!o.devices.empty()) sets.push_back("rdlm.devices=" + nlohmann::json(split_device_list(o.devices)).dump());
   Session s;
   s.cfg = load_config(o.config, sets);
   s.workdir = s.cfg.workdir;
   spdlog::info("apricot {} config: {}", APRICOT_VERSION, to_json(s.cfg).dump());
   s.device = resolve_device(s.cfg.device);
+  resolve_devices(s.cfg.rdlm.devices);  // fail before any data is loaded
   setup_runtime(s.cfg.threads, s.cfg.seed, s.cfg.deterministic);
   spdlog::info("device {} | {} CPU threads | work directory {}", s.device.str(), torch::get_num_threads(),
                s.workdir);

@@ -24,6 +24,8 @@ struct CommonOptions {
   bool json = false;               // one JSON document on stdout
   bool force = false;              // recompute outputs that exist
   bool deterministic = false;      // --deterministic
+  std::string devices;             // --devices cuda:0,cuda:1 (config key rdlm.devices)
+  std::string parallel;            // --parallel N (config key rdlm.parallel)
 };
 
 // Valid --log-level values.
@@ -33,6 +35,8 @@ inline const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "w
 using Action = std::function<int()>;
 
 void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force);
+// --devices and --parallel, for the subcommands that train rDLMs.
+void add_rdlm_options(CLI::App* sub, CommonOptions& o);
 
 struct Session {
   Config cfg;

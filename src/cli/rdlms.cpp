@@ -59,6 +59,7 @@ CLI::App* setup_train_rdlms(CLI::App& app, Action& action) {
   auto o = std::make_shared<RdlmsOptions>();
   auto* sub = app.add_subcommand("train-rdlms", "train the reduced models (WORKDIR/rdlms/rdlm-NN/)");
   add_common_options(sub, o->common, /*with_force=*/true);
+  add_rdlm_options(sub, o->common);
   sub->add_option("--shard", o->shard, "I/K: train only rDLMs with index % K == I (job arrays)");
   sub->add_option("--only", o->only, "train only these rDLMs, e.g. 3,5-7");
   sub->callback([o, &action] { action = [o] { return run_train_rdlms(*o); }; });
