@@ -37,12 +37,14 @@ std::pair<torch::Tensor, torch::Tensor> random_data(const ModelSpec& spec, int64
 }  // namespace
 
 nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
-                           int64_t repeats, int64_t warmup, const torch::Device& device) {
+                           int64_t repeats, int64_t warmup, const torch::Device& device, bool channels_last) {
   check_precision(precision, {device});
   const bool bf16 = precision == "bf16";
   torch::manual_seed(0);
   Net model = make_model(spec);
   model->to(device);
+  if (channels_last) set_memory_format(*model, true);
+  const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const int64_t n = batch * 8;
   auto [x_all, y_all] = random_data(spec, n, device);
   Normalizer norm;  // "scale", the same per-batch work as training
@@ -55,19 +57,22 @@ nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::stri
   const double train_ms = median_ms(repeats, warmup, device, [&] {
     for (int64_t s = 0; s < steps; ++s) {
       auto idx = batch_idx(s);
-      train_step(*model, *optimizer, norm.apply(x_all.index_select(0, idx)), y_all.index_select(0, idx), bf16);
+      train_step(*model, *optimizer, norm.apply(x_all.index_select(0, idx)).contiguous(fmt), y_all.index_select(0, idx),
+                 bf16);
     }
   });
   model->eval();
   const double infer_ms = median_ms(repeats, warmup, device, [&] {
     torch::NoGradGuard no_grad;
     AutocastBf16 autocast(bf16);
-    for (int64_t s = 0; s < steps; ++s) model->forward(norm.apply(x_all.index_select(0, batch_idx(s)))).argmax(1);
+    for (int64_t s = 0; s < steps; ++s)
+      model->forward(norm.apply(x_all.index_select(0, batch_idx(s))).contiguous(fmt)).argmax(1);
   });
   const double images = static_cast<double>(steps * batch);
   return {{"arch", spec.arch},
           {"batch", batch},
           {"precision", precision},
+          {"memory_format", channels_last ? "channels_last" : "contiguous"},
           {"device", device.str()},
           {"input", {spec.channels, spec.height, spec.width}},
           {"classes", spec.classes},

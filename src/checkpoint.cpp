@@ -152,7 +152,7 @@ void require_same_recipe(const json& meta, const Config& cfg, const std::string&
   if (!meta.contains("config") || !meta["config"].is_object()) return;
   const json now = to_json(cfg);
   auto scrub = [](json j, const std::string& section) {
-    if (section == "train" && j.is_object()) j.erase("eval_batch_size");
+    if (section == "train" && j.is_object()) j.erase("eval_batch_size"), j.erase("memory_format");
     if (section == "rdlm" && j.is_object()) j.erase("count"), j.erase("parallel"), j.erase("devices");
     return j;
   };

@@ -24,7 +24,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentConfig, shift, fill, flip
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_variant)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size, optimizer, lr, momentum,
                                                 nesterov, weight_decay, lr_steps, lr_gamma, augment, precision,
-                                                eval_batch_size)
+                                                memory_format, eval_batch_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RdlmConfig, count, layout, size, stride, init, init_epochs,
                                                 epochs, parallel, devices)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, batch_size, optimizer, lr,
@@ -315,6 +315,7 @@ void validate(const Config& c) {
   require(t.augment.shift >= 0 && t.augment.shift < 0.5, "train.augment.shift", t.augment.shift, "in [0, 0.5)");
   require_one_of("train.augment.fill", t.augment.fill, {"edge", "zero"});
   require_one_of("train.precision", t.precision, {"fp32", "bf16"});
+  require_one_of("train.memory_format", t.memory_format, {"contiguous", "channels_last"});
   require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, ">= 1");
   require(!t.nesterov || (t.optimizer == "sgd" && t.momentum > 0), "train.nesterov", "true",
           "false unless train.optimizer is sgd with momentum > 0");

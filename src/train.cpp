@@ -93,6 +93,15 @@ StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const 
   return {loss.detach(), logits.detach().argmax(1).eq(y).sum()};
 }
 
+void set_memory_format(torch::nn::Module& model, bool channels_last) {
+  torch::NoGradGuard no_grad;
+  const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  for (auto& t : model.parameters())
+    if (t.dim() == 4) t.set_data(t.data().contiguous(fmt));
+  for (auto& t : model.buffers())
+    if (t.dim() == 4) t.set_data(t.data().contiguous(fmt));
+}
+
 std::vector<torch::Tensor> snapshot_state(const torch::nn::Module& model) {
   std::vector<torch::Tensor> out;
   for (const auto& p : model.parameters()) out.push_back(p.detach().clone());
@@ -179,6 +188,10 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
   const TrainConfig& rc = opts.recipe;
   model.to(device);
   model.train();
+  // Channels-last only while training (before the optimiser takes the parameters, so its state
+  // follows); the model goes back to contiguous at the end, so checkpoints are always NCHW.
+  const bool channels_last = rc.memory_format == "channels_last";
+  if (channels_last) set_memory_format(model, true);
   auto gen = at::detail::createCPUGenerator(seed);
   auto idx_all = subset.defined() ? subset.to(torch::kInt64) : torch::arange(data.train.size(), torch::kInt64);
   const int64_t n = idx_all.size(0);
@@ -300,6 +313,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
       auto yb = src_y.index_select(0, didx);  // (B)
       auto x = data.norm.apply(xb);
       if (augment) x = augment_batch(x, rc.augment.shift, rc.augment.fill, rc.augment.flip, gen);
+      if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
       auto out = train_step(model, *optimizer, x, yb, bf16);
       const int64_t b = bidx.size(0);
       ++result.steps;
@@ -375,6 +389,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     }
   }
   if (opts.keep_best && !best.empty()) restore_state(model, best);
+  if (channels_last) set_memory_format(model, false);
   result.seconds = elapsed_before + since(t_start);
   return result;
 }

@@ -153,6 +153,48 @@ TEST(Train, EveryOptimizerLowersTheLoss) {
   }
 }
 
+TEST(Train, ChannelsLastTrainsLikeContiguousAndLeavesNchwWeights) {
+  // The same seed in both memory orders: six steps agree to float rounding (the kernels differ),
+  // and the trained model is back in contiguous order, as checkpoints expect.
+  Config c = small_config();
+  c.data.synthetic_shape = {3, 16, 16};
+  Dataset d = load_dataset(c.data, 4);
+  std::vector<double> losses[2];
+  std::vector<torch::Tensor> weights[2];
+  for (int cl = 0; cl < 2; ++cl) {
+    TrainOptions opts;
+    opts.recipe = c.train;
+    opts.max_steps = 6;  // long enough to use the optimiser state; rounding differences grow with steps
+    opts.recipe.optimizer = "sgd";  // Adam's normalised steps would magnify rounding differences
+    opts.recipe.lr = 0.02;
+    opts.recipe.momentum = 0.9;
+    opts.recipe.memory_format = cl ? "channels_last" : "contiguous";
+    opts.keep_best = false;
+    opts.progress = false;
+    torch::manual_seed(5);
+    Net m = make_model(spec_for(d, "cnn2"));
+    auto r = train_model(*m, d, torch::Tensor(), opts, torch::kCPU, 6);
+    for (const auto& e : r.history) losses[cl].push_back(e.loss);
+    for (const auto& p : m->parameters()) {
+      EXPECT_TRUE(p.is_contiguous()) << cl;
+      weights[cl].push_back(p.detach().clone());
+    }
+  }
+  ASSERT_EQ(losses[0].size(), 1u);
+  EXPECT_NEAR(losses[0][0], losses[1][0], 1e-4 * losses[0][0]);
+  for (size_t i = 0; i < weights[0].size(); ++i)
+    EXPECT_LT((weights[0][i] - weights[1][i]).abs().max().item<double>(), 1e-3) << i;  // a wrong layout: ~0.1
+  // A layout changes the memory order only: the channels-last model computes the same logits.
+  torch::manual_seed(5);
+  Net a = make_model(spec_for(d, "cnn2"));
+  a->eval();
+  auto x = d.norm.apply(d.test.x.slice(0, 0, 16));
+  auto want = a->forward(x);
+  set_memory_format(*a, true);
+  EXPECT_TRUE(a->parameters()[0].is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::allclose(a->forward(x.contiguous(at::MemoryFormat::ChannelsLast)), want, 1e-4, 1e-5));
+}
+
 TEST(Checkpoint, RoundTripAndMetadata) {
   Config c = small_config();
   Dataset d = load_dataset(c.data, 1);

@@ -26,10 +26,11 @@ nlohmann::json bench_adjust(int64_t P, int64_t n, const std::vector<int64_t>& fa
 // Training and inference images/s of one model at one batch size on random data held on `device`:
 // the tool's train_step (SGD, momentum 0.9) and its eval-mode forward pass, `steps` steps per repeat,
 // the median over `repeats` after `warmup` untimed repeats, with device synchronisation.
-// Returns {"arch", "batch", "precision", "device", "input", "classes", "steps", "repeats", "threads",
-//          "train_images_per_s", "infer_images_per_s"}.
+// Returns {"arch", "batch", "precision", "memory_format", "device", "input", "classes", "steps",
+//          "repeats", "threads", "train_images_per_s", "infer_images_per_s"}.
+// channels_last: weights and batches in NHWC order (train.memory_format channels_last).
 nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
-                           int64_t repeats, int64_t warmup, const torch::Device& device);
+                           int64_t repeats, int64_t warmup, const torch::Device& device, bool channels_last = false);
 
 // Aggregate training images/s of k models (each with its own SGD optimiser, random data on its
 // device) trained one at a time against all k at once through run_parallel (a CUDA stream per

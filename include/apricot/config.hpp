@@ -48,6 +48,7 @@ struct TrainConfig {
   double lr_gamma = 0.1;               // step factor
   AugmentConfig augment;
   std::string precision = "fp32";  // fp32 | bf16 (bf16: CUDA autocast)
+  std::string memory_format = "contiguous";  // contiguous | channels_last (conv weights and batches NHWC)
   int64_t eval_batch_size = 1000;  // images per inference batch
 };
 

@@ -104,6 +104,10 @@ torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& 
 double accuracy(NetImpl& model, const Split& split, const Normalizer& norm, const torch::Device& device,
                 int64_t batch_size);
 
+// Puts the 4-D parameters and buffers (convolution weights) of `model` in channels-last (NHWC)
+// memory order, or back to contiguous (NCHW). Values are unchanged.
+void set_memory_format(torch::nn::Module& model, bool channels_last);
+
 // Clones every parameter and buffer (a deep snapshot; the module's live tensors are not aliased).
 std::vector<torch::Tensor> snapshot_state(const torch::nn::Module& model);
 void restore_state(torch::nn::Module& model, const std::vector<torch::Tensor>& state);

@@ -54,6 +54,7 @@ struct BenchTrainOptions {
   int64_t steps = 20;
   int64_t repeats = 5;
   int64_t warmup = 2;
+  std::string memory_format = "contiguous";
   std::string device = "auto";
   int64_t threads = 0;
   bool json = false;
@@ -63,7 +64,8 @@ int run_bench_train(const BenchTrainOptions& o) {
   configure_logging("warn");
   auto device = resolve_device(o.device);
   setup_runtime(o.threads, 0);
-  auto r = bench_train(spec_from(o.arch, o.input, o.classes), o.batch, o.precision, o.steps, o.repeats, o.warmup, device);
+  auto r = bench_train(spec_from(o.arch, o.input, o.classes), o.batch, o.precision, o.steps, o.repeats, o.warmup, device,
+                       o.memory_format == "channels_last");
   if (o.json) {
     print_json(r);
     return 0;
@@ -161,6 +163,9 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   tr->add_option("--batch", t->batch, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
   tr->add_option("--precision", t->precision, "fp32 | bf16 (CUDA autocast)")->capture_default_str();
   tr->add_option("--input", t->input, "input shape C,H,W")->capture_default_str();
+  tr->add_option("--memory-format", t->memory_format, "contiguous | channels_last")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"contiguous", "channels_last"}));
   tr->add_option("--classes", t->classes, "classes")->capture_default_str()->check(CLI::Range(2, 100000));
   tr->add_option("--steps", t->steps, "training steps per repeat")->capture_default_str()->check(CLI::PositiveNumber);
   tr->add_option("--repeats", t->repeats, "timed repeats")->capture_default_str()->check(CLI::PositiveNumber);
