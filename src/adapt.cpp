@@ -56,6 +56,7 @@ json provenance(const Config& cfg, const std::string& workdir, Strategy s) {
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) rdlms.push_back(crc_of(rdlm_checkpoint(workdir, k)));
   json c = to_json(cfg);
   c["adapt"].erase("strategies");
+  c["adapt"].erase("parallel");  // arms at once or one by one: the same loop
   return {{"base_crc32", crc_of((fs::path(workdir) / "base" / "model.pt").string())},
           {"rdlm_crc32", rdlms},
           {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", c["adapt"]}}}};
@@ -152,7 +153,6 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
 
   // Batches: the same seeded permutation for every strategy, so the control arm sees the same inputs.
   auto gen = at::detail::createCPUGenerator(cfg.seed * 7919ULL + 17ULL);
-  at::Generator global_gen = at::detail::getDefaultCPUGenerator();  // dropout in retraining draws from it
   const int64_t n_train = data.train.size();
   const int64_t batches_per_pass = (n_train + ac.batch_size - 1) / ac.batch_size;
   const int64_t total_batches =
@@ -174,6 +174,12 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   retrain.progress = false;
   retrain.log_epochs = false;
   retrain.label = "retrain";
+  // One device copy of the training images for every retraining (not one per retraining).
+  Split train_on_device;
+  if (device.is_cuda()) {
+    train_on_device = Split{data.train.x.to(device), data.train.y.to(device)};
+    retrain.device_train = &train_on_device;
+  }
   const bool retraining = ac.retrain_every > 0 && retrain.max_steps > 0;
 
   std::string trace;
@@ -191,7 +197,6 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     torch::serialize::OutputArchive a;
     write_module(a, "model", model);
     write_generator(a, "gen", gen);
-    write_generator(a, "global_gen", global_gen);
     a.write("perm", perm);
     json meta = {{"format", "apricot-adapt-state"}, {"key", state_key}, {"pass", pass}, {"next_batch", next_b},
                  {"batches", batches}, {"failing_total", failing_total}, {"adjusted_total", adjusted_total},
@@ -221,7 +226,6 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
         auto& a = *st.archive;
         read_module(a, "model", model);
         read_generator(a, "gen", gen);
-        read_generator(a, "global_gen", global_gen);
         a.read("perm", resumed_perm);
         const json& m = st.meta;
         start_pass = m.at("pass"), start_b = m.at("next_batch"), batches = m.at("batches");

@@ -31,7 +31,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, ba
                                                 momentum)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, batch_size, passes,
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
-                                                retrain_every, target, retrain)
+                                                retrain_every, target, parallel, retrain)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
                                                 train, rdlm, adapt, resume)
@@ -336,6 +336,7 @@ void validate(const Config& c) {
       config_error("config key 'rdlm.devices': '" + d + "' is not a device", "list devices such as [\"cuda:0\", \"cuda:1\"] (or cpu)");
 
   const auto& a = c.adapt;
+  require(a.parallel >= 1 && a.parallel <= 64, "adapt.parallel", a.parallel, "in 1..64");
   require(!a.strategies.empty(), "adapt.strategies", "[]", "a non-empty list of 1, 2, 3, none");
   for (const auto& s : a.strategies) require_one_of("adapt.strategies", s, {"1", "2", "3", "none"});
   require_one_of("adapt.direction", a.direction, {"intent", "literal"});

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <system_error>
 
@@ -68,6 +69,9 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     }
   }
 
+  // The temp name is per process: writers on several threads (concurrent rDLMs or arms) take turns.
+  static std::mutex writers;
+  std::lock_guard<std::mutex> turn(writers);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) write_failed(path, "cannot create temp file '" + tmp + "'", errno);

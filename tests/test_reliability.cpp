@@ -449,3 +449,23 @@ TEST(Reliability, ParallelRdlmsMatchSequentialAndResumeAfterSigterm) {
   for (const char* k : {"rdlm-00", "rdlm-01", "rdlm-02"})
     EXPECT_TRUE(file_bytes(d / "w" / "rdlms" / k / "model.pt") == file_bytes(ref / "w" / "rdlms" / k / "model.pt")) << k;
 }
+
+TEST(Reliability, ArmsAdaptedAtOnceMatchOneAtATime) {
+  // Strategy 1 and the control arm at once, one CPU thread each: strategy 1 ends with the
+  // reference's weights (adapted alone with one thread), byte for byte.
+  const auto& ref = reference_run();
+  auto d = fresh_dir("rel-arms");
+  auto cfg = write_config(d);
+  copy_phases(d, {"base", "rdlms"});
+  auto r = run_apricot("adapt -c " + cfg.string() + " -w " + (d / "w").string() +
+                       " --threads 2 --arms 2 --set 'adapt.strategies=[\"1\", \"none\"]' --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("adapting 2 arms, 2 at once on cpu (1 CPU threads each)"), std::string::npos) << r.err;
+  auto all = json::parse(r.out);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0]["strategy"], "1");
+  EXPECT_EQ(all[1]["strategy"], "none");
+  EXPECT_TRUE(file_bytes(d / "w" / "adapt-1" / "model.pt") == file_bytes(ref / "w" / "adapt-1" / "model.pt"));
+  EXPECT_EQ(trace_without_seconds(d / "w" / "adapt-1" / "trace.jsonl"),
+            trace_without_seconds(ref / "w" / "adapt-1" / "trace.jsonl"));
+}

@@ -86,6 +86,7 @@ struct AdaptConfig {
   bool adjust_buffers = false;        // also adjust BatchNorm running statistics
   int64_t retrain_every = 1;          // retrain after every k batches (0 = never)
   std::vector<int64_t> target = {};   // [src, dst]: adjust only on inputs of class src predicted as dst
+  int64_t parallel = 1;               // arms adapted at once by run/adapt/sweep (a CUDA stream each)
   RetrainConfig retrain;
 };
 

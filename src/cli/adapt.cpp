@@ -8,6 +8,7 @@
 #include "apricot/adapt.hpp"
 #include "apricot/checkpoint.hpp"
 #include "apricot/errors.hpp"
+#include "apricot/parallel.hpp"
 #include "apricot/rdlm.hpp"
 #include "common.hpp"
 
@@ -62,17 +63,44 @@ void print_table(const json& base, const std::vector<json>& results) {
   std::fflush(stdout);
 }
 
+// Adapts each strategy, adapt.parallel of them at once (a CUDA stream each; on the CPU a share of
+// the threads each); results in the order of `strategies`.
+std::vector<json> adapt_arms(const Session& s, const Dataset& data, const std::vector<Strategy>& strategies,
+                             bool force) {
+  std::vector<json> results(strategies.size());
+  std::vector<int64_t> jobs;
+  for (size_t i = 0; i < strategies.size(); ++i) jobs.push_back(static_cast<int64_t>(i));
+  const int main_threads = torch::get_num_threads();
+  const int64_t at_once = std::min<int64_t>(s.cfg.adapt.parallel, static_cast<int64_t>(jobs.size()));
+  const ParallelPlan plan = make_parallel_plan(at_once, {s.device}, main_threads);
+  if (plan.workers > 1)
+    spdlog::info("adapting {} arms, {} at once on {}{}", jobs.size(), plan.workers, s.device.str(),
+                 plan.cpu_threads_per_worker > 0
+                     ? " (" + std::to_string(plan.cpu_threads_per_worker) + " CPU threads each)"
+                     : std::string());
+  auto restore_threads = [&] { torch::set_num_threads(main_threads); };
+  try {
+    run_parallel(jobs, plan, [&](int64_t i, const torch::Device& device) {
+      spdlog::info("phase 3/3: adaptation, strategy {}", to_string(strategies[i]));
+      AdaptRequest req;
+      req.strategy = strategies[i];
+      req.force = force;
+      req.progress = plan.workers <= 1;
+      results[i] = run_adapt(s.cfg, data, s.workdir, device, req);
+    });
+  } catch (...) {
+    restore_threads();
+    throw;
+  }
+  restore_threads();
+  return results;
+}
+
 int run_adapt_cmd(const AdaptOptions& o) {
   Session s = open_session(o.common, /*write_config=*/true);
   auto strategies = strategies_of(s.cfg, o.strategy);
   Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
-  json all = json::array();
-  for (auto st : strategies) {
-    AdaptRequest req;
-    req.strategy = st;
-    req.force = o.common.force;
-    all.push_back(run_adapt(s.cfg, data, s.workdir, s.device, req));
-  }
+  json all = adapt_arms(s, data, strategies, o.common.force);
   if (o.common.json) print_json(strategies.size() == 1 ? all[0] : all);
   return 0;
 }
@@ -116,14 +144,7 @@ json run_phases(const Session& s, bool force) {
     req.force = force;
     train_rdlms(s.cfg, data, s.workdir, s.device, req);
   }
-  std::vector<json> results;
-  for (auto st : strategies) {
-    spdlog::info("phase 3/3: adaptation, strategy {}", to_string(st));
-    AdaptRequest req;
-    req.strategy = st;
-    req.force = force;
-    results.push_back(run_adapt(s.cfg, data, s.workdir, s.device, req));
-  }
+  std::vector<json> results = adapt_arms(s, data, strategies, force);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return {{"workdir", s.workdir}, {"base", results.at(0)["base"]}, {"results", results}, {"seconds", seconds}};
 }
@@ -134,6 +155,7 @@ CLI::App* setup_adapt(CLI::App& app, Action& action) {
   auto o = std::make_shared<AdaptOptions>();
   auto* sub = app.add_subcommand("adapt", "adapt the base model's weights guided by the rDLMs (WORKDIR/adapt-S/)");
   add_common_options(sub, o->common, /*with_force=*/true);
+  add_arms_option(sub, o->common);
   sub->add_option("--strategy", o->strategy, "1 | 2 | 3 | none (default: each of adapt.strategies)");
   sub->callback([o, &action] { action = [o] { return run_adapt_cmd(*o); }; });
   return sub;
@@ -144,6 +166,7 @@ CLI::App* setup_run(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand("run", "every phase in order (base, rDLMs, each strategy), then a results table");
   add_common_options(sub, o->common, /*with_force=*/true);
   add_rdlm_options(sub, o->common);
+  add_arms_option(sub, o->common);
   sub->callback([o, &action] { action = [o] { return run_all(*o); }; });
   return sub;
 }

@@ -49,6 +49,10 @@ void add_rdlm_options(CLI::App* sub, CommonOptions& o) {
                   "spread the rDLMs over these devices, e.g. cuda:0,cuda:1 (config key rdlm.devices)");
 }
 
+void add_arms_option(CLI::App* sub, CommonOptions& o) {
+  sub->add_option("--arms", o.arms, "strategies adapted at once (config key adapt.parallel)");
+}
+
 Session open_session(const CommonOptions& o, bool write_config) {
   configure_logging(o.log_level);
   std::vector<std::string> sets = o.sets;
@@ -59,6 +63,7 @@ Session open_session(const CommonOptions& o, bool write_config) {
   if (!o.seed.empty()) sets.push_back("seed=" + o.seed);
   if (o.deterministic) sets.push_back("deterministic=true");
   if (!o.parallel.empty()) sets.push_back("rdlm.parallel=" + o.parallel);
+  if (!o.arms.empty()) sets.push_back("adapt.parallel=" + o.arms);
   if (!o.devices.empty()) sets.push_back("rdlm.devices=" + nlohmann::json(split_device_list(o.devices)).dump());
   Session s;
   s.cfg = load_config(o.config, sets);

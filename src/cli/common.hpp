@@ -26,6 +26,7 @@ struct CommonOptions {
   bool deterministic = false;      // --deterministic
   std::string devices;             // --devices cuda:0,cuda:1 (config key rdlm.devices)
   std::string parallel;            // --parallel N (config key rdlm.parallel)
+  std::string arms;                // --arms N (config key adapt.parallel)
 };
 
 // Valid --log-level values.
@@ -37,6 +38,8 @@ using Action = std::function<int()>;
 void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force);
 // --devices and --parallel, for the subcommands that train rDLMs.
 void add_rdlm_options(CLI::App* sub, CommonOptions& o);
+// --arms, for the subcommands that adapt several strategies.
+void add_arms_option(CLI::App* sub, CommonOptions& o);
 
 struct Session {
   Config cfg;

@@ -86,6 +86,7 @@ CLI::App* setup_sweep(CLI::App& app, Action& action) {
       "sweep", "every phase for each of several seeds (ROOT/seed-N, as `run` does), then the report in ROOT/report/");
   add_common_options(sub, o->common, /*with_force=*/true);
   add_rdlm_options(sub, o->common);
+  add_arms_option(sub, o->common);
   sub->get_option("--workdir")
       ->description("ROOT: one work directory per seed under it (ROOT/seed-N) and the report in ROOT/report "
                     "(default: the config key workdir)");
