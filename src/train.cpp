@@ -80,7 +80,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name,
 
 StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const torch::Tensor& x,
                       const torch::Tensor& y, bool bf16) {
-  optimizer.zero_grad();
+  // Gradients set to none rather than zeroed (PyTorch's default): backward then writes them instead
+  // of adding into zeros, one pass over the weights less. Optimisers skip parameters without one.
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
   torch::Tensor logits, loss;
   {
     AutocastBf16 autocast(bf16);
