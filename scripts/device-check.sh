@@ -45,8 +45,10 @@ bench() {  # arch precision
     timeout 120 $A bench train --arch "$1" --precision "$2" --batch 128 --device cuda --json --steps 30 --repeats 5 \
       --memory-format $fmt | tag "{\"tool\": \"apricot\"}" >>"$OUT/bench.jsonl"
   done
-  timeout 120 python3 scripts/bench/peer_train.py --arch "$1" --precision "$2" --batch 128 --device cuda --json \
-    --steps 30 --repeats 5 | tag '{"tool": "peer", "memory_format": "contiguous"}' >>"$OUT/bench.jsonl"
+  for fmt in contiguous channels_last; do
+    timeout 120 python3 scripts/bench/peer_train.py --arch "$1" --precision "$2" --batch 128 --device cuda --json \
+      --steps 30 --repeats 5 --memory-format $fmt | tag '{"tool": "peer"}' >>"$OUT/bench.jsonl"
+  done
 }
 $A bench matmul --device cuda -n 8192 --json >"$OUT/matmul.json" 2>"$OUT/matmul.err"; cat "$OUT/matmul.json"
 for arch in cnn1 cnn2 cnn3 resnet20 resnet32; do bench "$arch" fp32; done

@@ -13,6 +13,7 @@ untimed steps, then `repeats` timed runs of `steps` steps (with torch.cuda.synch
 and after each on CUDA); the median images/s over the repeats is reported.
 
   peer_train.py --arch resnet20 --batch 128 [--precision fp32|bf16] [--device cpu|cuda]
+                [--memory-format contiguous|channels_last]
                 [--steps 20] [--repeats 5] [--warmup 3] [--input 3,32,32] [--classes 10]
                 [--threads T] [--variant v1|preact] [--json]
 """
@@ -36,6 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--arch", required=True, choices=ARCHS)
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--memory-format", default="contiguous", choices=("contiguous", "channels_last"),
+                   help="weights and batches NCHW or NHWC (as apricot bench train --memory-format)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
@@ -90,7 +93,8 @@ def run(a):
     device = torch.device(a.device)
 
     c, h, w = a.shape
-    model = make_model(a.arch, c, h, w, a.classes, a.variant).to(device)
+    fmt = torch.channels_last if a.memory_format == "channels_last" else torch.contiguous_format
+    model = make_model(a.arch, c, h, w, a.classes, a.variant).to(device, memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     n = a.batch * 8
@@ -100,7 +104,8 @@ def run(a):
 
     def batch():
         idx = torch.randint(0, n, (a.batch,), device=device)
-        return images.index_select(0, idx).float().div_(255.0), labels.index_select(0, idx)
+        x = images.index_select(0, idx).float().div_(255.0).contiguous(memory_format=fmt)
+        return x, labels.index_select(0, idx)
 
     def train_step():
         x, y = batch()
@@ -125,6 +130,7 @@ def run(a):
         "arch": a.arch,
         "batch": a.batch,
         "precision": a.precision,
+        "memory_format": a.memory_format,
         "device": a.device,
         "train_images_per_s": round(train_rate, 1),
         "infer_images_per_s": round(infer_rate, 1),

@@ -56,18 +56,19 @@ def bench_table(out):
     for r in rows:
         by.setdefault((r["arch"], r["precision"]), {})[(r["tool"], r.get("memory_format", "contiguous"))] = r
     print()
-    print(f'{"model":9} {"prec":5} {"tool NCHW":>10} {"tool NHWC":>10} {"peer":>10} {"best/peer":>9} '
-          f'{"tool infer":>10} {"peer infer":>10} {"floor":>10} {"at":>6}')
+    print(f'{"model":9} {"prec":5} {"tool NCHW":>10} {"tool NHWC":>10} {"peer NCHW":>10} {"peer NHWC":>10} '
+          f'{"best/best":>9} {"tool infer":>10} {"peer infer":>10} {"floor":>10} {"at":>6}')
     for (arch, prec), d in by.items():
-        t = d.get(("apricot", "contiguous"), {}).get("train_images_per_s", 0)
-        tc = d.get(("apricot", "channels_last"), {}).get("train_images_per_s", 0)
-        p = d.get(("peer", "contiguous"), {}).get("train_images_per_s", 0)
-        ti = max(d.get(("apricot", f), {}).get("infer_images_per_s", 0) for f in ("contiguous", "channels_last"))
-        pi = d.get(("peer", "contiguous"), {}).get("infer_images_per_s", 0)
-        best = max(t, tc)
+        def rate(who, fmt, key="train_images_per_s"):
+            return d.get((who, fmt), {}).get(key, 0)
+        t, tc = rate("apricot", "contiguous"), rate("apricot", "channels_last")
+        pc, pn = rate("peer", "contiguous"), rate("peer", "channels_last")
+        ti = max(rate("apricot", f, "infer_images_per_s") for f in ("contiguous", "channels_last"))
+        pi = max(rate("peer", f, "infer_images_per_s") for f in ("contiguous", "channels_last"))
+        best, p = max(t, tc), max(pc, pn)
         rate = rates.get("tf32" if prec == "fp32" else "bf16", rates.get("fp32", 0)) * 1e12
         floor = rate / (3 * FWD_FLOPS[arch]) if arch in FWD_FLOPS and rate else 0
-        print(f"{arch:9} {prec:5} {t:10.0f} {tc:10.0f} {p:10.0f} {best / p if p else 0:9.2f} {ti:10.0f} {pi:10.0f} "
+        print(f"{arch:9} {prec:5} {t:10.0f} {tc:10.0f} {pc:10.0f} {pn:10.0f} {best / p if p else 0:9.2f} {ti:10.0f} {pi:10.0f} "
               f"{floor:10.0f} {100 * best / floor if floor else 0:5.1f}%")
     print("floor: images/s if a training step ran at the measured matrix rate (TF32 for fp32, bf16 for bf16)")
 
