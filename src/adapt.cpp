@@ -174,13 +174,13 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   retrain.progress = false;
   retrain.log_epochs = false;
   retrain.label = "retrain";
+  const bool retraining = ac.retrain_every > 0 && retrain.max_steps > 0;
   // One device copy of the training images for every retraining (not one per retraining).
   Split train_on_device;
-  if (device.is_cuda()) {
+  if (device.is_cuda() && retraining) {
     train_on_device = Split{data.train.x.to(device), data.train.y.to(device)};
     retrain.device_train = &train_on_device;
   }
-  const bool retraining = ac.retrain_every > 0 && retrain.max_steps > 0;
 
   std::string trace;
   int64_t batches = 0, failing_total = 0, adjusted_total = 0, accepted = 0, accepted_retrain = 0, rejected_nonfinite = 0;

@@ -132,12 +132,10 @@ nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, cons
   // Warm-up (allocator, cuDNN autotuning, OpenMP teams), then the two ways side by side.
   seconds(one_at_a_time, 2);
   seconds(together, 2);
-  torch::set_num_threads(main_threads);
   std::vector<double> seq, par;
   for (int64_t r = 0; r < repeats; ++r) {
     seq.push_back(seconds(one_at_a_time, steps));
     par.push_back(seconds(together, steps));
-    torch::set_num_threads(main_threads);
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -158,7 +156,7 @@ nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, cons
           {"repeats", repeats},
           {"threads", main_threads},
           {"workers", together.workers},
-          {"threads_per_worker", together.cpu_threads_per_worker},
+          {"threads_per_worker", together.threads_per_worker},
           {"sequential_images_per_s", seq_rate},
           {"concurrent_images_per_s", par_rate},
           {"speedup", par_rate / seq_rate}};

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 
 #include "apricot/errors.hpp"
@@ -131,7 +132,10 @@ LoadedModel load_checkpoint(const std::string& pt_path) {
   if (want_crc != crc32_hex(bytes))
     state_error("checkpoint '" + pt_path + "' is corrupt: CRC-32 does not match its metadata",
                 "retrain it or restore both files from a backup");
-  out.model = make_model(out.spec);
+  {  // construction draws from the process-wide generator; concurrent workers seed it and draw too
+    std::lock_guard<std::mutex> lock(global_generator_mutex());
+    out.model = make_model(out.spec);
+  }
   try {
     torch::serialize::InputArchive archive;
     std::istringstream is(bytes);

@@ -339,6 +339,11 @@ void validate(const Config& c) {
   require(a.parallel >= 1 && a.parallel <= 64, "adapt.parallel", a.parallel, "in 1..64");
   require(!a.strategies.empty(), "adapt.strategies", "[]", "a non-empty list of 1, 2, 3, none");
   for (const auto& s : a.strategies) require_one_of("adapt.strategies", s, {"1", "2", "3", "none"});
+  for (size_t i = 0; i < a.strategies.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (a.strategies[i] == a.strategies[j])
+        config_error("config key 'adapt.strategies': \"" + a.strategies[i] + "\" is listed twice",
+                     "list each of 1, 2, 3, none at most once");
   require_one_of("adapt.direction", a.direction, {"intent", "literal"});
   require(a.step > 0, "adapt.step", a.step, "> 0");
   require(a.batch_size >= 1, "adapt.batch_size", a.batch_size, ">= 1");

@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <condition_variable>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <system_error>
 
@@ -69,9 +71,26 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     }
   }
 
-  // The temp name is per process: writers on several threads (concurrent rDLMs or arms) take turns.
-  static std::mutex writers;
-  std::lock_guard<std::mutex> turn(writers);
+  // The temp name is per process: threads writing the same path (concurrent arms share the rDLM
+  // correctness cache) take turns; writes to different paths go on at once.
+  static std::mutex m;
+  static std::condition_variable cv;
+  static std::set<std::string> busy;
+  {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return busy.count(path) == 0; });
+    busy.insert(path);
+  }
+  struct Turn {
+    const std::string& path;
+    ~Turn() {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        busy.erase(path);
+      }
+      cv.notify_all();
+    }
+  } turn{path};
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) write_failed(path, "cannot create temp file '" + tmp + "'", errno);

@@ -324,4 +324,9 @@ ParamCount count_params(const nn::Module& model) {
   return c;
 }
 
+std::mutex& global_generator_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 }  // namespace apricot

@@ -34,11 +34,11 @@ std::vector<torch::Device> resolve_devices(const std::vector<std::string>& names
   std::vector<torch::Device> out;
   for (const auto& name : names) {
     if (name == "auto")
-      config_error("config key 'rdlm.devices': 'auto' is not allowed in a device list",
-                   "list devices such as [\"cuda:0\", \"cuda:1\"], or leave it empty to use 'device'");
+      config_error("device list (--devices, config key rdlm.devices): 'auto' is not allowed in a list",
+                   "list devices such as cuda:0,cuda:1");
     auto d = resolve_device(name);
     if (std::find(out.begin(), out.end(), d) != out.end())
-      config_error("config key 'rdlm.devices': " + d.str() + " is listed twice",
+      config_error("device list (--devices, config key rdlm.devices): " + d.str() + " is listed twice",
                    "list each device once; rdlm.parallel sets how many rDLMs train at once");
     out.push_back(d);
   }
@@ -51,17 +51,15 @@ ParallelPlan make_parallel_plan(int64_t parallel, const std::vector<torch::Devic
   ParallelPlan plan;
   plan.devices = devices;
   plan.workers = std::max<int64_t>(parallel, static_cast<int64_t>(devices.size()));
-  int64_t cpu_workers = 0;
-  for (int64_t w = 0; w < plan.workers; ++w) cpu_workers += devices[w % devices.size()].is_cpu() ? 1 : 0;
-  if (plan.workers > 1 && cpu_workers > 0)
-    plan.cpu_threads_per_worker = std::max<int64_t>(1, total_cpu_threads / cpu_workers);
+  if (plan.workers > 1) plan.threads_per_worker = std::max<int64_t>(1, total_cpu_threads / plan.workers);
   return plan;
 }
 
-std::mutex& global_generator_mutex() {
-  static std::mutex m;
-  return m;
+namespace {
+thread_local bool t_in_worker = false;
 }
+
+bool in_parallel_worker() { return t_in_worker; }
 
 void run_parallel(const std::vector<int64_t>& jobs, const ParallelPlan& plan,
                   const std::function<void(int64_t, const torch::Device&)>& job) {
@@ -79,13 +77,28 @@ void run_parallel(const std::vector<int64_t>& jobs, const ParallelPlan& plan,
   std::atomic<bool> failed{false};
   std::mutex error_mutex;
   std::exception_ptr first_error;
+  auto record = [&](std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!first_error) {
+      first_error = e;
+    } else {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("{}", ex.what());  // only the first error is rethrown: show the others here
+      } catch (...) {
+        spdlog::error("a worker failed with an unknown error");
+      }
+    }
+    failed = true;
+  };
 
   auto worker = [&](int64_t w) {
+    t_in_worker = true;
     const int64_t d = w % ndev;
     const torch::Device& device = plan.devices[d];
     try {
-      if (device.is_cpu() && plan.cpu_threads_per_worker > 0)
-        at::set_num_threads(static_cast<int>(plan.cpu_threads_per_worker));  // this thread's OpenMP teams
+      if (plan.threads_per_worker > 0) at::set_num_threads(static_cast<int>(plan.threads_per_worker));
       std::optional<c10::StreamGuard> stream;
       if (!device.is_cpu()) {
         c10::impl::VirtualGuardImpl impl(device.type());
@@ -98,14 +111,18 @@ void run_parallel(const std::vector<int64_t>& jobs, const ParallelPlan& plan,
       }
       sync_device(device);
     } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!first_error) first_error = std::current_exception();
-      failed = true;
+      record(std::current_exception());
     }
   };
+  const int saved_threads = at::get_num_threads();
   std::vector<std::thread> threads;
-  for (int64_t w = 0; w < plan.workers; ++w) threads.emplace_back(worker, w);
+  try {
+    for (int64_t w = 0; w < plan.workers; ++w) threads.emplace_back(worker, w);
+  } catch (...) {  // a thread could not start: stop the others, then report
+    record(std::current_exception());
+  }
   for (auto& t : threads) t.join();
+  at::set_num_threads(saved_threads);  // workers changed the default that new threads start with
   if (first_error) std::rethrow_exception(first_error);
 }
 

@@ -203,8 +203,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   }
   const std::vector<torch::Device> devices = cfg.rdlm.devices.empty() ? std::vector<torch::Device>{device}
                                                                       : resolve_devices(cfg.rdlm.devices);
-  const int64_t at_once = std::min<int64_t>(cfg.rdlm.parallel, std::max<size_t>(todo.size(), 1));
-  const ParallelPlan plan = make_parallel_plan(at_once, devices, torch::get_num_threads());
+  const ParallelPlan plan = make_parallel_plan(cfg.rdlm.parallel, devices, torch::get_num_threads());
   // Concurrent rDLMs on a GPU share one copy of the training images per device.
   std::vector<Split> on_device(devices.size());
   if (plan.workers > 1 && !todo.empty()) {
@@ -212,12 +211,9 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
       if (!devices[d].is_cpu()) on_device[d] = Split{data.train.x.to(devices[d]), data.train.y.to(devices[d])};
     std::string where;
     for (size_t d = 0; d < devices.size(); ++d) where += (d ? ", " : "") + devices[d].str();
-    spdlog::info("training {} rDLMs, {} at once on {}{}", todo.size(), plan.workers, where,
-                 plan.cpu_threads_per_worker > 0
-                     ? " (" + std::to_string(plan.cpu_threads_per_worker) + " CPU threads each)"
-                     : std::string());
+    spdlog::info("training {} rDLMs, up to {} at once on {} ({} CPU threads each)", todo.size(), plan.workers, where,
+                 plan.threads_per_worker);
   }
-  const int main_threads = torch::get_num_threads();
   auto job = [&](int64_t k, const torch::Device& dev) {
     auto pt = rdlm_checkpoint(workdir, k);
     // One process per rDLM: others sharing the work directory skip it while the lock is held.
@@ -241,13 +237,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
     std::lock_guard<std::mutex> g(lists);
     trained.push_back(k);
   };
-  try {
-    run_parallel(todo, plan, job);
-  } catch (...) {
-    torch::set_num_threads(main_threads);  // workers changed the process-wide default
-    throw;
-  }
-  torch::set_num_threads(main_threads);
+  run_parallel(todo, plan, job);
   for (json* list : {&trained, &skipped, &busy}) std::sort(list->begin(), list->end());
   if (!skipped.empty()) spdlog::info("rDLMs already trained, skipped: {}", skipped.dump());
   json summary = nullptr;

@@ -17,6 +17,7 @@
 #include "apricot/checkpoint.hpp"
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
+#include "apricot/parallel.hpp"
 #include "apricot/progress.hpp"
 #include "apricot/resume.hpp"
 
@@ -28,8 +29,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Switches cuDNN autotuning off while alive. The setting is process-wide and concurrent trainings
-// may predict at the same time: the first pause saves it, the last one restores it.
+// Switches cuDNN autotuning off while alive; nested pauses restore it once, at the end.
 class AutotunePause {
  public:
   AutotunePause() {
@@ -127,8 +127,10 @@ torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& 
   model.eval();
   // Inference batches come in many sizes (a batch's failing inputs, the last chunk of a split):
   // cuDNN autotuning would search algorithms again for each new size, costing more than it saves.
+  // Not on a worker of concurrent trainings: the flag is process-wide, so a pause would switch
+  // autotuning off for the others' training steps too (and cuDNN keeps what it picked then).
   std::optional<AutotunePause> pause;
-  if (device.is_cuda()) pause.emplace();
+  if (device.is_cuda() && !in_parallel_worker()) pause.emplace();
   const int64_t n = x.size(0);
   auto out = torch::empty({n}, torch::kInt64);
   std::vector<torch::Tensor> parts;
@@ -194,6 +196,13 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
   // Channels-last only while training (before the optimiser takes the parameters, so its state
   // follows); the model goes back to contiguous at the end, so checkpoints are always NCHW.
   const bool channels_last = rc.memory_format == "channels_last";
+  struct Layout {  // back to NCHW on every way out (an exception too: callers may go on with the model)
+    NetImpl& m;
+    bool on;
+    ~Layout() {
+      if (on) set_memory_format(m, false);
+    }
+  } layout{model, channels_last};
   if (channels_last) set_memory_format(model, true);
   auto gen = at::detail::createCPUGenerator(seed);
   auto idx_all = subset.defined() ? subset.to(torch::kInt64) : torch::arange(data.train.size(), torch::kInt64);
@@ -382,7 +391,11 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
                   st.val_acc >= 0 ? ("  val " + std::to_string(100 * st.val_acc).substr(0, 5) + "%").c_str() : "",
                   lr, st.images_per_s, st.seconds);
     spdlog::log(opts.log_epochs ? spdlog::level::info : spdlog::level::debug, "{}", line);
-    if (opts.on_epoch) opts.on_epoch(st, result.history);
+    if (opts.on_epoch) {  // callers save copies of the model there: in NCHW, as every checkpoint
+      if (channels_last) set_memory_format(model, false);
+      opts.on_epoch(st, result.history);
+      if (channels_last) set_memory_format(model, true);
+    }
     if (resumable && epoch + 1 < epochs &&
         ((opts.state_every_epochs > 0 && (epoch + 1) % opts.state_every_epochs == 0) || interrupt_requested())) {
       save(epoch, -1, {}, {}, {}, 0);
@@ -392,7 +405,6 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     }
   }
   if (opts.keep_best && !best.empty()) restore_state(model, best);
-  if (channels_last) set_memory_format(model, false);
   result.seconds = elapsed_before + since(t_start);
   return result;
 }

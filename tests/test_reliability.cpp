@@ -440,14 +440,19 @@ TEST(Reliability, ParallelRdlmsMatchSequentialAndResumeAfterSigterm) {
   code = wait_exit(c);
   auto err = slurp(c.err.string());
   EXPECT_EQ(code, 130) << err;
-  EXPECT_NE(err.find("3 at once on cpu (1 CPU threads each)"), std::string::npos) << err;
+  EXPECT_NE(err.find("up to 3 at once on cpu (1 CPU threads each)"), std::string::npos) << err;
   EXPECT_NE(err.find("state saved to"), std::string::npos) << err;
   auto r = run_apricot(args + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("resuming from saved state"), std::string::npos) << r.err;
-  EXPECT_EQ(json::parse(r.out)["trained"], json::parse("[0, 1, 2]"));
+  EXPECT_FALSE(json::parse(r.out)["trained"].empty());  // one may have finished before the signal
   for (const char* k : {"rdlm-00", "rdlm-01", "rdlm-02"})
     EXPECT_TRUE(file_bytes(d / "w" / "rdlms" / k / "model.pt") == file_bytes(ref / "w" / "rdlms" / k / "model.pt")) << k;
+  // A rerun with one rDLM left still gives it its share of the threads (one), not all of them.
+  r = run_apricot(args + " --only 2 --force --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(file_bytes(d / "w" / "rdlms" / "rdlm-02" / "model.pt") ==
+              file_bytes(ref / "w" / "rdlms" / "rdlm-02" / "model.pt"));
 }
 
 TEST(Reliability, ArmsAdaptedAtOnceMatchOneAtATime) {
@@ -460,7 +465,7 @@ TEST(Reliability, ArmsAdaptedAtOnceMatchOneAtATime) {
   auto r = run_apricot("adapt -c " + cfg.string() + " -w " + (d / "w").string() +
                        " --threads 2 --arms 2 --set 'adapt.strategies=[\"1\", \"none\"]' --json");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("adapting 2 arms, 2 at once on cpu (1 CPU threads each)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("adapting 2 arms, up to 2 at once on cpu (1 CPU threads each)"), std::string::npos) << r.err;
   auto all = json::parse(r.out);
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0]["strategy"], "1");

@@ -184,6 +184,30 @@ TEST(Train, ChannelsLastTrainsLikeContiguousAndLeavesNchwWeights) {
   EXPECT_NEAR(losses[0][0], losses[1][0], 1e-4 * losses[0][0]);
   for (size_t i = 0; i < weights[0].size(); ++i)
     EXPECT_LT((weights[0][i] - weights[1][i]).abs().max().item<double>(), 1e-3) << i;  // a wrong layout: ~0.1
+  // What callers see is NCHW: in on_epoch (where base-early copies are saved) and after a
+  // diverged training, which the adaptation survives and goes on with.
+  {
+    TrainOptions opts;
+    opts.recipe = c.train;
+    opts.recipe.epochs = 3;
+    opts.recipe.optimizer = "sgd";
+    opts.recipe.lr = 0.01;
+    opts.recipe.memory_format = "channels_last";
+    opts.keep_best = false;
+    opts.progress = false;
+    int calls = 0;
+    Net m = make_model(spec_for(d, "cnn2"));
+    opts.on_epoch = [&](const EpochStats&, const std::vector<EpochStats>&) {
+      ++calls;
+      for (const auto& p : m->parameters()) EXPECT_TRUE(p.is_contiguous());
+    };
+    train_model(*m, d, torch::Tensor(), opts, torch::kCPU, 6);
+    EXPECT_EQ(calls, 3);
+    opts.recipe.lr = 1e30;
+    opts.on_epoch = nullptr;
+    EXPECT_THROW(train_model(*m, d, torch::Tensor(), opts, torch::kCPU, 6), TrainingDiverged);
+    for (const auto& p : m->parameters()) EXPECT_TRUE(p.is_contiguous());
+  }
   // A layout changes the memory order only: the channels-last model computes the same logits.
   torch::manual_seed(5);
   Net a = make_model(spec_for(d, "cnn2"));

@@ -5,6 +5,7 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ const std::vector<std::string>& model_archs();
 // Throws apricot::Error (kUsage) for an unknown arch (listing the valid ones) or an input too small
 // for the arch.
 Net make_model(const ModelSpec& spec);
+
+// Serialises the use of LibTorch's process-wide generator by concurrent workers: hold it from
+// torch::manual_seed until make_model returns (and around any other make_model).
+std::mutex& global_generator_mutex();
 
 struct ModelConfig;
 struct Dataset;

@@ -22,24 +22,27 @@ std::vector<std::string> split_device_list(const std::string& text);
 struct ParallelPlan {
   int64_t workers = 1;                // threads running jobs at once (>= number of devices)
   std::vector<torch::Device> devices;  // job j runs on devices[j % devices.size()]
-  int64_t cpu_threads_per_worker = 0;  // intra-op threads of each CPU worker (0 = leave as is)
+  int64_t threads_per_worker = 0;      // intra-op CPU threads of each worker (0 = leave as is)
 };
 
-// The plan for `parallel` jobs at once over `devices`: at least one worker per device; a CPU
-// worker gets max(1, total_cpu_threads / CPU workers) intra-op threads.
+// The plan for `parallel` jobs at once over `devices`: at least one worker per device, each with
+// max(1, total_cpu_threads / workers) intra-op threads. The thread count depends on `parallel`
+// only, never on how many jobs are pending, so a job computes the same way in a rerun that has
+// fewer jobs left (LibTorch's CPU kernels can round differently at other thread counts).
 ParallelPlan make_parallel_plan(int64_t parallel, const std::vector<torch::Device>& devices,
                                 int64_t total_cpu_threads);
 
 // Calls job(j, device) for every j in `jobs`. With one worker and one device, on the calling
-// thread, in order. Otherwise on plan.workers threads; each worker serves one device's jobs in
-// order, runs them on its own stream from the device's stream pool (CUDA) or with
-// plan.cpu_threads_per_worker intra-op threads (CPU). When a job throws, no worker starts a new
-// job; running jobs finish, and the first exception is rethrown here after every worker has ended.
+// thread, in order. Otherwise on plan.workers threads (however few jobs there are); each worker
+// serves one device's jobs in order, runs them with plan.threads_per_worker intra-op threads and,
+// on a GPU, on its own stream from the device's stream pool. When a job throws, no worker starts a
+// new job; running jobs finish, the first exception is rethrown here after every worker has ended,
+// and any later one is logged. The caller's intra-op thread setting is restored.
 void run_parallel(const std::vector<int64_t>& jobs, const ParallelPlan& plan,
                   const std::function<void(int64_t job, const torch::Device& device)>& job);
 
-// Serialises the use of LibTorch's process-wide generator (model initialisation seeds it and then
-// draws from it): hold it from torch::manual_seed until the model is built.
-std::mutex& global_generator_mutex();
+// True on a run_parallel worker thread (which then shares the device with other workers).
+bool in_parallel_worker();
+
 
 }  // namespace apricot

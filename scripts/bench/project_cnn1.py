@@ -66,8 +66,8 @@ def bench_table(out):
         ti = max(rate("apricot", f, "infer_images_per_s") for f in ("contiguous", "channels_last"))
         pi = max(rate("peer", f, "infer_images_per_s") for f in ("contiguous", "channels_last"))
         best, p = max(t, tc), max(pc, pn)
-        rate = rates.get("tf32" if prec == "fp32" else "bf16", rates.get("fp32", 0)) * 1e12
-        floor = rate / (3 * FWD_FLOPS[arch]) if arch in FWD_FLOPS and rate else 0
+        matrix = rates.get("tf32" if prec == "fp32" else "bf16", rates.get("fp32", 0)) * 1e12
+        floor = matrix / (3 * FWD_FLOPS[arch]) if arch in FWD_FLOPS and matrix else 0
         print(f"{arch:9} {prec:5} {t:10.0f} {tc:10.0f} {pc:10.0f} {pn:10.0f} {best / p if p else 0:9.2f} {ti:10.0f} {pi:10.0f} "
               f"{floor:10.0f} {100 * best / floor if floor else 0:5.1f}%")
     print("floor: images/s if a training step ran at the measured matrix rate (TF32 for fp32, bf16 for bf16)")

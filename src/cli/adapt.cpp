@@ -70,29 +70,18 @@ std::vector<json> adapt_arms(const Session& s, const Dataset& data, const std::v
   std::vector<json> results(strategies.size());
   std::vector<int64_t> jobs;
   for (size_t i = 0; i < strategies.size(); ++i) jobs.push_back(static_cast<int64_t>(i));
-  const int main_threads = torch::get_num_threads();
-  const int64_t at_once = std::min<int64_t>(s.cfg.adapt.parallel, static_cast<int64_t>(jobs.size()));
-  const ParallelPlan plan = make_parallel_plan(at_once, {s.device}, main_threads);
+  const ParallelPlan plan = make_parallel_plan(s.cfg.adapt.parallel, {s.device}, torch::get_num_threads());
   if (plan.workers > 1)
-    spdlog::info("adapting {} arms, {} at once on {}{}", jobs.size(), plan.workers, s.device.str(),
-                 plan.cpu_threads_per_worker > 0
-                     ? " (" + std::to_string(plan.cpu_threads_per_worker) + " CPU threads each)"
-                     : std::string());
-  auto restore_threads = [&] { torch::set_num_threads(main_threads); };
-  try {
-    run_parallel(jobs, plan, [&](int64_t i, const torch::Device& device) {
-      spdlog::info("phase 3/3: adaptation, strategy {}", to_string(strategies[i]));
-      AdaptRequest req;
-      req.strategy = strategies[i];
-      req.force = force;
-      req.progress = plan.workers <= 1;
-      results[i] = run_adapt(s.cfg, data, s.workdir, device, req);
-    });
-  } catch (...) {
-    restore_threads();
-    throw;
-  }
-  restore_threads();
+    spdlog::info("adapting {} arms, up to {} at once on {} ({} CPU threads each)", jobs.size(), plan.workers,
+                 s.device.str(), plan.threads_per_worker);
+  run_parallel(jobs, plan, [&](int64_t i, const torch::Device& device) {
+    spdlog::info("adaptation, strategy {}", to_string(strategies[i]));
+    AdaptRequest req;
+    req.strategy = strategies[i];
+    req.force = force;
+    req.progress = plan.workers <= 1;
+    results[i] = run_adapt(s.cfg, data, s.workdir, device, req);
+  });
   return results;
 }
 
@@ -125,6 +114,7 @@ int run_all(const RunOptions& o) {
 
 json run_phases(const Session& s, bool force) {
   auto strategies = strategies_of(s.cfg, "");
+  resolve_devices(s.cfg.rdlm.devices);  // fail before any data is loaded
   Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
   spdlog::info("data {}: train {} val {} test {} | {}x{}x{} | {} classes", data.name, data.train.size(),
                data.val.size(), data.test.size(), data.channels, data.height, data.width, data.classes);
@@ -144,6 +134,7 @@ json run_phases(const Session& s, bool force) {
     req.force = force;
     train_rdlms(s.cfg, data, s.workdir, s.device, req);
   }
+  spdlog::info("phase 3/3: adaptation");
   std::vector<json> results = adapt_arms(s, data, strategies, force);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return {{"workdir", s.workdir}, {"base", results.at(0)["base"]}, {"results", results}, {"seconds", seconds}};

@@ -70,7 +70,6 @@ Session open_session(const CommonOptions& o, bool write_config) {
   s.workdir = s.cfg.workdir;
   spdlog::info("apricot {} config: {}", APRICOT_VERSION, to_json(s.cfg).dump());
   s.device = resolve_device(s.cfg.device);
-  resolve_devices(s.cfg.rdlm.devices);  // fail before any data is loaded
   setup_runtime(s.cfg.threads, s.cfg.seed, s.cfg.deterministic);
   spdlog::info("device {} | {} CPU threads | work directory {}", s.device.str(), torch::get_num_threads(),
                s.workdir);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apricot/errors.hpp"
+#include "apricot/parallel.hpp"
 #include "apricot/rdlm.hpp"
 #include "common.hpp"
 
@@ -18,6 +19,7 @@ struct RdlmsOptions {
 
 int run_train_rdlms(const RdlmsOptions& o) {
   Session s = open_session(o.common, /*write_config=*/true);
+  resolve_devices(s.cfg.rdlm.devices);  // fail before any data is loaded
   RdlmTrainRequest req;
   req.force = o.common.force;
   if (!o.only.empty()) req.only = parse_index_list(o.only, s.cfg.rdlm.count);
