@@ -113,35 +113,30 @@ nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, cons
   std::vector<int64_t> jobs;
   for (int64_t j = 0; j < k; ++j) jobs.push_back(j);
   const int main_threads = torch::get_num_threads();
-  const ParallelPlan one_at_a_time = make_parallel_plan(1, {devices[0]}, main_threads);
   const ParallelPlan together = make_parallel_plan(k, devices, main_threads);
   auto sync_all = [&] {
     for (const auto& d : devices) sync_device(d);
   };
-  auto seconds = [&](const ParallelPlan& plan, int64_t count) {
+  // Wall seconds of `count` steps of every model, one model after another or all at once.
+  auto seconds = [&](bool at_once, int64_t count) {
     sync_all();
     const auto t0 = std::chrono::steady_clock::now();
-    if (&plan == &one_at_a_time) {
-      for (int64_t j = 0; j < k; ++j) train(j, devices[j % devices.size()], count);
+    if (at_once) {
+      run_parallel(jobs, together, [&](int64_t j, const torch::Device& d) { train(j, d, count); });
     } else {
-      run_parallel(jobs, plan, [&](int64_t j, const torch::Device& d) { train(j, d, count); });
+      for (int64_t j = 0; j < k; ++j) train(j, devices[j % devices.size()], count);
     }
     sync_all();
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   // Warm-up (allocator, cuDNN autotuning, OpenMP teams), then the two ways side by side.
-  seconds(one_at_a_time, 2);
-  seconds(together, 2);
+  seconds(false, 2);
+  seconds(true, 2);
   std::vector<double> seq, par;
   for (int64_t r = 0; r < repeats; ++r) {
-    seq.push_back(seconds(one_at_a_time, steps));
-    par.push_back(seconds(together, steps));
+    seq.push_back(seconds(false, steps));
+    par.push_back(seconds(true, steps));
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t m = v.size();
-    return m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
-  };
   const double images = static_cast<double>(k * steps * batch);
   const double seq_rate = images / median(seq), par_rate = images / median(par);
   nlohmann::json devs = nlohmann::json::array();

@@ -6,12 +6,20 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 #include <vector>
 
 namespace apricot {
 
 inline void sync_device(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+// The median of `v` (0 when empty).
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t k = v.size();
+  return k == 0 ? 0.0 : k % 2 == 1 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
 }
 
 // Median wall time in ms of `repeats` calls of fn after `warmup` untimed calls.
@@ -27,9 +35,7 @@ double median_ms(int64_t repeats, int64_t warmup, const torch::Device& device, F
     sync_device(device);
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(times.begin(), times.end());
-  const size_t k = times.size();
-  return k == 0 ? 0.0 : k % 2 == 1 ? times[k / 2] : 0.5 * (times[k / 2 - 1] + times[k / 2]);
+  return median(std::move(times));
 }
 
 }  // namespace apricot
