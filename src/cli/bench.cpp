@@ -77,11 +77,8 @@ int run_bench_train(const BenchTrainOptions& o) {
 }
 
 ModelSpec spec_from(const std::string& arch, const std::string& input, int64_t classes) {
-  int64_t c = 0, h = 0, w = 0;
-  char tail = 0;
-  if (std::sscanf(input.c_str(), "%ld,%ld,%ld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1)
-    config_error("--input '" + input + "' is not C,H,W", "for example --input 3,32,32");
-  return ModelSpec{arch, c, h, w, classes, "v1"};
+  const auto shape = parse_input_shape(input);
+  return ModelSpec{arch, shape[0], shape[1], shape[2], classes, "v1"};
 }
 
 struct BenchRdlmsOptions {

@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 
@@ -82,6 +83,14 @@ Session open_session(const CommonOptions& o, bool write_config) {
     write_json_atomic((fs::path(s.workdir) / "config.json").string(), to_json(s.cfg));
   }
   return s;
+}
+
+std::vector<int64_t> parse_input_shape(const std::string& text) {
+  int64_t c = 0, h = 0, w = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%ld,%ld,%ld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1)
+    config_error("--input '" + text + "' is not C,H,W", "for example --input 3,32,32");
+  return {c, h, w};
 }
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }

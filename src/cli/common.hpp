@@ -57,6 +57,9 @@ void print_json(const nlohmann::json& j);
 
 void configure_logging(const std::string& level);
 
+// The --input option's "C,H,W" (three positive integers, nothing else); kUsage otherwise.
+std::vector<int64_t> parse_input_shape(const std::string& text);
+
 // train-base's work for an open session (also the first phase of `run`, which passes the dataset it
 // already loaded; otherwise it is loaded only when the base model has to be trained).
 int train_base_phase(const Session& s, bool force, bool json_out, const Dataset* loaded = nullptr);

@@ -1,6 +1,5 @@
 // `apricot models`: every arch's trainable and total parameter counts for an input shape.
 #include <cstdio>
-#include <sstream>
 
 #include "apricot/errors.hpp"
 #include "common.hpp"
@@ -18,16 +17,7 @@ struct ModelsOptions {
 
 int run_models(const ModelsOptions& o) {
   configure_logging(o.log_level);
-  std::vector<int64_t> shape;
-  std::stringstream ss(o.input);
-  std::string part;
-  try {
-    while (std::getline(ss, part, ',')) shape.push_back(std::stoll(part));
-  } catch (const std::exception&) {
-    shape.clear();
-  }
-  if (shape.size() != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)
-    config_error("--input '" + o.input + "' is not C,H,W", "for example --input 3,32,32");
+  const std::vector<int64_t> shape = parse_input_shape(o.input);
   if (o.classes < 2) config_error("--classes must be >= 2", "for example --classes 10");
   nlohmann::json out = nlohmann::json::array();
   if (!o.json) std::printf("%-10s %12s %12s\n", "arch", "trainable", "total");
