@@ -1,0 +1,52 @@
+// The work-directory layout, in one place. Every phase reads and writes its files through this
+// type, so the layout is spelled once:
+//   WORKDIR/config.json                      effective configuration of the last command
+//   WORKDIR/base/{model.pt, model.json, metrics.jsonl, early.pt, state.*}
+//   WORKDIR/rdlms/rdlm-NN/{model.pt, model.json, metrics.jsonl, state.*}
+//   WORKDIR/rdlms/{summary.json, correctness.pt, correctness.pt.json}
+//   WORKDIR/adapt-S/{model.pt, model.json, result.json, trace.jsonl, state.*, lock}
+// Paths only: nothing here touches the disk.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "apricot/weights.hpp"  // Strategy
+
+namespace apricot {
+
+class WorkDir {
+ public:
+  explicit WorkDir(std::string root) : root_(std::move(root)) {}
+  const std::string& root() const { return root_; }
+
+  std::string config() const { return join(root_, "config.json"); }
+
+  std::string base_dir() const { return join(root_, "base"); }
+  std::string base_model() const { return join(base_dir(), "model.pt"); }
+  std::string base_early() const { return join(base_dir(), "early.pt"); }
+  std::string base_metrics() const { return join(base_dir(), "metrics.jsonl"); }
+  std::string base_state() const { return join(base_dir(), "state.pt"); }
+
+  std::string rdlms_dir() const { return join(root_, "rdlms"); }
+  std::string rdlm_dir(int64_t k) const;  // rdlms/rdlm-NN (two digits at least)
+  std::string rdlm_model(int64_t k) const { return join(rdlm_dir(k), "model.pt"); }
+  std::string rdlm_metrics(int64_t k) const { return join(rdlm_dir(k), "metrics.jsonl"); }
+  std::string rdlm_state(int64_t k) const { return join(rdlm_dir(k), "state.pt"); }
+  std::string rdlm_summary() const { return join(rdlms_dir(), "summary.json"); }
+  std::string correctness_cache() const { return join(rdlms_dir(), "correctness.pt"); }
+
+  std::string adapt_dir(Strategy s) const { return join(root_, "adapt-" + to_string(s)); }
+  std::string adapt_model(Strategy s) const { return join(adapt_dir(s), "model.pt"); }
+  std::string adapt_result(Strategy s) const { return join(adapt_dir(s), "result.json"); }
+  std::string adapt_trace(Strategy s) const { return join(adapt_dir(s), "trace.jsonl"); }
+  std::string adapt_state(Strategy s) const { return join(adapt_dir(s), "state.pt"); }
+  std::string adapt_lock(Strategy s) const { return join(adapt_dir(s), "lock"); }
+
+  std::string report_dir() const { return join(root_, "report"); }
+
+ private:
+  static std::string join(const std::string& a, const std::string& b);
+  std::string root_;
+};
+
+}  // namespace apricot
