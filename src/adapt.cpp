@@ -1,49 +1,138 @@
 // The adaptation loop: batches over a seeded permutation of the training split (the same batches
 // for every strategy and the control arm), the composed weight adjustment on the failing inputs,
-// greedy acceptance on the selection split, periodic retraining whose result is a candidate too.
+// acceptance on the selection split, periodic retraining whose result is a candidate too.
 // Predictions of a batch are taken once, before its adjustments (as the public ports do).
+// A candidate is compared with the best by its count of correct selection answers; the count stops
+// as soon as the candidate can no longer win (eval.hpp), which leaves every decision unchanged.
 #include "apricot/adapt.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
 
 #include "apricot/checkpoint.hpp"
+#include "apricot/clock.hpp"
 #include "apricot/errors.hpp"
+#include "apricot/eval.hpp"
 #include "apricot/fsutil.hpp"
 #include "apricot/progress.hpp"
-#include "apricot/resume.hpp"
 #include "apricot/rdlm.hpp"
+#include "apricot/resume.hpp"
 #include "apricot/train.hpp"
+#include "apricot/workdir.hpp"
 
 namespace apricot {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
-std::string adapt_dir(const std::string& workdir, Strategy s) {
-  return (fs::path(workdir) / ("adapt-" + to_string(s))).string();
+std::string adapt_dir(const std::string& workdir, Strategy s) { return WorkDir(workdir).adapt_dir(s); }
+
+std::string to_string(StopReason r) {
+  switch (r) {
+    case StopReason::kPasses: return "passes";
+    case StopReason::kMaxBatches: return "max_batches";
+    case StopReason::kPatience: return "patience";
+    case StopReason::kTimeBudget: return "time_budget";
+  }
+  return "?";
+}
+
+void to_json(json& j, const AdaptTimes& t) {
+  j = {{"adjustment", t.adjustment}, {"prediction", t.prediction}, {"evaluation", t.evaluation},
+       {"retraining", t.retraining}};
+}
+
+void from_json(const json& j, AdaptTimes& t) {
+  j.at("adjustment").get_to(t.adjustment), j.at("prediction").get_to(t.prediction);
+  j.at("evaluation").get_to(t.evaluation), j.at("retraining").get_to(t.retraining);
+}
+
+void to_json(json& j, const AdaptState& s) {
+  j = {{"pass", s.pass}, {"next_batch", s.next_batch}, {"batches", s.batches},
+       {"failing_inputs", s.failing_inputs}, {"adjusted_inputs", s.adjusted_inputs},
+       {"accepted_adjustments", s.accepted_adjustments}, {"accepted_retrains", s.accepted_retrains},
+       {"retrains", s.retrains}, {"rejected_nonfinite", s.rejected_nonfinite},
+       {"since_improvement", s.since_improvement}, {"best_correct", s.best_correct}, {"best_acc", s.best_acc},
+       {"base_val", s.base_val}, {"base_test", s.base_test}, {"target_before", s.target_before},
+       {"time", s.time}, {"elapsed", s.elapsed}, {"trace_bytes", s.trace_bytes}};
+}
+
+void from_json(const json& j, AdaptState& s) {
+  j.at("pass").get_to(s.pass), j.at("next_batch").get_to(s.next_batch), j.at("batches").get_to(s.batches);
+  j.at("failing_inputs").get_to(s.failing_inputs), j.at("adjusted_inputs").get_to(s.adjusted_inputs);
+  j.at("accepted_adjustments").get_to(s.accepted_adjustments);
+  j.at("accepted_retrains").get_to(s.accepted_retrains), j.at("retrains").get_to(s.retrains);
+  j.at("rejected_nonfinite").get_to(s.rejected_nonfinite), j.at("since_improvement").get_to(s.since_improvement);
+  j.at("best_correct").get_to(s.best_correct), j.at("best_acc").get_to(s.best_acc);
+  j.at("base_val").get_to(s.base_val), j.at("base_test").get_to(s.base_test);
+  s.target_before = j.at("target_before");
+  j.at("time").get_to(s.time), j.at("elapsed").get_to(s.elapsed), j.at("trace_bytes").get_to(s.trace_bytes);
 }
 
 namespace {
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// What stays fixed while one arm adapts: its settings, the selection split, the rDLMs stacked as
+// R (n, P) with their memoised correctness, and the retraining recipe.
+struct Arm {
+  Arm(const Config& c, const Dataset& d, torch::Device dev, Strategy s)
+      : cfg(c), ac(c.adapt), data(d), device(dev), strategy(s), direction(parse_direction(c.adapt.direction)),
+        name("adapt-" + to_string(s)), select_on_test(c.adapt.selection == "test"),
+        sel(select_on_test ? &d.test : &d.val), eval_batch(c.train.eval_batch_size) {}
+  const Config& cfg;
+  const AdaptConfig& ac;
+  const Dataset& data;
+  torch::Device device;
+  Strategy strategy;
+  Direction direction;
+  std::string name;                  // "adapt-<strategy>", in logs
+  bool select_on_test;
+  const Split* sel;                  // the selection split
+  int64_t eval_batch;
+  std::optional<std::pair<int64_t, int64_t>> target;  // adapt.target: (src, dst)
+  WeightLayout layout;
+  torch::Tensor R;                                    // (n, P); undefined for the control arm
+  std::unique_ptr<CorrectnessCache> cache;
+  TrainOptions retrain;
+  bool retraining = false;
+  Split train_on_device;             // one device copy of the training images for every retraining
+  int64_t batches_per_pass = 0, total_batches = 0;
+  json state_key;
+  std::string state_path;
 
-// Accumulates wall time into one of the result's time buckets.
-struct Timer {
-  double& bucket;
+  bool adjusting() const { return strategy != Strategy::kNone; }
+  bool retrain_due(int64_t batches_done) const { return retraining && (batches_done + 1) % ac.retrain_every == 0; }
+};
+
+// The best model's weights (which selection inputs it gets right is in the state: best_right).
+struct Best {
+  std::vector<torch::Tensor> weights;
+};
+
+// Wall time of the run, including the earlier processes of a resumed run.
+struct RunClock {
+  double before = 0;  // seconds spent before this process
   Clock::time_point t0 = Clock::now();
-  ~Timer() { bucket += since(t0); }
+  double now() const { return before + since(t0); }
 };
 
 bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
 
+void save_cache(const Arm& arm) {
+  if (!arm.cache) return;
+  try {
+    arm.cache->save();
+  } catch (const Error& e) {
+    spdlog::warn("could not save the rDLM correctness cache ({}); it is only an optimisation", e.what());
+  }
+}
+
 // What a result depends on: the base and rDLM weights (by checksum) and the configuration that
 // shapes the loop. A stored result is reused only when this is unchanged.
-json provenance(const Config& cfg, const std::string& workdir, Strategy s) {
+json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   auto crc_of = [](const std::string& pt) -> json {
     try {
       return json::parse(read_file(meta_path_for(pt))).at("weights").at("crc32");
@@ -53,111 +142,36 @@ json provenance(const Config& cfg, const std::string& workdir, Strategy s) {
   };
   json rdlms = json::array();
   if (s != Strategy::kNone)
-    for (int64_t k = 0; k < cfg.rdlm.count; ++k) rdlms.push_back(crc_of(rdlm_checkpoint(workdir, k)));
+    for (int64_t k = 0; k < cfg.rdlm.count; ++k) rdlms.push_back(crc_of(wd.rdlm_model(k)));
   json c = to_json(cfg);
   c["adapt"].erase("strategies");
-  c["adapt"].erase("parallel");  // arms at once or one by one: the same loop
-  return {{"base_crc32", crc_of((fs::path(workdir) / "base" / "model.pt").string())},
+  c["adapt"].erase("parallel");      // arms at once or one by one: the same loop
+  c["adapt"].erase("early_reject");  // stops counting losers early: the same decisions
+  return {{"base_crc32", crc_of(wd.base_model())},
           {"rdlm_crc32", rdlms},
           {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", c["adapt"]}}}};
 }
 
-}  // namespace
+// The stored result when it is complete and was made from the same inputs; nothing when absent.
+std::optional<json> reusable_result(const std::string& path, const json& prov) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  json old;
+  try {
+    old = json::parse(read_file(path));
+    for (const char* k : {"strategy", "base", "final", "gain_test", "selection", "accepted", "seconds"}) old.at(k);
+  } catch (const json::exception& e) {
+    state_error("'" + path + "' is corrupt or from an older version (" + std::string(e.what()) + ")",
+                "rerun with --force");
+  }
+  if (old.value("provenance", json()) != prov)
+    state_error("'" + path + "' was produced from another base model, other rDLMs or another configuration",
+                "rerun with --force to redo this strategy, or point --workdir at a fresh directory");
+  spdlog::info("{} exists and is up to date; not rerunning (use --force)", path);
+  return old;
+}
 
-json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
-               const AdaptRequest& req) {
+TrainOptions retrain_options(const Config& cfg, int64_t n_train) {
   const AdaptConfig& ac = cfg.adapt;
-  const Direction direction = parse_direction(ac.direction);
-  const bool targeted = !ac.target.empty();
-  const int64_t target_src = targeted ? ac.target[0] : -1, target_dst = targeted ? ac.target[1] : -1;
-  if (targeted && (target_src >= data.classes || target_dst >= data.classes))
-    config_error("config key 'adapt.target': classes [" + std::to_string(target_src) + ", " +
-                     std::to_string(target_dst) + "] do not exist in " + data.name + " (" +
-                     std::to_string(data.classes) + " classes)",
-                 "use class indices 0.." + std::to_string(data.classes - 1));
-  const std::string out_dir = adapt_dir(workdir, req.strategy);
-  const std::string result_path = (fs::path(out_dir) / "result.json").string();
-  const json prov = provenance(cfg, workdir, req.strategy);
-  if (!req.force && fs::exists(result_path)) {
-    json old;
-    try {
-      old = json::parse(read_file(result_path));
-      for (const char* k : {"strategy", "base", "final", "gain_test", "selection", "accepted", "seconds"}) old.at(k);
-    } catch (const json::exception& e) {
-      state_error("'" + result_path + "' is corrupt or from an older version (" + std::string(e.what()) + ")",
-                  "rerun with --force");
-    }
-    if (old.value("provenance", json()) != prov)
-      state_error("'" + result_path + "' was produced from another base model, other rDLMs or another configuration",
-                  "rerun with --force to redo this strategy, or point --workdir at a fresh directory");
-    spdlog::info("{} exists and is up to date; not rerunning (use --force)", result_path);
-    return old;
-  }
-  // One process per strategy and work directory.
-  FileLock lock;
-  if (!lock.try_lock((fs::path(out_dir) / "lock").string()))
-    state_error("strategy " + to_string(req.strategy) + " is being adapted in '" + workdir + "' by " + lock.holder(),
-                "wait for it to finish, or use another --workdir");
-  const std::string state_path = (fs::path(out_dir) / "state.pt").string();
-  if (req.force) remove_state(state_path);
-  const auto t_start = Clock::now();
-  const ModelSpec spec = model_spec(cfg.model, data);
-  const std::string base_pt = (fs::path(workdir) / "base" / "model.pt").string();
-  if (!checkpoint_exists(base_pt))
-    state_error("no base model in '" + workdir + "' (" + base_pt + " is missing)",
-                "train it first: apricot train-base -c CONFIG -w " + workdir);
-  LoadedModel base = load_checkpoint(base_pt);
-  check_compatible(base, spec, data.fingerprint, "base model '" + base_pt + "'");
-  NetImpl& model = *base.model;
-  model.to(device);
-  const int64_t eb = cfg.train.eval_batch_size;
-
-  const bool select_on_test = ac.selection == "test";
-  if (select_on_test)
-    spdlog::warn("adapt.selection = test reproduces the paper's protocol and leaks the test set into model "
-                 "selection: the reported test accuracy is optimistic");
-  const Split& sel = select_on_test ? data.test : data.val;
-
-  // The rDLMs, stacked as R (n, P) on the device; the control arm needs none of this.
-  const bool adjusting = req.strategy != Strategy::kNone;
-  WeightLayout layout = weight_layout(model, ac.adjust_buffers);
-  torch::Tensor R;
-  std::unique_ptr<CorrectnessCache> cache;
-  if (adjusting) {
-    auto rdlms = load_rdlms(cfg, spec, data.fingerprint, workdir, device);
-    std::vector<torch::Tensor> rows;
-    for (auto& r : rdlms) rows.push_back(flatten_weights(*r, layout));
-    R = torch::stack(rows);  // (n, P)
-    cache = std::make_unique<CorrectnessCache>(rdlms, data.train, data.norm, device,
-                                               (fs::path(workdir) / "rdlms" / "correctness.pt").string(),
-                                               data.fingerprint, rdlm_checksums(workdir, cfg.rdlm.count));
-    spdlog::info("strategy {} ({}): {} rDLMs stacked as {} x {} on {}", to_string(req.strategy),
-                 to_string(direction), R.size(0), R.size(0), R.size(1), device.str());
-  }
-
-  double t_adjust = 0, t_predict = 0, t_eval = 0, t_retrain = 0;
-  double base_val, base_test, best_acc;
-  {
-    Timer t{t_eval};
-    base_val = accuracy(model, data.val, data.norm, device, eb);
-    base_test = accuracy(model, data.test, data.norm, device, eb);
-    best_acc = select_on_test ? base_test : base_val;
-  }
-  // Targeted repair: errors of the pair (inputs of class src predicted as dst) on each split.
-  auto pair_errors = [&](const Split& split) -> int64_t {
-    auto pred = predict(model, split.x, data.norm, device, eb);
-    return (split.y.eq(target_src) & pred.eq(target_dst)).sum().item<int64_t>();
-  };
-  json target_before;
-  if (targeted) target_before = {{"val", pair_errors(data.val)}, {"test", pair_errors(data.test)}};
-
-  // Batches: the same seeded permutation for every strategy, so the control arm sees the same inputs.
-  auto gen = at::detail::createCPUGenerator(cfg.seed * 7919ULL + 17ULL);
-  const int64_t n_train = data.train.size();
-  const int64_t batches_per_pass = (n_train + ac.batch_size - 1) / ac.batch_size;
-  const int64_t total_batches =
-      ac.max_batches > 0 ? std::min(ac.max_batches, ac.passes * batches_per_pass) : ac.passes * batches_per_pass;
-
   TrainOptions retrain;
   retrain.recipe = cfg.train;
   retrain.recipe.batch_size = ac.retrain.batch_size;
@@ -174,279 +188,351 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   retrain.progress = false;
   retrain.log_epochs = false;
   retrain.label = "retrain";
-  const bool retraining = ac.retrain_every > 0 && retrain.max_steps > 0;
-  // One device copy of the training images for every retraining (not one per retraining).
-  Split train_on_device;
-  if (device.is_cuda() && retraining) {
-    train_on_device = Split{data.train.x.to(device), data.train.y.to(device)};
-    retrain.device_train = &train_on_device;
+  return retrain;
+}
+
+// Everything fixed for the arm: settings, the rDLMs stacked on the device, the retraining recipe.
+std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const WorkDir& wd, NetImpl& model,
+                                 const ModelSpec& spec, const torch::Device& device, Strategy strategy,
+                                 const json& prov) {
+  auto arm = std::make_unique<Arm>(cfg, data, device, strategy);
+  const AdaptConfig& ac = cfg.adapt;
+  if (arm->select_on_test)
+    spdlog::warn("adapt.selection = test reproduces the paper's protocol and leaks the test set into model "
+                 "selection: the reported test accuracy is optimistic");
+  if (!ac.target.empty()) arm->target.emplace(ac.target[0], ac.target[1]);
+  arm->layout = weight_layout(model, ac.adjust_buffers);
+  if (arm->adjusting()) {
+    auto rdlms = load_rdlms(cfg, spec, data.fingerprint, wd.root(), device);
+    std::vector<torch::Tensor> rows;
+    for (auto& r : rdlms) rows.push_back(flatten_weights(*r, arm->layout));
+    arm->R = torch::stack(rows);  // (n, P)
+    arm->cache = std::make_unique<CorrectnessCache>(rdlms, data.train, data.norm, device, wd.correctness_cache(),
+                                                    data.fingerprint, rdlm_checksums(wd.root(), cfg.rdlm.count));
+    spdlog::info("strategy {} ({}): {} rDLMs stacked as {} x {} on {}", to_string(strategy),
+                 to_string(arm->direction), arm->R.size(0), arm->R.size(0), arm->R.size(1), device.str());
   }
+  const int64_t n_train = data.train.size();
+  arm->retrain = retrain_options(cfg, n_train);
+  arm->retraining = ac.retrain_every > 0 && arm->retrain.max_steps > 0;
+  if (device.is_cuda() && arm->retraining) {
+    arm->train_on_device = Split{data.train.x.to(device), data.train.y.to(device)};
+    arm->retrain.device_train = &arm->train_on_device;
+  }
+  arm->batches_per_pass = (n_train + ac.batch_size - 1) / ac.batch_size;
+  arm->total_batches = ac.passes * arm->batches_per_pass;
+  if (ac.max_batches > 0) arm->total_batches = std::min(ac.max_batches, arm->total_batches);
+  arm->state_key = {{"phase", "adapt"}, {"strategy", to_string(strategy)}, {"provenance", prov},
+                    {"device", device.str()}};
+  arm->state_path = wd.adapt_state(strategy);
+  return arm;
+}
 
-  std::string trace;
-  int64_t batches = 0, failing_total = 0, adjusted_total = 0, accepted = 0, accepted_retrain = 0, rejected_nonfinite = 0;
-  int64_t since_improvement = 0, retrains = 0;
-  std::string stopped_by = "passes";
-
-  // Resumable state, saved at batch boundaries, where the model holds the best weights so far.
-  int64_t start_pass = 0, start_b = 0;
-  double elapsed_before = 0;
-  torch::Tensor resumed_perm;
-  const json state_key = {{"phase", "adapt"}, {"strategy", to_string(req.strategy)}, {"provenance", prov},
-                          {"device", device.str()}};
-  auto save = [&](int64_t pass, int64_t next_b, const torch::Tensor& perm) {
-    torch::serialize::OutputArchive a;
-    write_module(a, "model", model);
-    write_generator(a, "gen", gen);
-    a.write("perm", perm);
-    json meta = {{"format", "apricot-adapt-state"}, {"key", state_key}, {"pass", pass}, {"next_batch", next_b},
-                 {"batches", batches}, {"failing_total", failing_total}, {"adjusted_total", adjusted_total},
-                 {"accepted", accepted}, {"accepted_retrain", accepted_retrain},
-                 {"rejected_nonfinite", rejected_nonfinite}, {"since_improvement", since_improvement},
-                 {"retrains", retrains}, {"best_acc", best_acc}, {"base_val", base_val}, {"base_test", base_test},
-                 {"target_before", target_before}, {"trace", trace},
-                 {"time", {t_adjust, t_predict, t_eval, t_retrain}}, {"elapsed", elapsed_before + since(t_start)}};
-    save_state(state_path, a, meta);
-    if (cache) {
-      try {
-        cache->save();
-      } catch (const Error& e) {
-        spdlog::warn("could not save the rDLM correctness cache ({}); it is only an optimisation", e.what());
-      }
-    }
+// The pair's errors (inputs of class src predicted as dst) on the validation and test splits.
+json pair_errors(const Arm& arm, NetImpl& model) {
+  auto count = [&](const Split& split) {
+    auto pred = predict(model, split.x, arm.data.norm, arm.device, arm.eval_batch);
+    return (split.y.eq(arm.target->first) & pred.eq(arm.target->second)).sum().item<int64_t>();
   };
-  install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130
+  return {{"val", count(arm.data.val)}, {"test", count(arm.data.test)}};
+}
+
+// The state of a fresh run: the base model is the best so far.
+AdaptState initial_state(const Arm& arm, NetImpl& model) {
+  AdaptState st;
+  st.gen = at::detail::createCPUGenerator(arm.cfg.seed * 7919ULL + 17ULL);  // the same batches for every arm
+  ScopeTimer t(st.time.evaluation);
+  const Split& other = arm.select_on_test ? arm.data.val : arm.data.test;
+  const torch::Tensor all = torch::arange(arm.sel->size(), torch::kInt64);
+  CorrectCount c = count_correct(model, *arm.sel, {all}, -1, arm.data.norm, arm.device, arm.eval_batch);
+  const double sel_acc = arm.sel->size() ? static_cast<double>(c.correct) / arm.sel->size() : 0.0;
+  const double other_acc = accuracy(model, other, arm.data.norm, arm.device, arm.eval_batch);
+  st.base_val = arm.select_on_test ? other_acc : sel_acc;
+  st.base_test = arm.select_on_test ? sel_acc : other_acc;
+  st.best_correct = c.correct, st.best_acc = sel_acc, st.best_right = c.right;
+  if (arm.target) st.target_before = pair_errors(arm, model);
+  return st;
+}
+
+// Steps 3 and 4's rule, one function for both candidates: the model's current weights become the
+// best if they classify more of the selection split correctly; otherwise the best weights are
+// restored. Rows the best gets wrong are counted first, so a candidate that repairs none of them
+// stops there. Returns the candidate's selection accuracy, NaN when it lost before being fully counted.
+double accept_if_better(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, bool* accepted) {
+  ScopeTimer t(st.time.evaluation);
+  const int64_t n = arm.sel->size();
+  std::vector<torch::Tensor> groups;
+  if (arm.ac.early_reject) {
+    groups = {st.best_right.logical_not().nonzero().flatten(), st.best_right.nonzero().flatten()};
+  } else {
+    groups = {torch::arange(n, torch::kInt64)};
+  }
+  CorrectCount c = count_correct(model, *arm.sel, groups, arm.ac.early_reject ? st.best_correct : -1,
+                                 arm.data.norm, arm.device, arm.eval_batch);
+  *accepted = c.beats(st.best_correct);
+  if (*accepted) {
+    st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / n, st.best_right = c.right;
+    best.weights = snapshot_state(model);
+  } else {
+    restore_state(model, best.weights);
+  }
+  return c.complete ? static_cast<double>(c.correct) / n : std::numeric_limits<double>::quiet_NaN();
+}
+
+void reject_nonfinite(NetImpl& model, AdaptState& st, const Best& best, const std::string& why) {
+  ++st.rejected_nonfinite;
+  restore_state(model, best.weights);
+  spdlog::warn("batch {}: {}; rejected", st.batches, why);
+}
+
+// Step 1: the batch's inputs that the current model gets wrong (with adapt.target, only the pair's).
+torch::Tensor failing_inputs(const Arm& arm, NetImpl& model, AdaptState& st, const torch::Tensor& idx) {
+  ScopeTimer t(st.time.prediction);
+  auto pred = predict(model, arm.data.train.x.index_select(0, idx), arm.data.norm, arm.device, arm.eval_batch);
+  auto labels = arm.data.train.y.index_select(0, idx);
+  auto wrong = pred.ne(labels);
+  if (arm.target) wrong &= labels.eq(arm.target->first) & pred.eq(arm.target->second);
+  return idx.index_select(0, wrong.nonzero().flatten());
+}
+
+// Step 2: the strategy's per-input updates over the failing inputs, composed into one affine map
+// and applied. Returns how many inputs moved the weights; *finite is false when they left the reals
+// (the weights are then untouched).
+int64_t adjust(const Arm& arm, NetImpl& model, AdaptState& st, const torch::Tensor& failing, bool* finite) {
+  torch::Tensor right;
   {
-    LoadedState st = load_state(state_path, "delete it (or rerun with --force) to start this strategy over");
-    if (st.archive && st.meta.value("key", json()) != state_key) {
-      spdlog::warn("adapt-{}: saved state {} belongs to another base model, rDLMs or configuration; starting over",
-                   to_string(req.strategy), meta_path_for(state_path));
-      remove_state(state_path);
-    } else if (st.archive) {
-      try {
-        auto& a = *st.archive;
-        read_module(a, "model", model);
-        read_generator(a, "gen", gen);
-        a.read("perm", resumed_perm);
-        const json& m = st.meta;
-        start_pass = m.at("pass"), start_b = m.at("next_batch"), batches = m.at("batches");
-        failing_total = m.at("failing_total"), adjusted_total = m.at("adjusted_total"), accepted = m.at("accepted");
-        accepted_retrain = m.at("accepted_retrain"), rejected_nonfinite = m.at("rejected_nonfinite");
-        since_improvement = m.at("since_improvement"), retrains = m.at("retrains");
-        best_acc = m.at("best_acc"), base_val = m.at("base_val"), base_test = m.at("base_test");
-        target_before = m.at("target_before");
-        trace = m.at("trace");
-        t_adjust = m.at("time")[0], t_predict = m.at("time")[1], t_eval = m.at("time")[2];
-        t_retrain = m.at("time")[3], elapsed_before = m.at("elapsed");
-      } catch (const std::exception& e) {
-        state_error("adapt-" + to_string(req.strategy) + ": saved state '" + state_path + "' is unusable: " + e.what(),
-                    "delete it (or rerun with --force) to start this strategy over");
-      }
-      spdlog::info("adapt-{}: resuming from saved state after batch {} ({})", to_string(req.strategy), batches,
-                   meta_path_for(state_path));
+    ScopeTimer t(st.time.prediction);
+    right = arm.cache->rows(failing);  // (F, n): which rDLMs classify each failing input correctly
+  }
+  ScopeTimer t(st.time.adjustment);
+  AffineUpdate upd = compose_updates(right, arm.strategy, arm.direction, arm.ac.step);
+  *finite = true;
+  if (upd.adjusted > 0) {
+    auto w = apply_update(flatten_weights(model, arm.layout), arm.R, upd);
+    *finite = all_finite(w);
+    if (*finite) assign_weights(model, arm.layout, w);
+  }
+  return upd.adjusted;
+}
+
+// Step 4's training: the current (best) weights trained on the whole training split. False when it
+// diverged or left non-finite weights.
+bool retrain(const Arm& arm, NetImpl& model, AdaptState& st) {
+  ScopeTimer t(st.time.retraining);
+  ++st.retrains;
+  try {
+    train_model(model, arm.data, torch::Tensor(), arm.retrain, arm.device,
+                arm.cfg.seed * 31ULL + static_cast<uint64_t>(st.batches));
+  } catch (const TrainingDiverged& e) {
+    spdlog::warn("batch {}: retraining diverged ({})", st.batches, e.what());
+    return false;
+  }
+  return all_finite(flatten_weights(model, arm.layout));
+}
+
+// One batch of the method, APRICOT.md Phase 2 steps 1-4. Returns the batch's trace line. On return
+// the model holds the best weights so far.
+json adapt_step(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, const torch::Tensor& idx) {
+  const auto t0 = Clock::now();
+  json line = {{"batch", st.batches}, {"pass", st.pass}, {"digest", (idx * 1000003 + 17).sum().item<int64_t>()}};
+  // 1. The failing inputs.
+  const torch::Tensor failing = failing_inputs(arm, model, st, idx);
+  // 2. The composed update toward (and/or away from) the rDLMs' mean weights.
+  int64_t adjusted = 0;
+  bool finite = true, improved = false, accepted = false;
+  if (arm.adjusting() && failing.size(0) > 0) adjusted = adjust(arm, model, st, failing, &finite);
+  // 3. The adjusted weights are kept only if they beat the best on the selection split.
+  double acc_adjusted = -1;
+  if (adjusted > 0 && !finite) {
+    reject_nonfinite(model, st, best, "adjusted weights are not finite");
+  } else if (adjusted > 0) {
+    acc_adjusted = accept_if_better(arm, model, st, best, &accepted);
+    if (accepted) ++st.accepted_adjustments, improved = true;
+  }
+  // 4. Retraining; the retrained weights are a candidate by the same rule.
+  double acc_retrained = -1;
+  if (arm.retrain_due(st.batches)) {
+    if (!retrain(arm, model, st)) {
+      reject_nonfinite(model, st, best, "retrained weights are not usable");
+    } else {
+      acc_retrained = accept_if_better(arm, model, st, best, &accepted);
+      if (accepted) ++st.accepted_retrains, improved = true;
     }
   }
-  // Invariant: at the start of every batch the model holds the best weights so far.
-  auto best = snapshot_state(model);
-  Progress progress("adapt-" + to_string(req.strategy), req.progress);
-  const int64_t batches_at_start = batches;
-  auto elapsed = [&] { return elapsed_before + since(t_start); };
+  st.failing_inputs += failing.size(0);
+  st.adjusted_inputs += adjusted;
+  ++st.batches;
+  st.since_improvement = improved ? 0 : st.since_improvement + 1;
+  auto acc = [](double a) { return std::isnan(a) ? json(nullptr) : json(a); };  // null: lost before fully counted
+  line.update({{"failing", failing.size(0)}, {"adjusted", adjusted}, {"acc_adjusted", acc(acc_adjusted)},
+               {"acc_retrained", acc(acc_retrained)}, {"accepted", improved}, {"best_acc", st.best_acc},
+               {"seconds", since(t0)}});
+  return line;
+}
 
-  for (int64_t pass = start_pass; pass < ac.passes && batches < total_batches; ++pass) {
-    const bool continuing = pass == start_pass && resumed_perm.defined();
-    auto perm = continuing ? resumed_perm : torch::randperm(n_train, gen, torch::kInt64);
-    for (int64_t b = continuing ? start_b : 0; b < batches_per_pass && batches < total_batches; ++b) {
-      const auto t_batch = Clock::now();
-      auto idx = perm.slice(0, b * ac.batch_size, std::min(n_train, (b + 1) * ac.batch_size));
-      // digest: identifies the batch's inputs, so traces of different arms can be compared.
-      json line = {{"batch", batches}, {"pass", pass}, {"digest", (idx * 1000003 + 17).sum().item<int64_t>()}};
-      torch::Tensor failing;
-      {
-        Timer t{t_predict};
-        auto pred = predict(model, data.train.x.index_select(0, idx), data.norm, device, eb);
-        auto labels = data.train.y.index_select(0, idx);
-        auto wrong = pred.ne(labels);
-        if (targeted) wrong &= labels.eq(target_src) & pred.eq(target_dst);
-        failing = idx.index_select(0, wrong.nonzero().flatten());
+// Step 5: patience and the time budget (passes and max_batches bound the loop itself).
+std::optional<StopReason> stop_rule(const AdaptConfig& ac, const AdaptState& st, double elapsed) {
+  if (ac.patience > 0 && st.since_improvement >= ac.patience) return StopReason::kPatience;
+  if (ac.time_budget > 0 && elapsed >= ac.time_budget) return StopReason::kTimeBudget;
+  return std::nullopt;
+}
+
+void draw_progress(Progress& progress, const Arm& arm, const AdaptState& st, int64_t batches_at_start,
+                   double seconds_here) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "batch %lld/%lld  best %s %.2f%%  accepted %lld+%lld  ETA %s",
+                static_cast<long long>(st.batches), static_cast<long long>(arm.total_batches),
+                arm.select_on_test ? "test" : "val", 100 * st.best_acc,
+                static_cast<long long>(st.accepted_adjustments), static_cast<long long>(st.accepted_retrains),
+                format_duration(seconds_here / std::max<int64_t>(1, st.batches - batches_at_start) *
+                                (arm.total_batches - st.batches))
+                    .c_str());
+  progress.draw(buf);
+}
+
+// The loop over batches, from wherever the state says, until the passes are done or a stop rule
+// fires. Saves the state every resume.every_batches batches and on SIGINT/SIGTERM (then throws).
+StopReason adapt_loop(const Arm& arm, NetImpl& model, AdaptState& st, AppendFile& trace, const RunClock& clock,
+                      bool show_progress) {
+  Best best{snapshot_state(model)};  // invariant: at every batch boundary the model holds the best weights
+  Progress progress(arm.name, show_progress);
+  const int64_t batches_at_start = st.batches;
+  const int64_t n_train = arm.data.train.size(), B = arm.ac.batch_size;
+  for (; st.pass < arm.ac.passes && st.batches < arm.total_batches; ++st.pass, st.next_batch = 0) {
+    if (st.next_batch == 0) st.perm = torch::randperm(n_train, st.gen, torch::kInt64);
+    while (st.next_batch < arm.batches_per_pass && st.batches < arm.total_batches) {
+      const int64_t b = st.next_batch++;
+      trace.append(adapt_step(arm, model, st, best, st.perm.slice(0, b * B, std::min(n_train, (b + 1) * B))).dump() + "\n");
+      st.elapsed = clock.now();
+      if (auto stop = stop_rule(arm.ac, st, st.elapsed)) return *stop;
+      const bool interrupted = interrupt_requested();
+      if (interrupted || (arm.cfg.resume.every_batches > 0 && st.batches % arm.cfg.resume.every_batches == 0)) {
+        st.trace_bytes = trace.sync();
+        save_adapt_state(arm.state_path, arm.state_key, st, model);
+        save_cache(arm);
       }
-      const int64_t F = failing.size(0);
-      failing_total += F;
-      line["failing"] = F;
-      bool improved = false;
-      int64_t adjusted = 0;
-      double acc_adjusted = -1, acc_retrained = -1;
-      if (adjusting && F > 0) {
-        torch::Tensor mask;
-        {
-          Timer t{t_predict};
-          mask = cache->rows(failing);  // (F, n)
-        }
-        AffineUpdate upd;
-        bool finite = true;
-        {
-          Timer t{t_adjust};
-          upd = compose_updates(mask, req.strategy, direction, ac.step);
-          adjusted = upd.adjusted;
-          if (adjusted > 0) {
-            auto w = apply_update(flatten_weights(model, layout), R, upd);
-            finite = all_finite(w);
-            if (finite) assign_weights(model, layout, w);
-          }
-        }
-        if (adjusted > 0 && !finite) {
-          ++rejected_nonfinite;
-          restore_state(model, best);
-          spdlog::warn("batch {}: adjusted weights are not finite; rejected", batches);
-        } else if (adjusted > 0) {
-          Timer t{t_eval};
-          acc_adjusted = accuracy(model, sel, data.norm, device, eb);
-          if (acc_adjusted > best_acc) {
-            best_acc = acc_adjusted, best = snapshot_state(model), improved = true, ++accepted;
-          } else {
-            restore_state(model, best);
-          }
-        }
-      }
-      adjusted_total += adjusted;
-      line["adjusted"] = adjusted;
-      line["acc_adjusted"] = acc_adjusted;
-      if (retraining && (batches + 1) % ac.retrain_every == 0) {
-        bool diverged = false;
-        {
-          Timer t{t_retrain};
-          try {
-            train_model(model, data, torch::Tensor(), retrain, device,
-                        cfg.seed * 31ULL + static_cast<uint64_t>(batches));
-          } catch (const TrainingDiverged& e) {
-            spdlog::warn("batch {}: retraining diverged ({}); rejected", batches, e.what());
-            diverged = true;
-          }
-          ++retrains;
-        }
-        Timer t{t_eval};
-        if (diverged || !all_finite(flatten_weights(model, layout))) {
-          ++rejected_nonfinite;
-          restore_state(model, best);
-        } else {
-          acc_retrained = accuracy(model, sel, data.norm, device, eb);
-          if (acc_retrained > best_acc) {
-            best_acc = acc_retrained, best = snapshot_state(model), improved = true, ++accepted_retrain;
-          } else {
-            restore_state(model, best);
-          }
-        }
-      }
-      line["acc_retrained"] = acc_retrained;
-      line["accepted"] = improved;
-      line["best_acc"] = best_acc;
-      line["seconds"] = since(t_batch);
-      trace += line.dump() + "\n";
-      ++batches;
-      since_improvement = improved ? 0 : since_improvement + 1;
-      if (ac.patience > 0 && since_improvement >= ac.patience) {
-        stopped_by = "patience";
-        break;
-      }
-      if (ac.time_budget > 0 && elapsed() >= ac.time_budget) {
-        stopped_by = "time_budget";
-        break;
-      }
-      const bool stop_now = interrupt_requested();
-      if (stop_now || (cfg.resume.every_batches > 0 && batches % cfg.resume.every_batches == 0)) {
-        if (b + 1 < batches_per_pass) {
-          save(pass, b + 1, perm);
-        } else {  // the next batch starts a new pass: its permutation is drawn then
-          save(pass, batches_per_pass, perm);
-        }
-      }
-      if (stop_now) {
+      if (interrupted) {
         progress.finish();
-        throw_interrupted("adapt-" + to_string(req.strategy) + ": state saved to " + meta_path_for(state_path) + " after batch " +
-                              std::to_string(batches),
+        throw_interrupted(arm.name + ": state saved to " + meta_path_for(arm.state_path) + " after batch " +
+                              std::to_string(st.batches),
                           "rerun the same command to resume");
       }
-      if (progress.should_draw()) {
-        double el = since(t_start);
-        char buf[200];
-        std::snprintf(buf, sizeof buf, "batch %lld/%lld  best %s %.2f%%  accepted %lld+%lld  ETA %s",
-                      static_cast<long long>(batches), static_cast<long long>(total_batches),
-                      select_on_test ? "test" : "val", 100 * best_acc, static_cast<long long>(accepted),
-                      static_cast<long long>(accepted_retrain),
-                      format_duration(el / std::max<int64_t>(1, batches - batches_at_start) *
-                                      (total_batches - batches))
-                          .c_str());
-        progress.draw(buf);
-      }
+      if (progress.should_draw()) draw_progress(progress, arm, st, batches_at_start, since(clock.t0));
     }
-    if (stopped_by != "passes") break;
   }
-  if (stopped_by == "passes" && ac.max_batches > 0 && batches >= ac.max_batches &&
-      batches < ac.passes * batches_per_pass)
-    stopped_by = "max_batches";
   progress.finish();
-  write_file_atomic((fs::path(out_dir) / "trace.jsonl").string(), trace);
+  const bool cut = arm.ac.max_batches > 0 && st.batches >= arm.ac.max_batches &&
+                   st.batches < arm.ac.passes * arm.batches_per_pass;
+  return cut ? StopReason::kMaxBatches : StopReason::kPasses;
+}
 
-  restore_state(model, best);
-  double final_val, final_test;
-  {
-    Timer t{t_eval};
-    final_val = accuracy(model, data.val, data.norm, device, eb);
-    final_test = accuracy(model, data.test, data.norm, device, eb);
-  }
-  const double seconds = elapsed();
-  json result = {
-      {"strategy", to_string(req.strategy)},
-      {"direction", to_string(direction)},
-      {"seed", cfg.seed},
-      {"selection", ac.selection},
-      {"base", {{"val_acc", base_val}, {"test_acc", base_test}}},
+json result_json(const Arm& arm, const AdaptState& st, StopReason stop, double final_val, double final_test,
+                 const json& prov) {
+  const AdaptTimes& t = st.time;
+  return {
+      {"strategy", to_string(arm.strategy)},
+      {"direction", to_string(arm.direction)},
+      {"seed", arm.cfg.seed},
+      {"selection", arm.ac.selection},
+      {"base", {{"val_acc", st.base_val}, {"test_acc", st.base_test}}},
       {"final", {{"val_acc", final_val}, {"test_acc", final_test}}},
-      {"gain_test", final_test - base_test},
-      {"gain_val", final_val - base_val},
-      {"batches", batches},
-      {"failing_inputs", failing_total},
-      {"adjusted_inputs", adjusted_total},
-      {"accepted", accepted + accepted_retrain},
-      {"accepted_adjustments", accepted},
-      {"accepted_retrains", accepted_retrain},
-      {"retrains", retrains},
-      {"rejected_nonfinite", rejected_nonfinite},
-      {"stopped_by", stopped_by},
-      {"seconds", seconds},
-      {"time", {{"adjustment", t_adjust}, {"prediction", t_predict}, {"evaluation", t_eval},
-                {"retraining", t_retrain}, {"other", seconds - t_adjust - t_predict - t_eval - t_retrain}}},
-      {"rdlm_predictions", cache ? cache->predicted() : 0},
-      {"weights", layout.total},
-      {"device", device.str()},
+      {"gain_test", final_test - st.base_test},
+      {"gain_val", final_val - st.base_val},
+      {"batches", st.batches},
+      {"failing_inputs", st.failing_inputs},
+      {"adjusted_inputs", st.adjusted_inputs},
+      {"accepted", st.accepted_adjustments + st.accepted_retrains},
+      {"accepted_adjustments", st.accepted_adjustments},
+      {"accepted_retrains", st.accepted_retrains},
+      {"retrains", st.retrains},
+      {"rejected_nonfinite", st.rejected_nonfinite},
+      {"stopped_by", to_string(stop)},
+      {"seconds", st.elapsed},
+      {"time", {{"adjustment", t.adjustment}, {"prediction", t.prediction}, {"evaluation", t.evaluation},
+                {"retraining", t.retraining},
+                {"other", st.elapsed - t.adjustment - t.prediction - t.evaluation - t.retraining}}},
+      {"rdlm_predictions", arm.cache ? arm.cache->predicted() : 0},
+      {"weights", arm.layout.total},
+      {"device", arm.device.str()},
       {"provenance", prov},
   };
-  if (targeted) {
-    json after = {{"val", pair_errors(data.val)}, {"test", pair_errors(data.test)}};
-    result["target"] = {{"pair", {target_src, target_dst}}, {"errors_before", target_before}, {"errors_after", after}};
-    spdlog::info("adapt-{}: target pair {} -> {}: test errors {} -> {}, val errors {} -> {}", to_string(req.strategy),
-                 target_src, target_dst, target_before["test"].get<int64_t>(), after["test"].get<int64_t>(),
-                 target_before["val"].get<int64_t>(), after["val"].get<int64_t>());
+}
+
+// The outputs of a finished loop: the best model, result.json, the log line. The state goes last.
+json finish(const Arm& arm, const WorkDir& wd, NetImpl& model, const ModelSpec& spec, AdaptState& st,
+            StopReason stop, const RunClock& clock, const json& prov) {
+  double final_val, final_test;
+  {
+    ScopeTimer t(st.time.evaluation);
+    final_val = accuracy(model, arm.data.val, arm.data.norm, arm.device, arm.eval_batch);
+    final_test = accuracy(model, arm.data.test, arm.data.norm, arm.device, arm.eval_batch);
   }
-  json meta = checkpoint_meta(spec, data);
-  meta["role"] = "adapt";
-  meta["seed"] = cfg.seed;
-  meta["config"] = to_json(cfg);
+  st.elapsed = clock.now();
+  json result = result_json(arm, st, stop, final_val, final_test, prov);
+  if (arm.target) {
+    json after = pair_errors(arm, model);
+    result["target"] = {{"pair", {arm.target->first, arm.target->second}}, {"errors_before", st.target_before},
+                        {"errors_after", after}};
+    spdlog::info("{}: target pair {} -> {}: test errors {} -> {}, val errors {} -> {}", arm.name, arm.target->first,
+                 arm.target->second, st.target_before["test"].get<int64_t>(), after["test"].get<int64_t>(),
+                 st.target_before["val"].get<int64_t>(), after["val"].get<int64_t>());
+  }
+  json meta = checkpoint_meta(spec, arm.data, "adapt", arm.cfg.seed, arm.cfg);
   meta["metrics"] = {{"val_acc", final_val}, {"test_acc", final_test}};
   meta["result"] = result;
-  save_checkpoint((fs::path(out_dir) / "model.pt").string(), model, meta);
-  write_json_atomic(result_path, result);
-  remove_state(state_path);  // the result is safe on disk
-  if (cache) {
-    try {
-      cache->save();
-    } catch (const Error& e) {
-      spdlog::warn("could not save the rDLM correctness cache ({}); it is only an optimisation", e.what());
-    }
-  }
-  spdlog::info("adapt-{}: val {:.2f}% -> {:.2f}%  test {:.2f}% -> {:.2f}%  ({} batches, {} failing, {} adjusted, "
+  save_checkpoint(wd.adapt_model(arm.strategy), model, meta);
+  write_json_atomic(wd.adapt_result(arm.strategy), result);
+  remove_state(arm.state_path);  // the result is safe on disk
+  save_cache(arm);
+  spdlog::info("{}: val {:.2f}% -> {:.2f}%  test {:.2f}% -> {:.2f}%  ({} batches, {} failing, {} adjusted, "
                "{} accepted, stopped by {}, {:.1f}s)",
-               to_string(req.strategy), 100 * base_val, 100 * final_val, 100 * base_test, 100 * final_test, batches,
-               failing_total, adjusted_total, accepted + accepted_retrain, stopped_by, seconds);
+               arm.name, 100 * st.base_val, 100 * final_val, 100 * st.base_test, 100 * final_test, st.batches,
+               st.failing_inputs, st.adjusted_inputs, st.accepted_adjustments + st.accepted_retrains,
+               to_string(stop), st.elapsed);
   return result;
+}
+
+void check_target(const AdaptConfig& ac, const Dataset& data) {
+  if (ac.target.empty() || (ac.target[0] < data.classes && ac.target[1] < data.classes)) return;
+  config_error("config key 'adapt.target': classes [" + std::to_string(ac.target[0]) + ", " +
+                   std::to_string(ac.target[1]) + "] do not exist in " + data.name + " (" +
+                   std::to_string(data.classes) + " classes)",
+               "use class indices 0.." + std::to_string(data.classes - 1));
+}
+
+}  // namespace
+
+json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
+               const AdaptRequest& req) {
+  const WorkDir wd(workdir);
+  check_target(cfg.adapt, data);
+  const json prov = provenance(cfg, wd, req.strategy);
+  if (!req.force)
+    if (auto old = reusable_result(wd.adapt_result(req.strategy), prov)) return *old;
+  FileLock lock;  // one process per strategy and work directory
+  if (!lock.try_lock(wd.adapt_lock(req.strategy)))
+    state_error("strategy " + to_string(req.strategy) + " is being adapted in '" + workdir + "' by " + lock.holder(),
+                "wait for it to finish, or use another --workdir");
+  if (req.force) remove_state(wd.adapt_state(req.strategy));
+  const auto t_start = Clock::now();
+  const ModelSpec spec = model_spec(cfg.model, data);
+  if (!checkpoint_exists(wd.base_model()))
+    state_error("no base model in '" + workdir + "' (" + wd.base_model() + " is missing)",
+                "train it first: apricot train-base -c CONFIG -w " + workdir);
+  LoadedModel base = load_checkpoint(wd.base_model());
+  check_compatible(base, spec, data.fingerprint, "base model '" + wd.base_model() + "'");
+  NetImpl& model = *base.model;
+  model.to(device);
+  auto arm = prepare_arm(cfg, data, wd, model, spec, device, req.strategy, prov);
+
+  install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130
+  AdaptState st;
+  if (!load_adapt_state(arm->state_path, arm->state_key, st, model, arm->name)) st = initial_state(*arm, model);
+  const RunClock clock{st.elapsed, t_start};
+  AppendFile trace(wd.adapt_trace(req.strategy), st.trace_bytes);  // cut back to what the state has seen
+  const StopReason stop = adapt_loop(*arm, model, st, trace, clock, req.progress);
+  trace.sync();
+  return finish(*arm, wd, model, spec, st, stop, clock, prov);
 }
 
 }  // namespace apricot

@@ -60,6 +60,15 @@ json checkpoint_meta(const ModelSpec& spec, const Dataset& data) {
   return m;
 }
 
+json checkpoint_meta(const ModelSpec& spec, const Dataset& data, const std::string& role, uint64_t seed,
+                     const Config& cfg) {
+  json m = checkpoint_meta(spec, data);
+  m["role"] = role;
+  m["seed"] = seed;
+  m["config"] = to_json(cfg);
+  return m;
+}
+
 ModelSpec spec_from_meta(const json& meta, const std::string& source) {
   try {
     if (meta.value("format", "") != "apricot-checkpoint") throw std::runtime_error("no apricot-checkpoint format tag");

@@ -31,7 +31,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, ba
                                                 momentum)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, batch_size, passes,
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
-                                                retrain_every, target, parallel, retrain)
+                                                retrain_every, target, parallel, early_reject, retrain)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
                                                 train, rdlm, adapt, resume)

@@ -1,9 +1,117 @@
-// Evaluation: one batched inference pass, then counts on the CPU.
+// Evaluation: batched inference passes, then counts on the CPU. The early-rejecting count checks
+// its bound after each chunk, so a model that cannot win stops without seeing the whole split.
 #include "apricot/eval.hpp"
 
-#include "apricot/train.hpp"
+#include <ATen/Context.h>
+
+#include <mutex>
+#include <optional>
+
+#include "apricot/parallel.hpp"
 
 namespace apricot {
+
+namespace {
+
+// Switches cuDNN autotuning off while alive; nested pauses restore it once, at the end.
+class AutotunePause {
+ public:
+  AutotunePause() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (depth_++ == 0) {
+      saved_ = at::globalContext().benchmarkCuDNN();
+      at::globalContext().setBenchmarkCuDNN(false);
+    }
+  }
+  ~AutotunePause() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--depth_ == 0) at::globalContext().setBenchmarkCuDNN(saved_);
+  }
+  AutotunePause(const AutotunePause&) = delete;
+  AutotunePause& operator=(const AutotunePause&) = delete;
+
+ private:
+  static inline std::mutex mutex_;
+  static inline int depth_ = 0;
+  static inline bool saved_ = false;
+};
+
+// Eval mode, no gradients and (on a GPU) no cuDNN autotuning while alive; the training flag is
+// restored at the end.
+class InferenceScope {
+ public:
+  InferenceScope(NetImpl& model, const torch::Device& device) : model_(model), was_training_(model.is_training()) {
+    model_.eval();
+    // Inference batches come in many sizes (a batch's failing inputs, the last chunk of a split):
+    // cuDNN autotuning would search algorithms again for each new size, costing more than it saves.
+    // Not on a worker of concurrent trainings: the flag is process-wide, so a pause would switch
+    // autotuning off for the others' training steps too (and cuDNN keeps what it picked then).
+    if (device.is_cuda() && !in_parallel_worker()) pause_.emplace();
+  }
+  ~InferenceScope() {
+    if (was_training_) model_.train();
+  }
+  InferenceScope(const InferenceScope&) = delete;
+  InferenceScope& operator=(const InferenceScope&) = delete;
+
+ private:
+  NetImpl& model_;
+  bool was_training_;
+  torch::NoGradGuard no_grad_;
+  std::optional<AutotunePause> pause_;
+};
+
+// Predicted classes of the uint8 images x (n, C, H, W), on the device.
+torch::Tensor predict_on_device(NetImpl& model, const torch::Tensor& x, const Normalizer& norm,
+                                const torch::Device& device) {
+  return model.forward(norm.apply(x.to(device, /*non_blocking=*/true))).argmax(1);  // (n)
+}
+
+}  // namespace
+
+torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& norm, const torch::Device& device,
+                      int64_t batch_size) {
+  InferenceScope scope(model, device);
+  const int64_t n = x.size(0);
+  if (n == 0) return torch::empty({0}, torch::kInt64);
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < n; i += batch_size)
+    parts.push_back(predict_on_device(model, x.slice(0, i, std::min(n, i + batch_size)), norm, device));
+  return torch::cat(parts).to(torch::kCPU);
+}
+
+double accuracy(NetImpl& model, const Split& split, const Normalizer& norm, const torch::Device& device,
+                int64_t batch_size) {
+  if (split.size() == 0) return 0.0;
+  auto pred = predict(model, split.x, norm, device, batch_size);
+  return pred.eq(split.y).sum().item<double>() / static_cast<double>(split.size());
+}
+
+CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector<torch::Tensor>& groups,
+                           int64_t to_beat, const Normalizer& norm, const torch::Device& device, int64_t batch_size) {
+  InferenceScope scope(model, device);
+  const int64_t n = split.size();
+  CorrectCount out;
+  std::vector<torch::Tensor> rows, right;
+  for (const auto& g : groups) {
+    for (int64_t i = 0; i < g.size(0); i += batch_size) {
+      auto idx = g.slice(0, i, std::min(g.size(0), i + batch_size));  // (b)
+      auto ok = predict_on_device(model, split.x.index_select(0, idx), norm, device)
+                    .to(torch::kCPU)
+                    .eq(split.y.index_select(0, idx));  // (b) bool
+      out.correct += ok.sum().item<int64_t>();
+      out.evaluated += idx.size(0);
+      rows.push_back(idx);
+      right.push_back(ok);
+      if (to_beat >= 0 && out.correct + (n - out.evaluated) <= to_beat) return out;  // cannot win any more
+    }
+  }
+  TORCH_CHECK(out.evaluated == n, "count_correct: the groups hold ", out.evaluated, " rows, the split ", n);
+  out.complete = true;
+  out.right = torch::zeros({n}, torch::kBool);
+  if (n > 0) out.right.index_put_({torch::cat(rows)}, torch::cat(right));
+  return out;
+}
 
 nlohmann::json EvalResult::to_json() const {
   return {{"split", split}, {"n", n}, {"accuracy", accuracy}, {"per_class", per_class}, {"confusion", confusion}};

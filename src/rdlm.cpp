@@ -18,6 +18,8 @@
 #include "apricot/parallel.hpp"
 #include "apricot/resume.hpp"
 #include "apricot/train.hpp"
+#include "apricot/workdir.hpp"
+#include "apricot/eval.hpp"
 
 namespace apricot {
 
@@ -26,15 +28,9 @@ using nlohmann::json;
 
 uint64_t rdlm_seed(uint64_t seed, int64_t k) { return seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(k + 1); }
 
-std::string rdlm_dir(const std::string& workdir, int64_t k) {
-  char name[32];
-  std::snprintf(name, sizeof name, "rdlm-%02lld", static_cast<long long>(k));
-  return (fs::path(workdir) / "rdlms" / name).string();
-}
+std::string rdlm_dir(const std::string& workdir, int64_t k) { return WorkDir(workdir).rdlm_dir(k); }
 
-std::string rdlm_checkpoint(const std::string& workdir, int64_t k) {
-  return (fs::path(rdlm_dir(workdir, k)) / "model.pt").string();
-}
+std::string rdlm_checkpoint(const std::string& workdir, int64_t k) { return WorkDir(workdir).rdlm_model(k); }
 
 torch::Tensor rdlm_subset(const RdlmConfig& cfg, const Split& train, int64_t classes, uint64_t seed, int64_t k) {
   const int64_t n = train.size();
@@ -108,8 +104,9 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
     torch::manual_seed(seed);
     model = make_model(spec);
   }
+  const WorkDir wd(workdir);
   if (cfg.rdlm.init == "base-early") {
-    auto early = (fs::path(workdir) / "base" / "early.pt").string();
+    auto early = wd.base_early();
     if (!checkpoint_exists(early))
       state_error("rdlm.init is base-early but '" + early + "' does not exist",
                   "run apricot train-base --force with this config (it keeps the copy after rdlm.init_epochs epochs)");
@@ -124,8 +121,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   std::snprintf(label, sizeof label, "rdlm-%02lld", static_cast<long long>(k));
   opts.label = label;
   opts.progress = progress;
-  const std::string dir = rdlm_dir(workdir, k);
-  const std::string state = (fs::path(dir) / "state.pt").string();
+  const std::string state = wd.rdlm_state(k);
   json rdlm_recipe = to_json(cfg)["rdlm"];
   // None of these changes rDLM k's weights.
   rdlm_recipe.erase("count"), rdlm_recipe.erase("parallel"), rdlm_recipe.erase("devices");
@@ -136,7 +132,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   opts.resume_hint = "rerun the same train-rdlms command to resume it";
   opts.device_train = device_train;
   opts.on_epoch = [&](const EpochStats&, const std::vector<EpochStats>& history) {
-    write_file_atomic((fs::path(dir) / "metrics.jsonl").string(), metrics_jsonl(history));
+    write_file_atomic(wd.rdlm_metrics(k), metrics_jsonl(history));
   };
   auto tr = train_model(*model, data, subset, opts, device, seed);
   const int64_t eb = cfg.train.eval_batch_size;
@@ -146,19 +142,16 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
             {"test_acc", accuracy(*model, data.test, data.norm, device, eb)},
             {"best_epoch", tr.best_epoch},
             {"train_seconds", tr.seconds}};
-  json meta = checkpoint_meta(spec, data);
-  meta["role"] = "rdlm";
+  json meta = checkpoint_meta(spec, data, "rdlm", seed, cfg);
   meta["index"] = k;
-  meta["seed"] = seed;
   meta["subset"] = {{"layout", cfg.rdlm.layout}, {"size", cfg.rdlm.size}, {"stride", cfg.rdlm.stride},
                     {"first", subset[0].item<int64_t>()}, {"init", cfg.rdlm.init}};
-  meta["config"] = to_json(cfg);
   meta["metrics"] = m;
-  save_checkpoint(rdlm_checkpoint(workdir, k), *model, meta);
+  save_checkpoint(wd.rdlm_model(k), *model, meta);
   remove_state(state);
   std::error_code ec;  // the correctness table describes the old rDLM set
-  fs::remove((fs::path(workdir) / "rdlms" / "correctness.pt").string(), ec);
-  fs::remove((fs::path(workdir) / "rdlms" / "correctness.pt.json").string(), ec);
+  fs::remove(wd.correctness_cache(), ec);
+  fs::remove(wd.correctness_cache() + ".json", ec);
   spdlog::info("{}: subset {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", label,
                100 * m["subset_acc"].get<double>(), 100 * m["val_acc"].get<double>(), 100 * m["test_acc"].get<double>(), tr.seconds);
   return m;
@@ -218,7 +211,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
     auto pt = rdlm_checkpoint(workdir, k);
     // One process per rDLM: others sharing the work directory skip it while the lock is held.
     FileLock lock;
-    if (!lock.try_lock((fs::path(rdlm_dir(workdir, k)) / "lock").string())) {
+    if (!lock.try_lock(WorkDir(workdir).rdlm_lock(k))) {
       spdlog::info("rdlm-{:02d} is being trained by {}; skipped", k, lock.holder());
       std::lock_guard<std::mutex> g(lists);
       busy.push_back(k);
@@ -230,7 +223,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
       skipped.push_back(k);
       return;
     }
-    if (req.force) remove_state((fs::path(rdlm_dir(workdir, k)) / "state.pt").string());
+    if (req.force) remove_state(WorkDir(workdir).rdlm_state(k));
     const size_t d = std::find(devices.begin(), devices.end(), dev) - devices.begin();
     const Split* shared = d < on_device.size() && on_device[d].x.defined() ? &on_device[d] : nullptr;
     train_one(cfg, data, workdir, dev, k, req.progress && plan.workers <= 1, shared);
@@ -243,7 +236,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   json summary = nullptr;
   bool all = true;
   for (int64_t k = 0; k < cfg.rdlm.count; ++k) all = all && checkpoint_exists(rdlm_checkpoint(workdir, k));
-  const std::string summary_path = (fs::path(workdir) / "rdlms" / "summary.json").string();
+  const std::string summary_path = WorkDir(workdir).rdlm_summary();
   if (all && trained.empty() && fs::exists(summary_path)) {
     try {  // nothing changed: the summary on disk stands
       summary = json::parse(read_file(summary_path));
@@ -296,7 +289,7 @@ json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& wor
             {"test_acc", {{"mean", mean_of(te)}, {"std", std_of(te)}}},
             {"coverage", covered.to(torch::kFloat64).mean().item<double>()},
             {"uncovered_train_images", (~covered).sum().item<int64_t>()}};
-  auto base_pt = (fs::path(workdir) / "base" / "model.pt").string();
+  auto base_pt = WorkDir(workdir).base_model();
   if (checkpoint_exists(base_pt)) {
     auto base = load_checkpoint(base_pt);
     base.model->to(device);

@@ -10,12 +10,17 @@
 
 #include <atomic>
 #include <csignal>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
+
+#include "apricot/adapt.hpp"
 #include "apricot/checkpoint.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/train.hpp"
 
 namespace apricot {
 
@@ -186,6 +191,145 @@ std::vector<torch::Tensor> read_tensors(torch::serialize::InputArchive& a, const
   std::vector<torch::Tensor> out(static_cast<size_t>(n.item<int64_t>()));
   for (size_t i = 0; i < out.size(); ++i) a.read(key + "." + std::to_string(i), out[i]);
   return out;
+}
+
+// ---- the phases' states ----
+namespace {
+constexpr const char* kAdaptFormat = "apricot-adapt-state-2";
+constexpr const char* kTrainFormat = "apricot-train-state-2";
+
+// The state at pt_path if it exists and belongs to `key` (and format); a foreign or outdated one
+// is removed with a warning.
+LoadedState matching_state(const std::string& pt_path, const json& key, const char* format, const std::string& what) {
+  LoadedState st = load_state(pt_path, "delete it (or rerun with --force) to start " + what + " over");
+  if (st.archive && (st.meta.value("format", "") != format || st.meta.value("key", json()) != key)) {
+    spdlog::warn("{}: saved state {} belongs to another configuration, device or version; starting over", what,
+                 meta_path_for(pt_path));
+    remove_state(pt_path);
+    return {};
+  }
+  return st;
+}
+
+[[noreturn]] void unusable(const std::string& what, const std::string& pt_path, const std::exception& e) {
+  state_error(what + ": saved state '" + pt_path + "' is unusable: " + e.what(),
+              "delete it (or rerun with --force) to start " + what + " over");
+}
+}  // namespace
+
+void save_adapt_state(const std::string& pt_path, const json& key, const AdaptState& st,
+                      const torch::nn::Module& model) {
+  torch::serialize::OutputArchive a;
+  write_module(a, "model", model);
+  at::Generator gen = st.gen;  // shares the generator; only its state is read
+  write_generator(a, "gen", gen);
+  a.write("perm", st.perm);
+  a.write("best_right", st.best_right);
+  save_state(pt_path, a, {{"format", kAdaptFormat}, {"key", key}, {"loop", st}});
+}
+
+bool load_adapt_state(const std::string& pt_path, const json& key, AdaptState& st, torch::nn::Module& model,
+                      const std::string& what) {
+  LoadedState ls = matching_state(pt_path, key, kAdaptFormat, what);
+  if (!ls.archive) return false;
+  try {
+    st = ls.meta.at("loop").get<AdaptState>();
+    read_module(*ls.archive, "model", model);
+    st.gen = at::detail::createCPUGenerator();
+    read_generator(*ls.archive, "gen", st.gen);
+    ls.archive->read("perm", st.perm);
+    ls.archive->read("best_right", st.best_right);
+  } catch (const std::exception& e) {
+    unusable(what, pt_path, e);
+  }
+  spdlog::info("{}: resuming from saved state after batch {} ({})", what, st.batches, meta_path_for(pt_path));
+  return true;
+}
+
+void save_train_state(const std::string& pt_path, const json& key, const std::string& device, const TrainState& st,
+                      const torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
+  torch::serialize::OutputArchive a;
+  write_module(a, "model", model);
+  write_optimizer(a, "optimizer", optimizer);
+  at::Generator gen = st.gen;
+  write_generator(a, "gen", gen);
+  write_tensors(a, "best", st.best);
+  if (st.offset > 0) {  // mid-epoch: the epoch's permutation and running sums
+    a.write("perm", st.perm);
+    a.write("loss_sum", st.loss_sum.to(torch::kCPU));
+    a.write("correct", st.correct.to(torch::kCPU));
+  }
+  save_state(pt_path, a, {{"format", kTrainFormat}, {"key", key}, {"device", device}, {"loop", st}});
+}
+
+bool load_train_state(const std::string& pt_path, const json& key, const std::string& device, TrainState& st,
+                      torch::nn::Module& model, torch::optim::Optimizer& optimizer, const std::string& what) {
+  LoadedState ls = matching_state(pt_path, key, kTrainFormat, what);
+  if (ls.archive && ls.meta.value("device", "") != device) {
+    spdlog::warn("{}: saved state {} was made on another device; starting over", what, meta_path_for(pt_path));
+    remove_state(pt_path);
+    return false;
+  }
+  if (!ls.archive) return false;
+  try {
+    at::Generator gen = st.gen;  // the caller's generator, seeded; its state is replaced
+    st = ls.meta.at("loop").get<TrainState>();
+    st.gen = gen;
+    read_module(*ls.archive, "model", model);
+    read_optimizer(*ls.archive, "optimizer", optimizer);
+    read_generator(*ls.archive, "gen", st.gen);
+    st.best = read_tensors(*ls.archive, "best");
+    if (st.offset > 0) {
+      ls.archive->read("perm", st.perm);
+      ls.archive->read("loss_sum", st.loss_sum);
+      ls.archive->read("correct", st.correct);
+    }
+  } catch (const std::exception& e) {
+    unusable(what, pt_path, e);
+  }
+  spdlog::info("{}: resuming from saved state at epoch {} step {} ({})", what, st.epoch + 1, st.steps,
+               meta_path_for(pt_path));
+  return true;
+}
+
+// ---- append-only outputs ----
+AppendFile::AppendFile(std::string path, int64_t keep_bytes) : path_(std::move(path)) {
+  std::error_code ec;
+  fs::create_directories(fs::path(path_).parent_path(), ec);
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) data_error("cannot open '" + path_ + "': " + std::strerror(errno), "check the work directory is writable");
+  const off_t size = ::lseek(fd_, 0, SEEK_END);
+  if (size < keep_bytes) {
+    ::close(fd_);
+    fd_ = -1;
+    state_error("'" + path_ + "' holds " + std::to_string(size) + " bytes, the saved state expects " +
+                    std::to_string(keep_bytes) + ": it was truncated or replaced",
+                "delete the state (or rerun with --force) to start this phase over");
+  }
+  if (::ftruncate(fd_, keep_bytes) != 0 || ::lseek(fd_, keep_bytes, SEEK_SET) != keep_bytes)
+    data_error("cannot cut '" + path_ + "' back to " + std::to_string(keep_bytes) + " bytes: " + std::strerror(errno),
+               "check the work directory is writable");
+  bytes_ = keep_bytes;
+}
+
+AppendFile::~AppendFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void AppendFile::append(const std::string& text) {
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) data_error("cannot write '" + path_ + "': " + std::strerror(errno), "check free disk space");
+    done += static_cast<size_t>(n);
+  }
+  bytes_ += static_cast<int64_t>(text.size());
+}
+
+int64_t AppendFile::sync() {
+  if (::fsync(fd_) != 0) data_error("cannot write '" + path_ + "': " + std::strerror(errno), "check free disk space");
+  return bytes_;
 }
 
 // ---- locks ----

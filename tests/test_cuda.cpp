@@ -13,7 +13,9 @@
 #include "apricot/data.hpp"
 #include "apricot/device.hpp"
 #include "apricot/parallel.hpp"
+#include "apricot/eval.hpp"
 #include "apricot/train.hpp"
+#include "apricot/weights.hpp"
 #include "apricot/weights.hpp"
 
 using namespace apricot;

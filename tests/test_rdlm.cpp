@@ -6,7 +6,9 @@
 
 #include "apricot/errors.hpp"
 #include "apricot/rdlm.hpp"
+#include "apricot/eval.hpp"
 #include "apricot/train.hpp"
+#include "apricot/weights.hpp"
 
 using namespace apricot;
 namespace fs = std::filesystem;

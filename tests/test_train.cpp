@@ -10,7 +10,9 @@
 #include "apricot/errors.hpp"
 #include "apricot/eval.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/eval.hpp"
 #include "apricot/train.hpp"
+#include "apricot/weights.hpp"
 
 using namespace apricot;
 namespace fs = std::filesystem;

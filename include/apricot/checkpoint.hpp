@@ -27,6 +27,10 @@ std::string meta_path_for(const std::string& pt_path);
 // Fills the fields every checkpoint has (arch, input, classes, normalisation, dataset, versions);
 // callers add seed, config, metrics and the like before saving.
 nlohmann::json checkpoint_meta(const ModelSpec& spec, const Dataset& data);
+// The metadata of a checkpoint the pipeline writes: the fields above plus its role ("base",
+// "base-early", "rdlm", "adapt"), the seed it was made with and the effective configuration.
+nlohmann::json checkpoint_meta(const ModelSpec& spec, const Dataset& data, const std::string& role, uint64_t seed,
+                               const Config& cfg);
 ModelSpec spec_from_meta(const nlohmann::json& meta, const std::string& source);
 
 // Writes pt_path and its .json. `meta` gets the "weights" entry (file, bytes, crc32) added.

@@ -1,4 +1,6 @@
-// Evaluation of a model on one split: accuracy, per-class accuracy and the confusion matrix.
+// Evaluation of a model on one split: predictions, accuracy, per-input correctness, per-class
+// accuracy and the confusion matrix, and the exact early-rejecting count the adaptation loop uses
+// to compare a candidate with the best model. Inference only: eval mode, no gradients.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -8,6 +10,29 @@
 #include "apricot/models.hpp"
 
 namespace apricot {
+
+// Predicted classes (N) int64 on the CPU for uint8 images x (N, C, H, W), in eval mode, no grad.
+torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& norm, const torch::Device& device,
+                      int64_t batch_size);
+// Fraction of `split` classified correctly.
+double accuracy(NetImpl& model, const Split& split, const Normalizer& norm, const torch::Device& device,
+                int64_t batch_size);
+
+// How many inputs of a split a model gets right, counted in a chosen order and stopped as soon as
+// the count can no longer exceed `to_beat` (correct so far + inputs left <= to_beat). Whether the
+// model beats `to_beat` is therefore decided exactly; only a loser's count stays unknown.
+struct CorrectCount {
+  int64_t correct = 0;    // among the inputs evaluated
+  int64_t evaluated = 0;  // inputs evaluated (the split's size when complete)
+  bool complete = false;  // every input was evaluated: `correct` is the model's count
+  torch::Tensor right;    // (N) bool on the CPU, by split row; only when complete
+  bool beats(int64_t to_beat) const { return complete && correct > to_beat; }
+};
+// `groups`: int64 row tensors that together hold every row of `split` once, evaluated group after
+// group, each in chunks of batch_size. Ordering the rows that the reference model gets wrong first
+// makes a candidate that repairs none of them stop after that first group. to_beat < 0: count all.
+CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector<torch::Tensor>& groups,
+                           int64_t to_beat, const Normalizer& norm, const torch::Device& device, int64_t batch_size);
 
 struct EvalResult {
   std::string split;

@@ -21,6 +21,9 @@ class Optimizer;
 
 namespace apricot {
 
+struct AdaptState;  // adapt.hpp
+struct TrainState;  // train.hpp
+
 // ---- signals ----
 // Installs the SIGINT/SIGTERM handlers (idempotent). The first signal sets the flag; a second one
 // restores the default action, so pressing Ctrl-C twice still stops a stuck process.
@@ -54,6 +57,43 @@ void write_optimizer(torch::serialize::OutputArchive& a, const std::string& key,
 void read_optimizer(torch::serialize::InputArchive& a, const std::string& key, torch::optim::Optimizer& o);
 void write_tensors(torch::serialize::OutputArchive& a, const std::string& key, const std::vector<torch::Tensor>& v);
 std::vector<torch::Tensor> read_tensors(torch::serialize::InputArchive& a, const std::string& key);
+
+// ---- the phases' states ----
+// The adaptation loop's state: its scalars in state.json, its generator, permutation and the best
+// model's selection answers in the archive, with the model (which then holds the best weights).
+void save_adapt_state(const std::string& pt_path, const nlohmann::json& key, const AdaptState& st,
+                      const torch::nn::Module& model);
+// true when a state for `key` was found and loaded into st and model; false when there is none, or
+// one made for another key or by an older version (it is removed then, with a warning).
+// Error(kState) when it is damaged. `what` names the phase in messages ("adapt-1").
+bool load_adapt_state(const std::string& pt_path, const nlohmann::json& key, AdaptState& st,
+                      torch::nn::Module& model, const std::string& what);
+// The training loop's state, with its model and optimiser. `device` is part of the key.
+void save_train_state(const std::string& pt_path, const nlohmann::json& key, const std::string& device,
+                      const TrainState& st, const torch::nn::Module& model, torch::optim::Optimizer& optimizer);
+bool load_train_state(const std::string& pt_path, const nlohmann::json& key, const std::string& device,
+                      TrainState& st, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                      const std::string& what);
+
+// ---- append-only outputs ----
+// A file written line by line as a loop goes (trace.jsonl), whose length a saved state records:
+// opening it cuts it back to that length, so a resumed run goes on from exactly where the state
+// was saved. Error(kState) when the file is shorter than the state says (it was altered).
+class AppendFile {
+ public:
+  AppendFile(std::string path, int64_t keep_bytes);
+  ~AppendFile();
+  AppendFile(const AppendFile&) = delete;
+  AppendFile& operator=(const AppendFile&) = delete;
+  void append(const std::string& text);
+  int64_t sync();  // flushes to disk; returns the length
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  int64_t bytes_ = 0;
+};
 
 // ---- locks ----
 // An exclusive advisory lock on `path` (created if missing), taken without waiting. The file holds

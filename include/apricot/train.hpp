@@ -2,6 +2,7 @@
 // A free function over an in-memory dataset: batches index a seeded permutation of the uint8 train
 // tensor; normalisation and augmentation run per batch on the compute device. No checkpointing here.
 #pragma once
+#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,29 @@ struct EpochStats {
   double seconds = 0;         // wall time of the epoch (training + validation)
   double images_per_s = 0;    // training throughput
 };
+
+void to_json(nlohmann::json& j, const EpochStats& e);
+void from_json(const nlohmann::json& j, EpochStats& e);
+
+// Everything the training loop changes, weights and optimiser aside. Saved at epoch ends and, on a
+// signal, mid-epoch (resume.hpp); the scalars go to state.json, the tensors to its archive.
+struct TrainState {
+  int64_t epoch = 0;          // the epoch in progress (0-based)
+  int64_t offset = 0;         // rows of its permutation already trained on (0: not started)
+  int64_t steps = 0;          // optimiser steps so far
+  double best_val_acc = -1;   // keep_best: the best epoch's validation accuracy
+  int64_t best_epoch = 0;
+  std::vector<EpochStats> history;
+  double elapsed = 0;         // seconds, including earlier processes of a resumed run
+  // Tensors, kept in the state's archive:
+  at::Generator gen;          // permutations and augmentation
+  torch::Tensor perm;         // this epoch's order of the training rows (when offset > 0)
+  torch::Tensor loss_sum;     // () float64: this epoch's summed loss so far (when offset > 0)
+  torch::Tensor correct;      // () int64: this epoch's correct training predictions so far (when offset > 0)
+  std::vector<torch::Tensor> best;  // keep_best: the best epoch's weights
+};
+void to_json(nlohmann::json& j, const TrainState& s);  // the scalars
+void from_json(const nlohmann::json& j, TrainState& s);
 
 struct TrainOptions {
   TrainConfig recipe;
@@ -97,19 +121,8 @@ StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const 
 TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor& subset, const TrainOptions& opts,
                         const torch::Device& device, uint64_t seed);
 
-// Predicted classes (N) int64 on the CPU for uint8 images x (N, C, H, W), in eval mode, no grad.
-torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& norm, const torch::Device& device,
-                      int64_t batch_size);
-// Fraction of `split` classified correctly.
-double accuracy(NetImpl& model, const Split& split, const Normalizer& norm, const torch::Device& device,
-                int64_t batch_size);
-
 // Puts the 4-D parameters and buffers (convolution weights) of `model` in channels-last (NHWC)
 // memory order, or back to contiguous (NCHW). Values are unchanged.
 void set_memory_format(torch::nn::Module& model, bool channels_last);
-
-// Clones every parameter and buffer (a deep snapshot; the module's live tensors are not aliased).
-std::vector<torch::Tensor> snapshot_state(const torch::nn::Module& model);
-void restore_state(torch::nn::Module& model, const std::vector<torch::Tensor>& state);
 
 }  // namespace apricot

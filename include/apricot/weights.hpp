@@ -53,4 +53,9 @@ torch::Tensor apply_update(const torch::Tensor& w, const torch::Tensor& R, const
 torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const torch::Tensor& correct,
                            Strategy strategy, Direction direction, double step);
 
+// Clones every parameter and buffer (a deep snapshot; the module's live tensors are not aliased),
+// and copies such a snapshot back in place.
+std::vector<torch::Tensor> snapshot_state(const torch::nn::Module& model);
+void restore_state(torch::nn::Module& model, const std::vector<torch::Tensor>& state);
+
 }  // namespace apricot

@@ -32,6 +32,7 @@ class WorkDir {
   std::string rdlm_model(int64_t k) const { return join(rdlm_dir(k), "model.pt"); }
   std::string rdlm_metrics(int64_t k) const { return join(rdlm_dir(k), "metrics.jsonl"); }
   std::string rdlm_state(int64_t k) const { return join(rdlm_dir(k), "state.pt"); }
+  std::string rdlm_lock(int64_t k) const { return join(rdlm_dir(k), "lock"); }
   std::string rdlm_summary() const { return join(rdlms_dir(), "summary.json"); }
   std::string correctness_cache() const { return join(rdlms_dir(), "correctness.pt"); }
 

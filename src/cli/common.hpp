@@ -60,14 +60,7 @@ void configure_logging(const std::string& level);
 // The --input option's "C,H,W" (three positive integers, nothing else); kUsage otherwise.
 std::vector<int64_t> parse_input_shape(const std::string& text);
 
-// train-base's work for an open session (also the first phase of `run`, which passes the dataset it
-// already loaded; otherwise it is loaded only when the base model has to be trained).
-int train_base_phase(const Session& s, bool force, bool json_out, const Dataset* loaded = nullptr);
-
-// `run`'s work for an open session (also each seed of `sweep`): every phase of adapt.strategies in
-// order, skipping complete ones. Returns {"workdir", "base", "results": [result.json...], "seconds"}.
-nlohmann::json run_phases(const Session& s, bool force);
-// The comparison table `run` prints, from run_phases' document.
+// The comparison table `run` prints, from run_pipeline's document (pipeline.hpp).
 void print_results_table(const nlohmann::json& run);
 
 CLI::App* setup_train_base(CLI::App& app, Action& action);

@@ -10,6 +10,7 @@
 #include "apricot/errors.hpp"
 #include "apricot/report.hpp"
 #include "apricot/weights.hpp"
+#include "apricot/pipeline.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {
@@ -57,7 +58,7 @@ int run_sweep(const SweepOptions& o) {
     c.workdir = (fs::path(root) / ("seed-" + std::to_string(seeds[i]))).string();
     spdlog::info("sweep: seed {} ({}/{}) in {}", seeds[i], i + 1, seeds.size(), c.workdir);
     Session s = open_session(c, /*write_config=*/true);
-    json run = run_phases(s, o.common.force);
+    json run = run_pipeline(s.cfg, s.workdir, s.device, o.common.force);
     if (!o.common.json) {
       std::printf("\nseed %lld (%s):", static_cast<long long>(seeds[i]), s.workdir.c_str());
       print_results_table(run);
