@@ -6,13 +6,13 @@
 #include <torch/optim.h>
 
 #include <algorithm>
-#include <chrono>
 #include <memory>
 
 #include "apricot/bench.hpp"
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/parallel.hpp"
+#include "apricot/clock.hpp"
 #include "apricot/train.hpp"
 #include "timing.hpp"
 
@@ -120,14 +120,14 @@ nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, cons
   // Wall seconds of `count` steps of every model, one model after another or all at once.
   auto seconds = [&](bool at_once, int64_t count) {
     sync_all();
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
     if (at_once) {
       run_parallel(jobs, together, [&](int64_t j, const torch::Device& d) { train(j, d, count); });
     } else {
       for (int64_t j = 0; j < k; ++j) train(j, devices[j % devices.size()], count);
     }
     sync_all();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return since(t0);
   };
   // Warm-up (allocator, cuDNN autotuning, OpenMP teams), then the two ways side by side.
   seconds(false, 2);

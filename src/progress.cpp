@@ -9,14 +9,14 @@ namespace apricot {
 
 Progress::Progress(std::string label, bool enabled) : label_(std::move(label)) {
   live_ = enabled && isatty(fileno(stderr));
-  last_ = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  last_ = Clock::now() - std::chrono::seconds(1);
 }
 
 Progress::~Progress() { finish(); }
 
 bool Progress::should_draw() {
   if (!live_) return false;
-  auto now = std::chrono::steady_clock::now();
+  auto now = Clock::now();
   if (now - last_ < std::chrono::milliseconds(200)) return false;
   last_ = now;
   return true;

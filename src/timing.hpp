@@ -4,8 +4,9 @@
 #include <torch/cuda.h>
 #include <torch/types.h>
 
+#include "apricot/clock.hpp"
+
 #include <algorithm>
-#include <chrono>
 #include <utility>
 #include <vector>
 
@@ -30,10 +31,10 @@ double median_ms(int64_t repeats, int64_t warmup, const torch::Device& device, F
   std::vector<double> times;
   times.reserve(repeats);
   for (int64_t i = 0; i < repeats; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
     fn();
     sync_device(device);
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    times.push_back(1000 * since(t0));
   }
   return median(std::move(times));
 }

@@ -1,8 +1,9 @@
 // Progress reporting on stderr: a live, rate-limited line on a terminal, nothing in between on a
 // pipe or file (callers log one plain line per epoch / phase instead).
 #pragma once
-#include <chrono>
 #include <string>
+
+#include "apricot/clock.hpp"
 
 namespace apricot {
 
@@ -22,7 +23,7 @@ class Progress {
   std::string label_;
   bool live_ = false;
   bool drawn_ = false;
-  std::chrono::steady_clock::time_point last_;
+  Clock::time_point last_;
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12s"

@@ -7,6 +7,7 @@
 
 #include "apricot/checkpoint.hpp"
 #include "apricot/eval.hpp"
+#include "apricot/workdir.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {
@@ -21,7 +22,7 @@ struct EvalOptions {
 
 int run_eval(const EvalOptions& o) {
   Session s = open_session(o.common, /*write_config=*/false);
-  std::string pt = o.model.empty() ? (std::filesystem::path(s.workdir) / "base" / "model.pt").string() : o.model;
+  std::string pt = o.model.empty() ? WorkDir(s.workdir).base_model() : o.model;
   LoadedModel m = load_checkpoint(pt);
   Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
   check_compatible(m, model_spec(s.cfg.model, data), "", "checkpoint '" + pt + "'");
