@@ -249,21 +249,21 @@ AdaptState initial_state(const Arm& arm, NetImpl& model) {
   const double other_acc = accuracy(model, other, arm.data.norm, arm.device, arm.eval_batch);
   st.base_val = arm.select_on_test ? other_acc : sel_acc;
   st.base_test = arm.select_on_test ? sel_acc : other_acc;
-  st.best_correct = c.correct, st.best_acc = sel_acc, st.best_right = c.right;
+  st.best_correct = c.correct, st.best_acc = sel_acc, st.best_right = c.right, st.best_margin = c.margin;
   if (arm.target) st.target_before = pair_errors(arm, model);
   return st;
 }
 
 // Steps 3 and 4's rule, one function for both candidates: the model's current weights become the
 // best if they classify more of the selection split correctly; otherwise the best weights are
-// restored. Rows the best gets wrong are counted first, so a candidate that repairs none of them
-// stops there. Returns the candidate's selection accuracy, NaN when it lost before being fully counted.
+// restored. Rows the best gets wrong are counted first, then its right ones by rising margin
+// (reference_order), so a losing candidate stops early. Returns the candidate's selection accuracy, NaN when it lost before being fully counted.
 double accept_if_better(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, bool* accepted) {
   ScopeTimer t(st.time.evaluation);
   const int64_t n = arm.sel->size();
   std::vector<torch::Tensor> groups;
   if (arm.ac.early_reject) {
-    groups = {st.best_right.logical_not().nonzero().flatten(), st.best_right.nonzero().flatten()};
+    groups = reference_order(st.best_right, st.best_margin);
   } else {
     groups = {torch::arange(n, torch::kInt64)};
   }
@@ -271,7 +271,8 @@ double accept_if_better(const Arm& arm, NetImpl& model, AdaptState& st, Best& be
                                  arm.data.norm, arm.device, arm.eval_batch);
   *accepted = c.beats(st.best_correct);
   if (*accepted) {
-    st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / n, st.best_right = c.right;
+    st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / n;
+    st.best_right = c.right, st.best_margin = c.margin;
     best.weights = snapshot_state(model);
   } else {
     restore_state(model, best.weights);

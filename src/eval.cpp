@@ -4,6 +4,7 @@
 
 #include <ATen/Context.h>
 
+#include <limits>
 #include <mutex>
 #include <optional>
 
@@ -67,6 +68,12 @@ torch::Tensor predict_on_device(NetImpl& model, const torch::Tensor& x, const No
   return model.forward(norm.apply(x.to(device, /*non_blocking=*/true))).argmax(1);  // (n)
 }
 
+// The normalised images of split rows idx, on the device.
+torch::Tensor data_norm_batch(const Split& split, const torch::Tensor& idx, const Normalizer& norm,
+                              const torch::Device& device) {
+  return norm.apply(split.x.index_select(0, idx).to(device, /*non_blocking=*/true));
+}
+
 }  // namespace
 
 torch::Tensor predict(NetImpl& model, const torch::Tensor& x, const Normalizer& norm, const torch::Device& device,
@@ -92,25 +99,40 @@ CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector
   InferenceScope scope(model, device);
   const int64_t n = split.size();
   CorrectCount out;
-  std::vector<torch::Tensor> rows, right;
+  std::vector<torch::Tensor> rows, right, margin;
   for (const auto& g : groups) {
     for (int64_t i = 0; i < g.size(0); i += batch_size) {
       auto idx = g.slice(0, i, std::min(g.size(0), i + batch_size));  // (b)
-      auto ok = predict_on_device(model, split.x.index_select(0, idx), norm, device)
-                    .to(torch::kCPU)
-                    .eq(split.y.index_select(0, idx));  // (b) bool
+      auto logits = model.forward(data_norm_batch(split, idx, norm, device)).to(torch::kCPU);  // (b, classes)
+      auto y = split.y.index_select(0, idx);
+      auto ok = logits.argmax(1).eq(y);  // (b) bool, exactly as predict() decides
+      auto truth = logits.gather(1, y.unsqueeze(1)).squeeze(1);
+      auto rival = logits.scatter(1, y.unsqueeze(1), -std::numeric_limits<float>::infinity()).amax(1);
       out.correct += ok.sum().item<int64_t>();
       out.evaluated += idx.size(0);
       rows.push_back(idx);
       right.push_back(ok);
+      margin.push_back(truth - rival);
       if (to_beat >= 0 && out.correct + (n - out.evaluated) <= to_beat) return out;  // cannot win any more
     }
   }
   TORCH_CHECK(out.evaluated == n, "count_correct: the groups hold ", out.evaluated, " rows, the split ", n);
   out.complete = true;
   out.right = torch::zeros({n}, torch::kBool);
-  if (n > 0) out.right.index_put_({torch::cat(rows)}, torch::cat(right));
+  out.margin = torch::zeros({n}, torch::kFloat32);
+  if (n > 0) {
+    auto all = torch::cat(rows);
+    out.right.index_put_({all}, torch::cat(right));
+    out.margin.index_put_({all}, torch::cat(margin).to(torch::kFloat32));
+  }
   return out;
+}
+
+std::vector<torch::Tensor> reference_order(const torch::Tensor& right, const torch::Tensor& margin) {
+  auto wrong_rows = right.logical_not().nonzero().flatten();
+  auto right_rows = right.nonzero().flatten();
+  auto by_margin = std::get<1>(margin.index_select(0, right_rows).sort(/*stable=*/true, 0, /*descending=*/false));
+  return {wrong_rows, right_rows.index_select(0, by_margin)};
 }
 
 nlohmann::json EvalResult::to_json() const {

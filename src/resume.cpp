@@ -225,6 +225,7 @@ void save_adapt_state(const std::string& pt_path, const json& key, const AdaptSt
   write_generator(a, "gen", gen);
   a.write("perm", st.perm);
   a.write("best_right", st.best_right);
+  a.write("best_margin", st.best_margin);
   save_state(pt_path, a, {{"format", kAdaptFormat}, {"key", key}, {"loop", st}});
 }
 
@@ -239,6 +240,7 @@ bool load_adapt_state(const std::string& pt_path, const json& key, AdaptState& s
     read_generator(*ls.archive, "gen", st.gen);
     ls.archive->read("perm", st.perm);
     ls.archive->read("best_right", st.best_right);
+    ls.archive->read("best_margin", st.best_margin);
   } catch (const std::exception& e) {
     unusable(what, pt_path, e);
   }

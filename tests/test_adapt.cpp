@@ -138,6 +138,15 @@ TEST(CountCorrect, MatchesAccuracyAndStopsOnlyWhenTheCandidateCannotWin) {
   EXPECT_EQ(full.evaluated, n);
   EXPECT_DOUBLE_EQ(static_cast<double>(full.correct) / n, accuracy(*model, val, data().norm, torch::kCPU, 64));
   EXPECT_EQ(full.right.sum().item<int64_t>(), full.correct);
+  // The margin (true-class logit minus the best other) is positive exactly where the answer is right
+  // (barring exact ties, which random weights do not produce).
+  EXPECT_TRUE(torch::equal(full.margin.gt(0), full.right));
+  // reference_order: the wrong rows, then the right ones by rising margin, each row once.
+  auto order = reference_order(full.right, full.margin);
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0].size(0) + order[1].size(0), n);
+  auto m = full.margin.index_select(0, order[1]);
+  EXPECT_TRUE(torch::equal(m, std::get<0>(m.sort())));
   ASSERT_GT(full.correct, 0);
   ASSERT_LT(full.correct, n);
   // The model against itself, its wrong answers first: it cannot beat its own count, which is

@@ -53,6 +53,7 @@ struct AdaptState {
   at::Generator gen;                 // draws each pass's permutation of the training rows
   torch::Tensor perm;                // this pass's permutation (int64)
   torch::Tensor best_right;          // (N_sel) bool: which selection inputs the best model gets right
+  torch::Tensor best_margin;         // (N_sel) float: its true-class logit minus the largest other one
 };
 void to_json(nlohmann::json& j, const AdaptTimes& t);
 void from_json(const nlohmann::json& j, AdaptTimes& t);

@@ -26,13 +26,19 @@ struct CorrectCount {
   int64_t evaluated = 0;  // inputs evaluated (the split's size when complete)
   bool complete = false;  // every input was evaluated: `correct` is the model's count
   torch::Tensor right;    // (N) bool on the CPU, by split row; only when complete
+  torch::Tensor margin;   // (N) float32: true-class logit minus the largest other one; only when complete
   bool beats(int64_t to_beat) const { return complete && correct > to_beat; }
 };
 // `groups`: int64 row tensors that together hold every row of `split` once, evaluated group after
-// group, each in chunks of batch_size. Ordering the rows that the reference model gets wrong first
-// makes a candidate that repairs none of them stop after that first group. to_beat < 0: count all.
+// group, each in chunks of batch_size. Any order gives the same verdict; a good one stops losers
+// sooner: the rows the reference model gets wrong first (a candidate that repairs none of them stops
+// there), then its right answers by rising margin (where a candidate breaks them first; see
+// reference_order). to_beat < 0: count all.
 CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector<torch::Tensor>& groups,
                            int64_t to_beat, const Normalizer& norm, const torch::Device& device, int64_t batch_size);
+
+// That order for a reference model's `right` answers and their `margin`s (CorrectCount's).
+std::vector<torch::Tensor> reference_order(const torch::Tensor& right, const torch::Tensor& margin);
 
 struct EvalResult {
   std::string split;

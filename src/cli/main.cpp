@@ -5,11 +5,13 @@
 
 #include <iostream>
 
+#include "apricot/allocator.hpp"
 #include "apricot/errors.hpp"
 #include "common.hpp"
 
 int main(int argc, char** argv) {
   using namespace apricot;
+  retain_freed_memory();  // before any tensor: see allocator.hpp
   CLI::App app{"apricot: repair a trained image classifier by weight adaptation (Zhang & Chan, ASE 2019)",
                "apricot"};
   app.set_version_flag("--version", std::string("apricot ") + APRICOT_VERSION);
