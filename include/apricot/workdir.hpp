@@ -23,6 +23,7 @@ class WorkDir {
 
   std::string base_dir() const { return join(root_, "base"); }
   std::string base_model() const { return join(base_dir(), "model.pt"); }
+  std::string base_meta() const { return join(base_dir(), "model.json"); }  // base_model()'s metadata
   std::string base_early() const { return join(base_dir(), "early.pt"); }
   std::string base_metrics() const { return join(base_dir(), "metrics.jsonl"); }
   std::string base_state() const { return join(base_dir(), "state.pt"); }
