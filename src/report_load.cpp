@@ -1,9 +1,9 @@
 // Reading one work directory for the report (load_run): the JSON files the phases wrote, found
 // through WorkDir. It keeps them as parsed JSON and interprets nothing beyond the run's identity
 // (arch, dataset, seed, rDLM count); missing phases stay empty, damaged files are data errors.
-#include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "apricot/errors.hpp"
@@ -76,20 +76,22 @@ RunData load_run(const std::string& workdir) {
   double count = num(r.config, {"rdlm", "count"});
   r.rdlm_count = std::isnan(count) ? 0 : static_cast<int64_t>(count);
   r.rdlm_summary = read_json_file(wd.rdlm_summary());
+  // The rDLMs' metadata in index order, for the indices below rdlm.count (a directory left over from
+  // an earlier, larger count is not this run's).
+  std::set<int64_t> indices;
   if (fs::is_directory(wd.rdlms_dir(), ec)) {
-    std::vector<fs::path> dirs;
     for (const auto& e : fs::directory_iterator(wd.rdlms_dir(), ec)) {
-      const std::string name = e.path().filename().string();  // rdlm-NN with NN < rdlm.count
-      if (!e.is_directory() || name.size() < 6 || name.rfind("rdlm-", 0) != 0 ||
+      const std::string name = e.path().filename().string();  // rdlm-NN, see WorkDir::rdlm_dir
+      if (!e.is_directory() || name.size() < 6 || name.size() > 15 || name.rfind("rdlm-", 0) != 0 ||
           name.find_first_not_of("0123456789", 5) != std::string::npos)
         continue;
-      if (r.rdlm_count == 0 || std::stoll(name.substr(5)) < r.rdlm_count) dirs.push_back(e.path());
+      const int64_t k = std::stoll(name.substr(5));
+      if (r.rdlm_count == 0 || k < r.rdlm_count) indices.insert(k);
     }
-    std::sort(dirs.begin(), dirs.end());
-    for (const auto& d : dirs) {
-      auto meta = read_json_file((d / "model.json").string());
-      if (meta && meta->contains("metrics")) r.rdlms.push_back((*meta)["metrics"]);
-    }
+  }
+  for (int64_t k : indices) {
+    auto meta = read_json_file(wd.rdlm_meta(k));
+    if (meta && meta->contains("metrics")) r.rdlms.push_back((*meta)["metrics"]);
   }
   for (const auto& s : kStrategyOrder) {
     const Strategy strategy = parse_strategy(s);

@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -214,6 +215,25 @@ TEST(Report, TargetedRepairErrors) {
   EXPECT_EQ(g["rdlms"]["trained"]["mean"], 3.0);
   const std::string md = render_markdown(rep);
   EXPECT_NE(md.find("| target pair [3,5]: test errors | 12.0 → 9.0 | — |"), std::string::npos) << md;
+}
+
+TEST(Report, ReadsRdlmsInIndexOrder) {
+  // 101 rDLMs: rdlms/rdlm-100 sorts between rdlm-10 and rdlm-11 as text, but is the last by index.
+  auto root = fresh_dir("report-order");
+  FakeRun a;
+  a.rdlms = false;
+  write_fake(root / "w", a);
+  json c = json::parse(slurp((root / "w" / "config.json").string()));
+  c["rdlm"]["count"] = 101;
+  put(root / "w" / "config.json", c.dump());
+  for (int k = 0; k <= 100; ++k) {
+    char name[16];
+    std::snprintf(name, sizeof name, "rdlm-%02d", k);
+    put(root / "w" / "rdlms" / name / "model.json", json{{"metrics", {{"index", k}}}}.dump());
+  }
+  RunData r = load_run((root / "w").string());
+  ASSERT_EQ(r.rdlms.size(), 101u);
+  for (int k = 0; k <= 100; ++k) EXPECT_EQ(r.rdlms[k]["index"], k) << k;
 }
 
 TEST(Report, ErrorsNameTheFile) {

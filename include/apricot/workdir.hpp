@@ -31,6 +31,7 @@ class WorkDir {
   std::string rdlms_dir() const { return join(root_, "rdlms"); }
   std::string rdlm_dir(int64_t k) const;  // rdlms/rdlm-NN (two digits at least)
   std::string rdlm_model(int64_t k) const { return join(rdlm_dir(k), "model.pt"); }
+  std::string rdlm_meta(int64_t k) const { return join(rdlm_dir(k), "model.json"); }  // rdlm_model(k)'s metadata
   std::string rdlm_metrics(int64_t k) const { return join(rdlm_dir(k), "metrics.jsonl"); }
   std::string rdlm_state(int64_t k) const { return join(rdlm_dir(k), "state.pt"); }
   std::string rdlm_summary() const { return join(rdlms_dir(), "summary.json"); }
