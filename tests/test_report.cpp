@@ -1,11 +1,12 @@
-// The report: statistics against hand-computed values and closed forms, aggregation of fake work
-// directories written with the tool's exact keys, error handling, the CLI (report and a tiny sweep),
+// The report: aggregation of fake work directories written with the tool's exact keys against hand
+// values (the statistics themselves: test_stats.cpp), error handling, the CLI (report and a tiny sweep),
 // and a real-browser check of the HTML page (Debian's chromium headless; skipped where absent).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -19,8 +20,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-constexpr double kPi = 3.14159265358979323846;
 
 void put(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
@@ -115,62 +114,6 @@ int exit_code_of(const std::function<void()>& f) {
 }
 
 }  // namespace
-
-TEST(ReportStats, MeanStdQuantile) {
-  std::vector<double> v = {1, 2, 3, 4};
-  EXPECT_DOUBLE_EQ(stat_mean(v), 2.5);
-  EXPECT_NEAR(stat_std(v), std::sqrt(5.0 / 3.0), 1e-12);
-  EXPECT_DOUBLE_EQ(quantile(v, 0.25), 1.75);
-  EXPECT_DOUBLE_EQ(quantile(v, 0.5), 2.5);
-  EXPECT_DOUBLE_EQ(quantile({4, 1, 3, 2}, 1.0), 4);
-  EXPECT_TRUE(std::isnan(stat_mean({})));
-  EXPECT_TRUE(std::isnan(stat_std({7})));
-}
-
-TEST(ReportStats, IncompleteBetaClosedForms) {
-  EXPECT_NEAR(incomplete_beta(2, 3, 0.5), 11.0 / 16.0, 1e-12);  // binomial sum
-  EXPECT_NEAR(incomplete_beta(1, 1, 0.37), 0.37, 1e-12);
-  EXPECT_NEAR(incomplete_beta(1, 3, 0.3), 1 - std::pow(0.7, 3), 1e-12);
-  EXPECT_NEAR(incomplete_beta(4.5, 1, 0.8), std::pow(0.8, 4.5), 1e-12);
-  EXPECT_NEAR(incomplete_beta(0.5, 0.5, 0.25), 2 / kPi * std::asin(0.5), 1e-10);  // arcsine law
-  EXPECT_NEAR(incomplete_beta(30, 40, 0.6) + incomplete_beta(40, 30, 0.4), 1.0, 1e-12);
-  EXPECT_EQ(incomplete_beta(2, 2, 0), 0);
-  EXPECT_EQ(incomplete_beta(2, 2, 1), 1);
-}
-
-TEST(ReportStats, StudentTClosedForms) {
-  EXPECT_NEAR(student_t_two_sided_p(1.0, 1), 0.5, 1e-12);  // Cauchy: 1 - 2 atan|t| / pi
-  EXPECT_NEAR(student_t_two_sided_p(-3.0, 1), 1 - 2 * std::atan(3.0) / kPi, 1e-12);
-  EXPECT_NEAR(student_t_two_sided_p(2.0, 2), 1 - 2.0 / std::sqrt(6.0), 1e-12);  // 1 - |t|/sqrt(t^2+2)
-  const double t = 1.3, u = t / std::sqrt(3.0);  // df 3: 1 - 2/pi (atan u + u/(1+u^2))
-  EXPECT_NEAR(student_t_two_sided_p(t, 3), 1 - 2 / kPi * (std::atan(u) + u / (1 + u * u)), 1e-12);
-  EXPECT_NEAR(student_t_two_sided_p(2.776445105, 4), 0.05, 1e-8);  // tabulated critical value
-  EXPECT_NEAR(student_t_two_sided_p(1.959963985, 1e7), 0.05, 1e-6);  // normal limit
-  EXPECT_NEAR(student_t_two_sided_p(0, 5), 1.0, 1e-12);
-  EXPECT_EQ(student_t_two_sided_p(INFINITY, 5), 0);
-}
-
-TEST(ReportStats, PairedStats) {
-  auto ps = paired_stats({0.01, 0.02, 0.0, -0.01});
-  EXPECT_EQ(ps.n, 4);
-  EXPECT_NEAR(ps.mean, 0.005, 1e-15);
-  EXPECT_NEAR(ps.std, std::sqrt(500e-6 / 3), 1e-12);
-  EXPECT_EQ(ps.wins, 2);
-  EXPECT_EQ(ps.ties, 1);
-  EXPECT_EQ(ps.losses, 1);
-  ASSERT_TRUE(ps.t && ps.p);
-  const double t = 0.005 / (std::sqrt(500e-6 / 3) / 2), u = t / std::sqrt(3.0);
-  EXPECT_NEAR(*ps.t, t, 1e-9);
-  EXPECT_NEAR(*ps.p, 1 - 2 / kPi * (std::atan(u) + u / (1 + u * u)), 1e-9);
-  // No variation or a single pair: no t, no p (rather than a division by zero).
-  auto same = paired_stats({0.01, 0.01});
-  EXPECT_FALSE(same.t.has_value());
-  EXPECT_FALSE(same.p.has_value());
-  EXPECT_EQ(same.wins, 2);
-  auto one = paired_stats({0.02});
-  EXPECT_EQ(one.n, 1);
-  EXPECT_FALSE(one.t.has_value());
-}
 
 TEST(ReportSweep, SeedLists) {
   EXPECT_EQ(parse_seed_list("1-5"), (std::vector<int64_t>{1, 2, 3, 4, 5}));
@@ -272,6 +215,25 @@ TEST(Report, TargetedRepairErrors) {
   EXPECT_EQ(g["rdlms"]["trained"]["mean"], 3.0);
   const std::string md = render_markdown(rep);
   EXPECT_NE(md.find("| target pair [3,5]: test errors | 12.0 → 9.0 | — |"), std::string::npos) << md;
+}
+
+TEST(Report, ReadsRdlmsInIndexOrder) {
+  // 101 rDLMs: rdlms/rdlm-100 sorts between rdlm-10 and rdlm-11 as text, but is the last by index.
+  auto root = fresh_dir("report-order");
+  FakeRun a;
+  a.rdlms = false;
+  write_fake(root / "w", a);
+  json c = json::parse(slurp((root / "w" / "config.json").string()));
+  c["rdlm"]["count"] = 101;
+  put(root / "w" / "config.json", c.dump());
+  for (int k = 0; k <= 100; ++k) {
+    char name[16];
+    std::snprintf(name, sizeof name, "rdlm-%02d", k);
+    put(root / "w" / "rdlms" / name / "model.json", json{{"metrics", {{"index", k}}}}.dump());
+  }
+  RunData r = load_run((root / "w").string());
+  ASSERT_EQ(r.rdlms.size(), 101u);
+  for (int k = 0; k <= 100; ++k) EXPECT_EQ(r.rdlms[k]["index"], k) << k;
 }
 
 TEST(Report, ErrorsNameTheFile) {

@@ -23,6 +23,7 @@ class WorkDir {
 
   std::string base_dir() const { return join(root_, "base"); }
   std::string base_model() const { return join(base_dir(), "model.pt"); }
+  std::string base_meta() const { return join(base_dir(), "model.json"); }  // base_model()'s metadata
   std::string base_early() const { return join(base_dir(), "early.pt"); }
   std::string base_metrics() const { return join(base_dir(), "metrics.jsonl"); }
   std::string base_state() const { return join(base_dir(), "state.pt"); }
@@ -30,6 +31,7 @@ class WorkDir {
   std::string rdlms_dir() const { return join(root_, "rdlms"); }
   std::string rdlm_dir(int64_t k) const;  // rdlms/rdlm-NN (two digits at least)
   std::string rdlm_model(int64_t k) const { return join(rdlm_dir(k), "model.pt"); }
+  std::string rdlm_meta(int64_t k) const { return join(rdlm_dir(k), "model.json"); }  // rdlm_model(k)'s metadata
   std::string rdlm_metrics(int64_t k) const { return join(rdlm_dir(k), "metrics.jsonl"); }
   std::string rdlm_state(int64_t k) const { return join(rdlm_dir(k), "state.pt"); }
   std::string rdlm_lock(int64_t k) const { return join(rdlm_dir(k), "lock"); }
