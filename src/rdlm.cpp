@@ -17,6 +17,7 @@
 #include "apricot/fsutil.hpp"
 #include "apricot/parallel.hpp"
 #include "apricot/resume.hpp"
+#include "apricot/stats.hpp"
 #include "apricot/train.hpp"
 #include "apricot/workdir.hpp"
 #include "apricot/eval.hpp"
@@ -157,15 +158,10 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   return m;
 }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? 0 : s / v.size();
-}
-double std_of(const std::vector<double>& v) {
-  double m = mean_of(v), s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return v.size() < 2 ? 0 : std::sqrt(s / (v.size() - 1));
+// summary.json's {mean, std}, with 0 rather than NaN where there are too few rDLMs (as it always was).
+json mean_std_json(const std::vector<double>& v) {
+  const MeanStd ms = mean_std(v);
+  return {{"mean", ms.n == 0 ? 0.0 : ms.mean}, {"std", ms.n < 2 ? 0.0 : ms.std}};
 }
 
 }  // namespace
@@ -284,9 +280,9 @@ json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& wor
             {"size", cfg.rdlm.size},
             {"init", cfg.rdlm.init},
             {"rdlms", per},
-            {"subset_acc", {{"mean", mean_of(tr)}, {"std", std_of(tr)}}},
-            {"val_acc", {{"mean", mean_of(va)}, {"std", std_of(va)}}},
-            {"test_acc", {{"mean", mean_of(te)}, {"std", std_of(te)}}},
+            {"subset_acc", mean_std_json(tr)},
+            {"val_acc", mean_std_json(va)},
+            {"test_acc", mean_std_json(te)},
             {"coverage", covered.to(torch::kFloat64).mean().item<double>()},
             {"uncovered_train_images", (~covered).sum().item<int64_t>()}};
   auto base_pt = WorkDir(workdir).base_model();
