@@ -101,7 +101,7 @@ struct Config {
   bool deterministic = false;     // ask LibTorch for deterministic algorithms (CUDA: slower)
   std::string workdir = "runs/default";
   std::string device = "auto";    // auto | cpu | cuda | cuda:N
-  int64_t threads = 0;            // intra-op CPU threads (0 = all cores)
+  int64_t threads = 0;            // intra-op CPU threads (0 = the CPUs this process may use)
   DataConfig data;
   ModelConfig model;
   TrainConfig train;
