@@ -225,3 +225,18 @@ TEST(Cli, BadCheckpoints) {
   r = run_apricot("eval" + kSmoke + " --set model.arch=cnn1 --model " + (dir / "base" / "model.pt").string());
   EXPECT_EQ(r.code, 4) << r.err;
 }
+
+TEST(Cli, BuiltInDefaultsRunWithoutAConfig) {
+  // No -c: the default synthetic data, validation split and rDLM windows, every phase, made small
+  // only in epochs, rDLM count and batches (a full default run trains 20 rDLMs for 30 epochs and
+  // adapts four arms: too slow for a test).
+  auto d = fresh_dir("defaults");
+  auto r = run_apricot("run --device cpu --threads 1 --log-level warn -w " + d.string() +
+                       " --set train.epochs=1 --set rdlm.count=2 --set rdlm.epochs=1 --set adapt.max_batches=2"
+                       " --set 'adapt.strategies=[\"1\"]'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("strategy 1"), std::string::npos) << r.out;  // the results table
+  for (const char* out : {"base/model.pt", "rdlms/summary.json", "adapt-1/result.json"})
+    EXPECT_TRUE(fs::exists(d / out)) << out;
+  fs::remove_all(d);
+}
