@@ -240,3 +240,20 @@ TEST(Cli, BuiltInDefaultsRunWithoutAConfig) {
     EXPECT_TRUE(fs::exists(d / out)) << out;
   fs::remove_all(d);
 }
+
+TEST(Cli, UnknownStrategyIsAUsageErrorAndHelpListsTheChoices) {
+  auto help = run_apricot("adapt --help");
+  ASSERT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("{1,2,3,none}"), std::string::npos) << help.out;
+  auto d = fresh_dir("strategy");
+  auto r = run_apricot("adapt" + kSmoke + " --strategy 7 -w " + d.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--strategy"), std::string::npos) << r.err;
+  r = run_apricot("adapt" + kSmoke + " --set 'adapt.strategies=[\"1\",\"7\"]' -w " + d.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("adapt.strategies"), std::string::npos) << r.err;
+  r = run_apricot("run" + kSmoke + " --set 'adapt.strategies=[\"best\"]' -w " + d.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("adapt.strategies"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d / "base"));  // refused before any work
+}
