@@ -1,5 +1,6 @@
 // The CPUs this process may use (threads: 0): the affinity mask capped by the cgroup CPU quota,
-// the quota parsing as a function of the files' text, and the binary under taskset.
+// the quota parsing as a function of the files' text, the binary under taskset, and the OpenMP
+// wait policy the binary runs with.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sched.h>
@@ -99,4 +100,34 @@ TEST(Device, BinaryUnderTasksetUsesOneThread) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("| 1 CPU threads |"), std::string::npos) << r.err;
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+// The spin count libgomp settled on, from its OMP_DISPLAY_ENV=verbose report on stderr (the last
+// one: a re-exec'd binary reports twice); "" if the OpenMP runtime is not libgomp.
+std::string last_spin_count(const std::string& err) {
+  const std::string key = "GOMP_SPINCOUNT = '";
+  const auto at = err.rfind(key);
+  if (at == std::string::npos) return "";
+  const auto start = at + key.size();
+  return err.substr(start, err.find('\'', start) - start);
+}
+}  // namespace
+
+TEST(Device, OpenMpThreadsSleepInsteadOfSpinningUnlessTheUserChose) {
+  // libgomp reads the policy at load time; the binary must really run with it, not only set it.
+  auto r = apricot::test::run_shell("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " +
+                                    std::string(APRICOT_BINARY) + " --version");
+  ASSERT_EQ(r.code, 0) << r.err;
+  if (last_spin_count(r.err).empty()) GTEST_SKIP() << "the OpenMP runtime is not libgomp";
+  EXPECT_EQ(last_spin_count(r.err), "0") << r.err;  // OMP_WAIT_POLICY=PASSIVE
+  EXPECT_NE(r.out.find("apricot "), std::string::npos) << r.out;  // and the command still ran
+  // A user's own setting is kept.
+  r = apricot::test::run_shell("env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=ACTIVE OMP_DISPLAY_ENV=verbose " +
+                               std::string(APRICOT_BINARY) + " --version");
+  EXPECT_NE(r.err.find("OMP_WAIT_POLICY = 'ACTIVE'"), std::string::npos) << r.err;
+  EXPECT_NE(last_spin_count(r.err), "0") << r.err;
+  r = apricot::test::run_shell("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=verbose " +
+                               std::string(APRICOT_BINARY) + " --version");
+  EXPECT_EQ(last_spin_count(r.err), "1234") << r.err;
 }
