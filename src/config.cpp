@@ -281,7 +281,7 @@ bool valid_device_name(const std::string& dev) {
 void validate(const Config& c) {
   if (!valid_device_name(c.device))
     config_error("config key 'device': '" + c.device + "' is not valid", "use auto, cpu, cuda or cuda:N");
-  require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = all cores)");
+  require(c.threads >= 0, "threads", c.threads, ">= 0 (0 = the CPUs this process may use)");
   require(!c.workdir.empty(), "workdir", "\"\"", "a directory path");
   require(c.resume.every_epochs >= 0, "resume.every_epochs", c.resume.every_epochs, ">= 0 (0 = only on a signal)");
   require(c.resume.every_batches >= 0, "resume.every_batches", c.resume.every_batches, ">= 0 (0 = only on a signal)");

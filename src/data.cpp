@@ -564,11 +564,17 @@ Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
     config_error("data.val_from = \"" + cfg.val_from + "\": unknown source",
                  "use one of: train, test");
   Split& src = cfg.val_from == "train" ? ds.train : ds.test;
-  if (cfg.val_size < 1 || cfg.val_size >= src.size())
+  if (cfg.val_size < 1 || cfg.val_size >= src.size()) {
+    // Only name a key that can make room: a limit that is set, or the synthetic data's size.
+    const int64_t limit = cfg.val_from == "train" ? cfg.train_limit : cfg.test_limit;
+    std::string hint = "lower data.val_size";
+    if (limit > 0) hint += " or raise data." + cfg.val_from + "_limit";
+    else if (cfg.format == "synthetic") hint += " or raise data.synthetic_" + cfg.val_from;
     config_error("data.val_size = " + std::to_string(cfg.val_size) + " must be in [1, " +
                      std::to_string(src.size() - 1) + "]: the " + cfg.val_from + " split holds " +
                      std::to_string(src.size()) + " images",
-                 "lower data.val_size or raise data." + cfg.val_from + "_limit");
+                 hint);
+  }
   carve_validation(src, ds.val, cfg.val_size, seed);
 
   ds.channels = ds.train.x.size(1);

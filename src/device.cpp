@@ -1,5 +1,9 @@
-// Device resolution and process-wide runtime settings (threads, global seed).
+// Device resolution and process-wide runtime settings (threads, global seed), and the CPUs this
+// process may use (affinity mask and cgroup quota). It does not pin threads or change priorities.
 #include "apricot/device.hpp"
+
+#include <sched.h>
+#include <unistd.h>
 
 #include <ATen/autocast_mode.h>
 #include <ATen/Context.h>
@@ -9,8 +13,12 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
-#include <thread>
+#include <fstream>
+#include <filesystem>
+#include <sstream>
+#include <vector>
 
 #include "apricot/errors.hpp"
 
@@ -80,9 +88,117 @@ AutocastBf16::~AutocastBf16() {
   at::autocast::clear_cache();
 }
 
+namespace {
+
+std::optional<int64_t> parse_int(const std::string& token) {
+  int64_t v = 0;
+  const char* end = token.data() + token.size();
+  auto [p, ec] = std::from_chars(token.data(), end, v);
+  if (ec != std::errc() || p != end || token.empty()) return std::nullopt;
+  return v;
+}
+
+std::vector<std::string> words(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::optional<int64_t> whole_cpus(int64_t quota, int64_t period) {
+  if (quota <= 0 || period <= 0) return std::nullopt;  // v1 writes -1 for "no limit"
+  return std::max<int64_t>(1, (quota + period - 1) / period);
+}
+
+std::optional<std::string> read_small_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void keep_smaller(std::optional<int64_t>& best, std::optional<int64_t> v) {
+  if (v && (!best || *v < *best)) best = v;
+}
+
+// `mount` + the cgroup's path and each of its ancestors up to `mount` itself: a parent's quota
+// limits its children too. Inside a container the path may not exist under the mount (a cgroup
+// namespace shows the container's cgroup as the root); the levels that exist are read.
+std::vector<std::filesystem::path> cgroup_levels(const std::filesystem::path& mount, const std::string& path) {
+  std::vector<std::filesystem::path> out;
+  std::filesystem::path rel = std::filesystem::path(path).relative_path();
+  while (true) {
+    out.push_back(mount / rel);
+    if (rel.empty()) break;
+    rel = rel.parent_path();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<int64_t> cgroup_v2_cpu_limit(const std::string& cpu_max) {
+  const auto w = words(cpu_max);
+  if (w.size() != 2 || w[0] == "max") return std::nullopt;
+  const auto quota = parse_int(w[0]), period = parse_int(w[1]);
+  if (!quota || !period) return std::nullopt;
+  return whole_cpus(*quota, *period);
+}
+
+std::optional<int64_t> cgroup_v1_cpu_limit(const std::string& cfs_quota_us, const std::string& cfs_period_us) {
+  const auto q = words(cfs_quota_us), p = words(cfs_period_us);
+  if (q.size() != 1 || p.size() != 1) return std::nullopt;
+  const auto quota = parse_int(q[0]), period = parse_int(p[0]);
+  if (!quota || !period) return std::nullopt;
+  return whole_cpus(*quota, *period);
+}
+
+std::optional<int64_t> cgroup_cpu_limit() {
+  namespace fs = std::filesystem;
+  const auto self = read_small_file("/proc/self/cgroup");
+  if (!self) return std::nullopt;
+  std::optional<int64_t> limit;
+  std::istringstream lines(*self);
+  for (std::string line; std::getline(lines, line);) {
+    // "hierarchy-id:controllers:path"; v2 is "0::path".
+    const auto a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (controllers.empty()) {
+      for (const char* mount : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"})
+        for (const auto& dir : cgroup_levels(mount, path))
+          if (auto text = read_small_file(dir / "cpu.max")) keep_smaller(limit, cgroup_v2_cpu_limit(*text));
+      continue;
+    }
+    std::istringstream names(controllers);
+    bool has_cpu = false;
+    for (std::string n; std::getline(names, n, ',');) has_cpu |= n == "cpu";
+    if (!has_cpu) continue;
+    for (const char* mount : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu"})
+      for (const auto& dir : cgroup_levels(mount, path)) {
+        auto quota = read_small_file(dir / "cpu.cfs_quota_us"), period = read_small_file(dir / "cpu.cfs_period_us");
+        if (quota && period) keep_smaller(limit, cgroup_v1_cpu_limit(*quota, *period));
+      }
+  }
+  return limit;
+}
+
+int available_cpus() {
+  int64_t n = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  // More than CPU_SETSIZE (1024) CPUs, or no affinity call: every CPU online.
+  if (n <= 0) n = std::max<long>(1, ::sysconf(_SC_NPROCESSORS_ONLN));
+  if (auto quota = cgroup_cpu_limit()) n = std::min(n, *quota);
+  return static_cast<int>(std::max<int64_t>(1, n));
+}
+
 void setup_runtime(int64_t threads, uint64_t seed, bool deterministic) {
-  // 0 = every core: LibTorch's own default can be 1 thread (seen on Debian's build).
-  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  // 0 = the CPUs this process may use. LibTorch's own default can be 1 thread (seen on Debian's
+  // build), and the machine's core count oversubscribes a taskset or a container's quota.
+  if (threads <= 0) threads = available_cpus();
   torch::set_num_threads(static_cast<int>(threads));
   torch::manual_seed(seed);
   if (deterministic) {

@@ -12,9 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <condition_variable>
-#include <mutex>
-#include <set>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <system_error>
 
@@ -29,8 +27,39 @@ const char* const kWriteHint = "check the directory exists and is writable / dis
   data_error("cannot write '" + path + "': " + step + ": " + std::strerror(err), kWriteHint);
 }
 
+// The file mode open(path, O_CREAT, 0666) would give: mkstemp makes 0600, but a work directory
+// shared by a group (umask 002) must stay readable by it. /proc/self/status reads the umask without
+// changing it (umask(2) would, for a moment, for every thread).
+mode_t created_file_mode() {
+  static const mode_t mode = [] {
+    mode_t mask = 022;
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("Umask:", 0) == 0) mask = static_cast<mode_t>(std::stoul(line.substr(6), nullptr, 8));
+    return static_cast<mode_t>(0666 & ~mask);
+  }();
+  return mode;
+}
+
+// Creates "<path>.tmp.XXXXXX" in the target's directory with a random suffix and O_EXCL (mkstemp),
+// so that no two writers share a temp file: not two threads, and not two processes on two hosts
+// sharing the directory, whose pids may well be equal. Returns the descriptor, sets `tmp`.
+int open_temp_file(const std::string& path, std::string& tmp) {
+  std::string name = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) write_failed(path, "cannot create temp file '" + name + "'", errno);
+  if (::fchmod(fd, created_file_mode()) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(name.c_str());
+    write_failed(path, "cannot set the mode of temp file '" + name + "'", err);
+  }
+  tmp = name;
+  return fd;
+}
+
 // Closes the descriptor and removes the temp file unless released: every failure path after the
-// temp file exists goes through this, so no stray ".tmp.<pid>" files are left behind.
+// temp file exists goes through this, so no stray ".tmp.XXXXXX" files are left behind.
 class TempFile {
  public:
   TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
@@ -57,6 +86,12 @@ class TempFile {
 
 }  // namespace
 
+std::string make_temp_file(const std::string& target) {
+  std::string tmp;
+  ::close(open_temp_file(target, tmp));
+  return tmp;
+}
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   namespace fs = std::filesystem;
   if (path.empty()) data_error("cannot write a file with an empty path", kWriteHint);
@@ -71,29 +106,8 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     }
   }
 
-  // The temp name is per process: threads writing the same path (concurrent arms share the rDLM
-  // correctness cache) take turns; writes to different paths go on at once.
-  static std::mutex m;
-  static std::condition_variable cv;
-  static std::set<std::string> busy;
-  {
-    std::unique_lock<std::mutex> lock(m);
-    cv.wait(lock, [&] { return busy.count(path) == 0; });
-    busy.insert(path);
-  }
-  struct Turn {
-    const std::string& path;
-    ~Turn() {
-      {
-        std::lock_guard<std::mutex> lock(m);
-        busy.erase(path);
-      }
-      cv.notify_all();
-    }
-  } turn{path};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) write_failed(path, "cannot create temp file '" + tmp + "'", errno);
+  std::string tmp;
+  const int fd = open_temp_file(path, tmp);
   TempFile file(tmp, fd);
 
   const char* p = bytes.data();

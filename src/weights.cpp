@@ -126,7 +126,7 @@ Strategy parse_strategy(const std::string& s) {
   if (s == "2") return Strategy::k2;
   if (s == "3") return Strategy::k3;
   if (s == "none") return Strategy::kNone;
-  state_error("unknown adjustment strategy '" + s + "'",
+  config_error("unknown adjustment strategy '" + s + "'",
               "valid strategies: 1 (toward correct and away from incorrect rDLMs), 2 (toward correct), "
               "3 (away from incorrect), none (control arm)");
 }

@@ -31,13 +31,12 @@ inline std::filesystem::path fresh_dir(const std::string& name) {
   return p;
 }
 
-// `args` is appended to the binary path as shell words (callers quote paths they make).
-inline ProcResult run_apricot(const std::string& args) {
+// Runs `command` through the shell (stdin from /dev/null), capturing its exit code and output.
+inline ProcResult run_shell(const std::string& command) {
   static int counter = 0;
   auto base = std::filesystem::temp_directory_path() /
               ("apricot-proc-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  std::string cmd = std::string(APRICOT_BINARY) + " " + args + " >" + base.string() + ".out 2>" + base.string() +
-                    ".err </dev/null";
+  std::string cmd = command + " >" + base.string() + ".out 2>" + base.string() + ".err </dev/null";
   int status = std::system(cmd.c_str());
   ProcResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -47,5 +46,8 @@ inline ProcResult run_apricot(const std::string& args) {
   std::filesystem::remove(base.string() + ".err");
   return r;
 }
+
+// `args` is appended to the binary path as shell words (callers quote paths they make).
+inline ProcResult run_apricot(const std::string& args) { return run_shell(std::string(APRICOT_BINARY) + " " + args); }
 
 }  // namespace apricot::test

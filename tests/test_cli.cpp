@@ -225,3 +225,35 @@ TEST(Cli, BadCheckpoints) {
   r = run_apricot("eval" + kSmoke + " --set model.arch=cnn1 --model " + (dir / "base" / "model.pt").string());
   EXPECT_EQ(r.code, 4) << r.err;
 }
+
+TEST(Cli, BuiltInDefaultsRunWithoutAConfig) {
+  // No -c: the default synthetic data, validation split and rDLM windows, every phase, made small
+  // only in epochs, rDLM count and batches (a full default run trains 20 rDLMs for 30 epochs and
+  // adapts four arms: too slow for a test).
+  auto d = fresh_dir("defaults");
+  auto r = run_apricot("run --device cpu --threads 1 --log-level warn -w " + d.string() +
+                       " --set train.epochs=1 --set rdlm.count=2 --set rdlm.epochs=1 --set adapt.max_batches=2"
+                       " --set 'adapt.strategies=[\"1\"]'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("strategy 1"), std::string::npos) << r.out;  // the results table
+  for (const char* out : {"base/model.pt", "rdlms/summary.json", "adapt-1/result.json"})
+    EXPECT_TRUE(fs::exists(d / out)) << out;
+  fs::remove_all(d);
+}
+
+TEST(Cli, UnknownStrategyIsAUsageErrorAndHelpListsTheChoices) {
+  auto help = run_apricot("adapt --help");
+  ASSERT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("{1,2,3,none}"), std::string::npos) << help.out;
+  auto d = fresh_dir("strategy");
+  auto r = run_apricot("adapt" + kSmoke + " --strategy 7 -w " + d.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--strategy"), std::string::npos) << r.err;
+  r = run_apricot("adapt" + kSmoke + " --set 'adapt.strategies=[\"1\",\"7\"]' -w " + d.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("adapt.strategies"), std::string::npos) << r.err;
+  r = run_apricot("run" + kSmoke + " --set 'adapt.strategies=[\"best\"]' -w " + d.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("adapt.strategies"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d / "base"));  // refused before any work
+}

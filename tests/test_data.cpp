@@ -561,6 +561,25 @@ TEST(LoadDataset, LimitsNormaliserAndConfigErrors) {
   expect_error([&] { apricot::load_dataset(bad, 0); }, ExitCode::kUsage, {"data.val_size"});
   bad.val_size = 0;
   expect_error([&] { apricot::load_dataset(bad, 0); }, ExitCode::kUsage, {"data.val_size"});
+  // The hint names only a key that makes room: the synthetic size when no limit is set, else the limit.
+  auto hint_of = [](const DataConfig& cfg) {
+    try {
+      apricot::load_dataset(cfg, 0);
+    } catch (const apricot::Error& e) {
+      return e.hint();
+    }
+    return std::string("no error");
+  };
+  bad = synthetic_cfg();
+  bad.val_size = 200;
+  EXPECT_NE(hint_of(bad).find("data.synthetic_train"), std::string::npos) << hint_of(bad);
+  EXPECT_EQ(hint_of(bad).find("_limit"), std::string::npos) << hint_of(bad);
+  bad.train_limit = 100;
+  EXPECT_NE(hint_of(bad).find("data.train_limit"), std::string::npos) << hint_of(bad);
+  bad = synthetic_cfg();
+  bad.val_from = "test";
+  bad.val_size = 60;
+  EXPECT_NE(hint_of(bad).find("data.synthetic_test"), std::string::npos) << hint_of(bad);
   bad = synthetic_cfg();
   bad.format = "cifar100";
   expect_error([&] { apricot::load_dataset(bad, 0); }, ExitCode::kUsage, {"data.format", "cifar100"});

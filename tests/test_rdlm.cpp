@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include "apricot/config.hpp"
+#include "apricot/data.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/rdlm.hpp"
 #include "apricot/eval.hpp"
@@ -22,7 +24,9 @@ Split labelled(int64_t n, int64_t classes) {
 }  // namespace
 
 TEST(RdlmSubset, SlidingWindowsAreThePapers) {
-  RdlmConfig cfg;  // defaults: 20 windows of 10,000 with stride 2,000
+  RdlmConfig cfg;  // the paper's (and the presets'): 20 windows of 10,000 with stride 2,000
+  cfg.size = 10000;
+  cfg.stride = 2000;
   Split train = labelled(50000, 10);
   auto covered = torch::zeros({50000}, torch::kBool);
   for (int64_t k = 0; k < 20; ++k) {
@@ -35,6 +39,23 @@ TEST(RdlmSubset, SlidingWindowsAreThePapers) {
   // Window 19 spans [38000, 48000): the last 2,000 images are in no subset, as APRICOT.md notes.
   EXPECT_EQ((~covered).sum().item<int64_t>(), 2000);
   EXPECT_FALSE(covered[48000].item<bool>());
+}
+
+TEST(RdlmSubset, BuiltInDefaultsFitTheBuiltInData) {
+  // `apricot run` without -c: the default synthetic data, validation split and rDLM windows agree.
+  const Config cfg;
+  validate(cfg);
+  const Dataset ds = load_dataset(cfg.data, cfg.seed);
+  EXPECT_EQ(ds.val.size(), cfg.data.val_size);
+  auto covered = torch::zeros({ds.train.size()}, torch::kBool);
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
+    auto s = rdlm_subset(cfg.rdlm, ds.train, ds.classes, cfg.seed, k);
+    ASSERT_EQ(s.size(0), cfg.rdlm.size);
+    covered.index_fill_(0, s, true);
+  }
+  // The windows cover most of the training split without wrapping around, as the paper's do.
+  EXPECT_LE(cfg.rdlm.stride * (cfg.rdlm.count - 1) + cfg.rdlm.size, ds.train.size());
+  EXPECT_GT(covered.sum().item<int64_t>(), ds.train.size() * 9 / 10);
 }
 
 TEST(RdlmSubset, SlidingWrapsAround) {

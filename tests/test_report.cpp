@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "apricot/errors.hpp"
+#include "apricot/fsutil.hpp"
 #include "apricot/report.hpp"
 #include "cli_util.hpp"
 
@@ -298,10 +299,19 @@ TEST(ReportCli, ReportCommand) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["groups"][0]["runs"].size(), 2u);
   EXPECT_TRUE(fs::exists(fs::path(out) / "report.html"));
+  // An existing report is kept without --force (exit 2, as export and import do), replaced with it.
+  const std::string before = slurp((fs::path(out) / "report.md").string());
   r = run_apricot("report " + dirs[0] + " --out " + out);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp((fs::path(out) / "report.md").string()), before);
+  fs::remove(fs::path(out) / "report.md");  // any one of the three files counts as a report
+  EXPECT_EQ(run_apricot("report " + dirs[0] + " --out " + out).code, 2);
+  r = run_apricot("report " + dirs[0] + " --out " + out + " --force");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("## Table V: adaptation, small"), std::string::npos) << r.out;
-  r = run_apricot("report " + (root / "nope").string() + " --out " + out);
+  EXPECT_NE(slurp((fs::path(out) / "report.md").string()), before);  // now one run, not two
+  r = run_apricot("report " + (root / "nope").string() + " --out " + out + " --force");
   EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
   EXPECT_EQ(run_apricot("report --out " + out).code, 2);  // no work directory
@@ -318,7 +328,7 @@ TEST(ReportCli, SweepRunsEverySeedThenTheReport) {
       " --threads 1 -w " + root.string();
   EXPECT_EQ(run_apricot("sweep --seeds 3-1" + args).code, 2);
   EXPECT_EQ(run_apricot("sweep --seeds 1 --seed 4" + args).code, 2);
-  EXPECT_EQ(run_apricot("sweep --seeds 1 --strategies 1,7" + args).code, 4);
+  EXPECT_EQ(run_apricot("sweep --seeds 1 --strategies 1,7" + args).code, 2);  // a usage error
   auto r = run_apricot("sweep --seeds 1,2 --strategies 1,none --json --log-level warn" + args);
   ASSERT_EQ(r.code, 0) << r.err;
   json out = json::parse(r.out);
@@ -335,10 +345,12 @@ TEST(ReportCli, SweepRunsEverySeedThenTheReport) {
   EXPECT_EQ(rep["groups"][0]["seeds"], json({1, 2}));
   EXPECT_EQ(rep["groups"][0]["adaptation"]["1"]["paired"]["n"], 2);
   EXPECT_EQ(out["report"], rep);
-  // A second sweep finds every phase done and only rewrites the report.
+  // A second sweep finds every phase done and rewrites the report it owns (no --force needed).
+  apricot::write_file_atomic((root / "report" / "report.md").string(), "stale\n");
   r = run_apricot("sweep --seeds 1,2 --strategies 1,none" + args);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("skipped"), std::string::npos);
+  EXPECT_NE(slurp((root / "report" / "report.md").string()).find("## Table V"), std::string::npos);
 }
 
 // ---- the page in a real browser ----

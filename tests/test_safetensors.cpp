@@ -2,10 +2,17 @@
 // rejection of truncated / garbage / inconsistent files, and the atomic-write helpers in fsutil.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cctype>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <thread>
+#include <vector>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -234,18 +241,103 @@ TEST_F(SafetensorsTest, WriteUnderARegularFileIsADataError) {
   EXPECT_EQ(apricot::read_file(blocker), "i am a file");
 }
 
-TEST_F(SafetensorsTest, FailedWriteLeavesThePreviousFileIntact) {
+// While alive, files of this process cannot grow past `bytes` (writes fail with EFBIG, as on a full
+// disk; SIGXFSZ ignored), as root too.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = saved_;
+    small.rlim_cur = bytes;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit saved_{};
+  void (*old_handler_)(int) = SIG_DFL;
+};
+
+std::vector<std::string> temp_files_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) out.push_back(e.path().string());
+  return out;
+}
+
+TEST_F(SafetensorsTest, FailedWriteLeavesThePreviousFileIntactAndNoTempFile) {
   const std::string p = path("m.safetensors");
   apricot::write_safetensors(p, {{"x", torch::ones({3})}}, {{"v", "1"}});
   const std::string before = apricot::read_file(p);
-
-  // Block the temp file's name with a directory: the write fails before touching `p`, as root too.
-  const fs::path tmp = p + ".tmp." + std::to_string(::getpid());
-  fs::create_directories(tmp / "child");
-  expect_error([&] { apricot::write_safetensors(p, {{"x", torch::zeros({5})}}, {{"v", "2"}}); },
-               ExitCode::kData, {p});
+  {
+    FileSizeLimit limit(16);  // the write of the temp file fails part-way
+    expect_error([&] { apricot::write_safetensors(p, {{"x", torch::zeros({5})}}, {{"v", "2"}}); },
+                 ExitCode::kData, {p, "write to"});
+  }
   EXPECT_EQ(apricot::read_file(p), before);
   EXPECT_EQ(apricot::read_safetensors(p).metadata.at("v"), "1");
+  EXPECT_TRUE(temp_files_in(dir_).empty()) << temp_files_in(dir_)[0];
+}
+
+TEST_F(SafetensorsTest, TempFilesAreUniqueAndCreatedExclusively) {
+  const std::string target = path("model.pt");
+  const std::string a = apricot::make_temp_file(target), b = apricot::make_temp_file(target);
+  EXPECT_NE(a, b);
+  for (const auto& t : {a, b}) {
+    // "<target>.tmp.XXXXXX": same directory, a random suffix of six letters or digits.
+    ASSERT_EQ(t.size(), target.size() + 11) << t;
+    EXPECT_EQ(t.substr(0, target.size() + 5), target + ".tmp.") << t;
+    for (char ch : t.substr(target.size() + 5)) EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(ch))) << t;
+    EXPECT_TRUE(fs::is_regular_file(t));
+    EXPECT_EQ(fs::file_size(t), 0u);
+    // The mode open(0666) would give under the umask, not mkstemp's 0600.
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    struct stat st {};
+    ASSERT_EQ(::stat(t.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0666 & ~mask) << std::oct << st.st_mode;
+  }
+}
+
+TEST_F(SafetensorsTest, AnotherWritersTempFileWithOurPidIsLeftAlone) {
+  // A process on another host sharing the directory, with the same pid, mid-write: under the old
+  // "<path>.tmp.<pid>" naming both wrote (and renamed) the same temp file.
+  const std::string p = path("result.json");
+  const std::string theirs = p + ".tmp." + std::to_string(::getpid());
+  write_raw(theirs, "their half-written bytes");
+  apricot::write_file_atomic(p, "ours");
+  EXPECT_EQ(apricot::read_file(p), "ours");
+  EXPECT_EQ(apricot::read_file(theirs), "their half-written bytes");
+}
+
+TEST_F(SafetensorsTest, ConcurrentWritersOfOnePathEachRenameAWholeFile) {
+  const std::string p = path("shared.bin");
+  constexpr int kThreads = 6, kWrites = 20;
+  auto content = [](int t, int i) { return std::string(40000 + 1000 * t + i, static_cast<char>('a' + t)); };
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kWrites; ++i) {
+        try {
+          apricot::write_file_atomic(p, content(t, i));
+        } catch (const Error&) {
+          ++failures;
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  const std::string got = apricot::read_file(p);
+  bool whole = false;
+  for (int t = 0; t < kThreads; ++t)
+    for (int i = 0; i < kWrites; ++i) whole |= got == content(t, i);
+  EXPECT_TRUE(whole) << "a mixed or truncated file of " << got.size() << " bytes";
+  EXPECT_TRUE(temp_files_in(dir_).empty());
 }
 
 TEST_F(SafetensorsTest, FailedRenameRemovesTheTempFile) {

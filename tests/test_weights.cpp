@@ -430,13 +430,14 @@ TEST(WeightsParse, StrategyRoundTrip) {
   EXPECT_EQ(parse_direction("literal"), Direction::kLiteral);
 }
 
-TEST(WeightsParse, UnknownValuesThrowStateErrorListingValidOnes) {
+TEST(WeightsParse, UnknownValuesThrowListingValidOnes) {
+  // A strategy comes from the user (--strategy, --strategies): a usage error.
   for (const std::string bad : {"4", "0", "", "None", "strategy1"}) {
     try {
       parse_strategy(bad);
       ADD_FAILURE() << "no throw for '" << bad << "'";
     } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ExitCode::kState);
+      EXPECT_EQ(e.code(), ExitCode::kUsage);
       const std::string all = std::string(e.what()) + " " + e.hint();
       EXPECT_NE(all.find("'" + bad + "'"), std::string::npos) << all;
       for (const char* valid : {"1", "2", "3", "none"}) EXPECT_NE(all.find(valid), std::string::npos) << all;

@@ -15,7 +15,7 @@ struct DataConfig {
   int64_t train_limit = 0;           // keep the first N training images (0 = all)
   int64_t test_limit = 0;            // keep the first N test images (0 = all)
   std::string val_from = "train";    // train | test: where the validation (selection) split comes from
-  int64_t val_size = 5000;           // images in the validation split
+  int64_t val_size = 500;            // images in the validation split (the presets set their own)
   std::string normalize = "scale";   // scale | channel | pixel
   // synthetic data (format = synthetic)
   int64_t synthetic_train = 2000;  // images
@@ -55,8 +55,8 @@ struct TrainConfig {
 struct RdlmConfig {
   int64_t count = 20;                 // reduced models
   std::string layout = "sliding";     // sliding | random | balanced
-  int64_t size = 10000;               // training images per rDLM
-  int64_t stride = 2000;              // sliding window step
+  int64_t size = 300;                 // training images per rDLM (paper: 10000 of 50000; presets set it)
+  int64_t stride = 60;                // sliding window step (paper: 2000)
   std::string init = "scratch";       // scratch | base-early
   int64_t init_epochs = 3;            // base-early: epochs of base training before the copy
   int64_t epochs = 30;                // rDLM training epochs (rest of the recipe from train)
@@ -103,7 +103,7 @@ struct Config {
   bool deterministic = false;     // ask LibTorch for deterministic algorithms (CUDA: slower)
   std::string workdir = "runs/default";
   std::string device = "auto";    // auto | cpu | cuda | cuda:N
-  int64_t threads = 0;            // intra-op CPU threads (0 = all cores)
+  int64_t threads = 0;            // intra-op CPU threads (0 = the CPUs this process may use)
   DataConfig data;
   ModelConfig model;
   TrainConfig train;

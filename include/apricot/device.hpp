@@ -1,6 +1,9 @@
 // Resolves the --device / config "device" string once; the result is passed explicitly everywhere.
 #pragma once
 #include <torch/types.h>
+
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace apricot {
@@ -22,7 +25,19 @@ class AutocastBf16 {
   at::ScalarType prev_dtype_ = at::kHalf;
 };
 
-// Applies threads (0 = all cores) and seeds torch's global generator. deterministic: LibTorch's
+// The CPUs this process may use: the CPUs of its affinity mask (taskset, Slurm, cpusets), capped by
+// its cgroup's CPU quota rounded up (docker --cpus, Kubernetes limits, systemd CPUQuota), at least 1.
+// This is what `threads: 0` means; std::thread::hardware_concurrency counts the machine's CPUs.
+int available_cpus();
+// The whole CPUs a cgroup quota allows (ceil(quota / period)), or nullopt for no limit or text that
+// does not parse. v2: the text of cpu.max ("max 100000", "150000 100000"); v1: the texts of
+// cpu.cfs_quota_us ("-1" = none) and cpu.cfs_period_us.
+std::optional<int64_t> cgroup_v2_cpu_limit(const std::string& cpu_max);
+std::optional<int64_t> cgroup_v1_cpu_limit(const std::string& cfs_quota_us, const std::string& cfs_period_us);
+// The smallest quota over this process's cgroups and their ancestors (v1 and v2), or nullopt.
+std::optional<int64_t> cgroup_cpu_limit();
+
+// Applies threads (0 = available_cpus()) and seeds torch's global generator. deterministic: LibTorch's
 // deterministic algorithms (an error for an op that has none), deterministic cuDNN without
 // autotuning, and a fixed cuBLAS workspace. CPU runs are deterministic without it.
 void setup_runtime(int64_t threads, uint64_t seed, bool deterministic = false);

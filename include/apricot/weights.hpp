@@ -30,7 +30,7 @@ void assign_weights(torch::nn::Module& model, const WeightLayout& layout, const 
 
 enum class Strategy { kNone, k1, k2, k3 };      // kNone: the control arm, no adjustment
 enum class Direction { kIntent, kLiteral };     // see APRICOT.md, Phase 2
-Strategy parse_strategy(const std::string& s);  // "1" "2" "3" "none"; throws kState listing valid
+Strategy parse_strategy(const std::string& s);  // "1" "2" "3" "none"; throws kUsage listing valid
 std::string to_string(Strategy s);
 Direction parse_direction(const std::string& s);  // "intent" "literal"; throws kState
 std::string to_string(Direction d);

@@ -25,5 +25,5 @@ rdlms=$(submit rdlms --dependency=afterok:"$base" --array=0-$((K - 1)) "$here/rd
 adapt=$(submit adapt --dependency=afterok:"$rdlms" --job-name=apricot-adapt --cpus-per-task=8 \
   --wrap "$(printf '%q' "$APRICOT") run -c $(printf '%q' "$CONFIG") -w $(printf '%q' "$WORKDIR")$extra")
 report=$(submit report --dependency=afterok:"$adapt" --job-name=apricot-report --cpus-per-task=1 \
-  --wrap "$(printf '%q' "$APRICOT") report $(printf '%q' "$WORKDIR") --out $(printf '%q' "$WORKDIR/report")")
+  --wrap "$(printf '%q' "$APRICOT") report $(printf '%q' "$WORKDIR") --out $(printf '%q' "$WORKDIR/report") --force")
 echo "submitted: base $base, rDLM array $rdlms (K=$K), adaptation $adapt, report $report"

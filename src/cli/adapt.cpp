@@ -79,7 +79,7 @@ CLI::App* setup_adapt(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand("adapt", "adapt the base model's weights guided by the rDLMs (WORKDIR/adapt-S/)");
   add_common_options(sub, o->common, /*with_force=*/true);
   add_arms_option(sub, o->common);
-  sub->add_option("--strategy", o->strategy, "1 | 2 | 3 | none (default: each of adapt.strategies)");
+  sub->add_option("--strategy", o->strategy, "one arm (default: each of adapt.strategies)")->check(CLI::IsMember({"1", "2", "3", "none"}));
   sub->callback([o, &action] { action = [o] { return run_adapt_cmd(*o); }; });
   return sub;
 }

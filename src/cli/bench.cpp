@@ -150,7 +150,7 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   adj->add_option("--rdlms", o->rdlms, "rDLMs n")->capture_default_str();
   adj->add_option("--repeats", o->repeats, "timed repeats (median reported)")->capture_default_str();
   adj->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
-  adj->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  adj->add_option("--threads", o->threads, "CPU threads (0 = the CPUs this process may use)")->capture_default_str();
   adj->add_flag("--json", o->json, "print {\"rows\": [{failing, naive_ms, engine_ms, ratio}, ...]}");
   adj->callback([o, &action] { action = [o] { return run_bench_adjust(*o); }; });
 
@@ -168,7 +168,7 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   tr->add_option("--repeats", t->repeats, "timed repeats")->capture_default_str()->check(CLI::PositiveNumber);
   tr->add_option("--warmup", t->warmup, "untimed repeats first")->capture_default_str();
   tr->add_option("--device", t->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  tr->add_option("--threads", t->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  tr->add_option("--threads", t->threads, "CPU threads (0 = the CPUs this process may use)")->capture_default_str();
   tr->add_flag("--json", t->json, "print {arch, batch, precision, device, train_images_per_s, infer_images_per_s}");
   tr->callback([t, &action] { action = [t] { return run_bench_train(*t); }; });
 
@@ -184,7 +184,7 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   rd->add_option("--repeats", r->repeats, "timed repeats of each way")->capture_default_str()->check(CLI::PositiveNumber);
   rd->add_option("--device", r->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   rd->add_option("--devices", r->devices, "spread the models over these devices, e.g. cuda:0,cuda:1");
-  rd->add_option("--threads", r->threads, "CPU threads in all (0 = all cores)")->capture_default_str();
+  rd->add_option("--threads", r->threads, "CPU threads in all (0 = the CPUs this process may use)")->capture_default_str();
   rd->add_flag("--json", r->json, "print {arch, k, sequential_images_per_s, concurrent_images_per_s, speedup, ...}");
   rd->callback([r, &action] { action = [r] { return run_bench_rdlms(*r); }; });
 
@@ -193,7 +193,7 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   mm->add_option("-n,--n", m->n, "matrix side")->capture_default_str()->check(CLI::Range(1, 65536));
   mm->add_option("--repeats", m->repeats, "timed repeats")->capture_default_str()->check(CLI::PositiveNumber);
   mm->add_option("--device", m->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
-  mm->add_option("--threads", m->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  mm->add_option("--threads", m->threads, "CPU threads (0 = the CPUs this process may use)")->capture_default_str();
   mm->add_flag("--json", m->json, "print {n, device, rows: [{dtype, ms, tflops}]}");
   mm->callback([m, &action] { action = [m] { return run_bench_matmul(*m); }; });
   return sub;

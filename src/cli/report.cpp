@@ -1,11 +1,14 @@
 // `apricot report WORKDIR...`: the paper's tables and figures over finished work directories (several
 // seeds, strategies, models) into DIR/report.md, report.json and report.html; Markdown on stdout.
-// It only reads the JSON the phases wrote: no model is loaded and nothing is recomputed.
+// It only reads the JSON the phases wrote: no model is loaded and nothing is recomputed. An existing
+// report is replaced only with --force, as every command treats its outputs (sweep always rewrites
+// the report it owns in ROOT/report).
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <filesystem>
 
+#include "apricot/errors.hpp"
 #include "apricot/report.hpp"
 #include "common.hpp"
 
@@ -18,10 +21,17 @@ struct ReportOptions {
   std::string out = "report";
   std::string log_level = "info";
   bool json = false;
+  bool force = false;
 };
 
 int run_report(const ReportOptions& o) {
   configure_logging(o.log_level);
+  for (const char* name : {"report.md", "report.json", "report.html"}) {
+    const auto existing = std::filesystem::path(o.out) / name;
+    if (std::filesystem::exists(existing) && !o.force)
+      config_error("--out '" + o.out + "' already holds a report ('" + existing.string() + "' exists)",
+                   "pass --force to replace it, or choose another directory with --out");
+  }
   auto rep = write_report(o.workdirs, o.out);
   for (const auto& n : rep["notes"]) spdlog::warn("{}", n.get<std::string>());
   const auto out = std::filesystem::path(o.out);
@@ -47,12 +57,13 @@ CLI::App* setup_report(CLI::App& app, Action& action) {
                   "work directories of apricot run / sweep (several seeds, strategies or models); runs of one "
                   "configuration that differ only in the seed are aggregated")
       ->required();
-  sub->add_option("-o,--out", o->out, "output directory; report.md, report.json and report.html there are replaced")
+  sub->add_option("-o,--out", o->out, "output directory for report.md, report.json and report.html")
       ->capture_default_str();
   sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
       ->capture_default_str()
       ->check(CLI::IsMember(kLogLevels));
   sub->add_flag("--json", o->json, "print the report document (report.json) on stdout instead of the Markdown");
+  sub->add_flag("--force", o->force, "replace a report that exists in the output directory");
   sub->callback([o, &action] { action = [o] { return run_report(*o); }; });
   return sub;
 }

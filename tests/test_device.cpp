@@ -1,0 +1,133 @@
+// The CPUs this process may use (threads: 0): the affinity mask capped by the cgroup CPU quota,
+// the quota parsing as a function of the files' text, the binary under taskset, and the OpenMP
+// wait policy the binary runs with.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "apricot/device.hpp"
+#include "cli_util.hpp"
+
+using apricot::available_cpus;
+using apricot::cgroup_v1_cpu_limit;
+using apricot::cgroup_v2_cpu_limit;
+using apricot::test::run_apricot;
+
+namespace {
+
+int affinity_count() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  return CPU_COUNT(&set);
+}
+
+int first_allowed_cpu() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ::sched_getaffinity(0, sizeof set, &set);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) return c;
+  return -1;
+}
+
+}  // namespace
+
+TEST(Device, CgroupV2CpuMax) {
+  EXPECT_FALSE(cgroup_v2_cpu_limit("max 100000\n"));
+  EXPECT_EQ(cgroup_v2_cpu_limit("150000 100000\n"), 2);  // 1.5 CPUs: rounded up
+  EXPECT_EQ(cgroup_v2_cpu_limit("50000 100000"), 1);
+  EXPECT_EQ(cgroup_v2_cpu_limit("200000 100000"), 2);
+  EXPECT_EQ(cgroup_v2_cpu_limit("1000 100000"), 1);  // a sliver of a CPU is still one thread
+  EXPECT_EQ(cgroup_v2_cpu_limit("800000 100000"), 8);
+  for (const char* garbage : {"", "\n", "max", "100000", "abc 100000", "150000 abc", "150000 0", "0 100000",
+                              "-5 100000", "1.5 1", "150000 100000 7", "150000x 100000"})
+    EXPECT_FALSE(cgroup_v2_cpu_limit(garbage)) << "'" << garbage << "'";
+}
+
+TEST(Device, CgroupV1CfsQuota) {
+  EXPECT_FALSE(cgroup_v1_cpu_limit("-1\n", "100000\n"));  // no quota
+  EXPECT_EQ(cgroup_v1_cpu_limit("150000\n", "100000\n"), 2);
+  EXPECT_EQ(cgroup_v1_cpu_limit("50000", "100000"), 1);
+  EXPECT_EQ(cgroup_v1_cpu_limit("300000", "100000"), 3);
+  EXPECT_FALSE(cgroup_v1_cpu_limit("", "100000"));
+  EXPECT_FALSE(cgroup_v1_cpu_limit("150000", "0"));
+  EXPECT_FALSE(cgroup_v1_cpu_limit("150000", "garbage"));
+  EXPECT_FALSE(cgroup_v1_cpu_limit("15 0000", "100000"));
+}
+
+TEST(Device, AvailableCpusIsTheAffinityMaskCappedByTheQuota) {
+  const int mask = affinity_count();
+  const auto quota = apricot::cgroup_cpu_limit();
+  if (quota) {
+    EXPECT_EQ(available_cpus(), std::min<int64_t>(mask, *quota));
+  } else {
+    EXPECT_EQ(available_cpus(), mask);  // no quota applies
+  }
+  EXPECT_GE(available_cpus(), 1);
+}
+
+TEST(Device, AvailableCpusFollowsANarrowedMask) {
+  // This thread only: pin it to one CPU, ask, restore.
+  cpu_set_t saved;
+  CPU_ZERO(&saved);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof saved, &saved), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first_allowed_cpu(), &one);
+  ASSERT_EQ(::sched_setaffinity(0, sizeof one, &one), 0);
+  const int n = available_cpus();
+  ASSERT_EQ(::sched_setaffinity(0, sizeof saved, &saved), 0);
+  EXPECT_EQ(n, 1);
+}
+
+TEST(Device, BinaryUnderTasksetUsesOneThread) {
+  if (std::system("command -v taskset >/dev/null 2>&1") != 0) GTEST_SKIP() << "taskset (util-linux) not installed";
+  const std::string taskset = "taskset -c " + std::to_string(first_allowed_cpu()) + " " + APRICOT_BINARY;
+  // bench reports the thread count it ran with.
+  auto r = apricot::test::run_shell(taskset + " bench matmul -n 8 --repeats 1 --device cpu --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["threads"], 1) << r.out;
+  // A session logs it at start: "device cpu | 1 CPU threads | work directory ...".
+  auto dir = apricot::test::fresh_dir("taskset");
+  r = apricot::test::run_shell(taskset + " train-base --device cpu -w " + dir.string() +
+                               " --set train.epochs=1 --set data.synthetic_train=300 --set data.val_size=50");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("| 1 CPU threads |"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+// The spin count libgomp settled on, from its OMP_DISPLAY_ENV=verbose report on stderr (the last
+// one: a re-exec'd binary reports twice); "" if the OpenMP runtime is not libgomp.
+std::string last_spin_count(const std::string& err) {
+  const std::string key = "GOMP_SPINCOUNT = '";
+  const auto at = err.rfind(key);
+  if (at == std::string::npos) return "";
+  const auto start = at + key.size();
+  return err.substr(start, err.find('\'', start) - start);
+}
+}  // namespace
+
+TEST(Device, OpenMpThreadsSleepInsteadOfSpinningUnlessTheUserChose) {
+  // libgomp reads the policy at load time; the binary must really run with it, not only set it.
+  auto r = apricot::test::run_shell("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " +
+                                    std::string(APRICOT_BINARY) + " --version");
+  ASSERT_EQ(r.code, 0) << r.err;
+  if (last_spin_count(r.err).empty()) GTEST_SKIP() << "the OpenMP runtime is not libgomp";
+  EXPECT_EQ(last_spin_count(r.err), "0") << r.err;  // OMP_WAIT_POLICY=PASSIVE
+  EXPECT_NE(r.out.find("apricot "), std::string::npos) << r.out;  // and the command still ran
+  // A user's own setting is kept.
+  r = apricot::test::run_shell("env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=ACTIVE OMP_DISPLAY_ENV=verbose " +
+                               std::string(APRICOT_BINARY) + " --version");
+  EXPECT_NE(r.err.find("OMP_WAIT_POLICY = 'ACTIVE'"), std::string::npos) << r.err;
+  EXPECT_NE(last_spin_count(r.err), "0") << r.err;
+  r = apricot::test::run_shell("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=verbose " +
+                               std::string(APRICOT_BINARY) + " --version");
+  EXPECT_EQ(last_spin_count(r.err), "1234") << r.err;
+}
