@@ -29,8 +29,6 @@ namespace apricot {
 
 using nlohmann::json;
 
-std::string adapt_dir(const std::string& workdir, Strategy s) { return WorkDir(workdir).adapt_dir(s); }
-
 std::string to_string(StopReason r) {
   switch (r) {
     case StopReason::kPasses: return "passes";

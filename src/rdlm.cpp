@@ -29,9 +29,6 @@ using nlohmann::json;
 
 uint64_t rdlm_seed(uint64_t seed, int64_t k) { return seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(k + 1); }
 
-std::string rdlm_dir(const std::string& workdir, int64_t k) { return WorkDir(workdir).rdlm_dir(k); }
-
-std::string rdlm_checkpoint(const std::string& workdir, int64_t k) { return WorkDir(workdir).rdlm_model(k); }
 
 torch::Tensor rdlm_subset(const RdlmConfig& cfg, const Split& train, int64_t classes, uint64_t seed, int64_t k) {
   const int64_t n = train.size();
@@ -182,7 +179,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   std::vector<int64_t> todo;
   for (int64_t k : wanted) {
     if (k % req.shard_count != req.shard_index) continue;
-    auto pt = rdlm_checkpoint(workdir, k);
+    auto pt = WorkDir(workdir).rdlm_model(k);
     if (!req.force && checkpoint_exists(pt)) {
       up_to_date(k, pt);
       skipped.push_back(k);
@@ -204,7 +201,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
                  plan.threads_per_worker);
   }
   auto job = [&](int64_t k, const torch::Device& dev) {
-    auto pt = rdlm_checkpoint(workdir, k);
+    auto pt = WorkDir(workdir).rdlm_model(k);
     // One process per rDLM: others sharing the work directory skip it while the lock is held.
     FileLock lock;
     if (!lock.try_lock(WorkDir(workdir).rdlm_lock(k))) {
@@ -231,7 +228,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   if (!skipped.empty()) spdlog::info("rDLMs already trained, skipped: {}", skipped.dump());
   json summary = nullptr;
   bool all = true;
-  for (int64_t k = 0; k < cfg.rdlm.count; ++k) all = all && checkpoint_exists(rdlm_checkpoint(workdir, k));
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k) all = all && checkpoint_exists(WorkDir(workdir).rdlm_model(k));
   const std::string summary_path = WorkDir(workdir).rdlm_summary();
   if (all && trained.empty() && fs::exists(summary_path)) {
     try {  // nothing changed: the summary on disk stands
@@ -258,7 +255,7 @@ json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& wor
   auto covered = torch::zeros({data.train.size()}, torch::kBool);
   auto test_any_right = torch::zeros({data.test.size()}, torch::kBool);
   for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
-    const std::string mpath = meta_path_for(rdlm_checkpoint(workdir, k));
+    const std::string mpath = meta_path_for(WorkDir(workdir).rdlm_model(k));
     json meta;
     double sa = 0, v = 0, t = 0;
     try {  // the weights passed their checksum; the metadata beside them must be whole too
@@ -303,7 +300,7 @@ std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std:
                             const std::string& workdir, const torch::Device& device) {
   std::vector<int64_t> missing;
   for (int64_t k = 0; k < cfg.rdlm.count; ++k)
-    if (!checkpoint_exists(rdlm_checkpoint(workdir, k))) missing.push_back(k);
+    if (!checkpoint_exists(WorkDir(workdir).rdlm_model(k))) missing.push_back(k);
   if (!missing.empty()) {
     std::string list;
     for (size_t i = 0; i < missing.size(); ++i) list += (i ? "," : "") + std::to_string(missing[i]);
@@ -313,7 +310,7 @@ std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std:
   }
   std::vector<Net> out;
   for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
-    auto pt = rdlm_checkpoint(workdir, k);
+    auto pt = WorkDir(workdir).rdlm_model(k);
     auto m = load_checkpoint(pt);
     check_compatible(m, spec, fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
     m.model->to(device);
@@ -326,7 +323,7 @@ std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std:
 std::vector<std::string> rdlm_checksums(const std::string& workdir, int64_t count) {
   std::vector<std::string> out;
   for (int64_t k = 0; k < count; ++k) {
-    auto path = meta_path_for(rdlm_checkpoint(workdir, k));
+    auto path = meta_path_for(WorkDir(workdir).rdlm_model(k));
     try {
       out.push_back(json::parse(read_file(path)).at("weights").at("crc32").get<std::string>());
     } catch (const json::exception& e) {

@@ -12,27 +12,21 @@
 #include <functional>
 #include <sstream>
 
-#include <unistd.h>
-
 #include "apricot/adapt.hpp"
 #include "apricot/checkpoint.hpp"
 #include "apricot/eval.hpp"
 #include "apricot/pipeline.hpp"
 #include "apricot/rdlm.hpp"
 #include "apricot/workdir.hpp"
+#include "cli_util.hpp"
 
 using namespace apricot;
+using apricot::test::fresh_dir;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("apricot-test-adapt-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 // A small synthetic problem: 600 training images (150 of them validation), 4 classes, 16x16, the
 // `small` model trained briefly, so that both adjustments and retraining have room to act.
@@ -76,7 +70,7 @@ const Dataset& data() {
 // The base model and rDLMs, trained once per process; each test adapts in a copy.
 const fs::path& trained() {
   static fs::path dir = [] {
-    auto d = fresh_dir("trained");
+    auto d = fresh_dir("adapt-trained");
     const Config cfg = small_config();
     train_base(cfg, d.string(), torch::kCPU, false, &data());
     RdlmTrainRequest req;
@@ -95,7 +89,7 @@ struct ArmRun {
 
 ArmRun adapt(const std::string& name, const Config& cfg, Strategy s) {
   ArmRun r;
-  r.dir = fresh_dir(name);
+  r.dir = fresh_dir("adapt-" + name);
   fs::copy(trained() / "base", r.dir / "base", fs::copy_options::recursive);
   fs::copy(trained() / "rdlms", r.dir / "rdlms", fs::copy_options::recursive);
   AdaptRequest req;

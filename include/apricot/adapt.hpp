@@ -15,8 +15,6 @@
 
 namespace apricot {
 
-std::string adapt_dir(const std::string& workdir, Strategy s);  // WORKDIR/adapt-<1|2|3|none>
-
 // Why the loop ended. max_batches and passes bound it; patience and the time budget cut it short.
 enum class StopReason { kPasses, kMaxBatches, kPatience, kTimeBudget };
 std::string to_string(StopReason r);  // "passes" "max_batches" "patience" "time_budget"

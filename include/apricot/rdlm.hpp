@@ -19,8 +19,6 @@ namespace apricot {
 // Throws kUsage when size exceeds the training split (or a class is too small for balanced).
 torch::Tensor rdlm_subset(const RdlmConfig& cfg, const Split& train, int64_t classes, uint64_t seed, int64_t k);
 uint64_t rdlm_seed(uint64_t seed, int64_t k);
-std::string rdlm_dir(const std::string& workdir, int64_t k);  // WORKDIR/rdlms/rdlm-NN
-std::string rdlm_checkpoint(const std::string& workdir, int64_t k);
 
 // "3,5-7" -> {3,5,6,7}; throws kUsage for malformed lists or indices >= count.
 std::vector<int64_t> parse_index_list(const std::string& text, int64_t count);
