@@ -31,7 +31,7 @@ extern char** environ;
 namespace {
 
 // Small enough to finish in seconds, long enough that every phase saves state several times and a
-// signal sent once a state exists finds the phase still running (adaptation takes about 1.5 s).
+// signal sent once a state exists finds the phase still running (adaptation takes about a second).
 const char* const kConfig = R"({
   "seed": 11,
   "threads": 1,
