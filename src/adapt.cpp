@@ -56,6 +56,7 @@ void to_json(json& j, const AdaptState& s) {
        {"retrains", s.retrains}, {"rejected_nonfinite", s.rejected_nonfinite},
        {"since_improvement", s.since_improvement}, {"best_correct", s.best_correct}, {"best_acc", s.best_acc},
        {"base_val", s.base_val}, {"base_test", s.base_test}, {"target_before", s.target_before},
+       {"start", s.start}, {"images_matching", s.images_matching},
        {"time", s.time}, {"elapsed", s.elapsed}, {"trace_bytes", s.trace_bytes}};
 }
 
@@ -68,6 +69,8 @@ void from_json(const json& j, AdaptState& s) {
   j.at("best_correct").get_to(s.best_correct), j.at("best_acc").get_to(s.best_acc);
   j.at("base_val").get_to(s.base_val), j.at("base_test").get_to(s.base_test);
   s.target_before = j.at("target_before");
+  s.start = j.value("start", json());
+  s.images_matching = j.value("images_matching", int64_t{0});
   j.at("time").get_to(s.time), j.at("elapsed").get_to(s.elapsed), j.at("trace_bytes").get_to(s.trace_bytes);
 }
 
@@ -78,6 +81,7 @@ namespace {
 struct Arm {
   Arm(const Config& c, const Dataset& d, torch::Device dev, Strategy s)
       : cfg(c), ac(c.adapt), data(d), device(dev), strategy(s), direction(parse_direction(c.adapt.direction)),
+        step_mode(parse_step_mode(c.adapt.step_mode)),
         name("adapt-" + to_string(s)), select_on_test(c.adapt.selection == "test"),
         sel(select_on_test ? &d.test : &d.val), eval_batch(c.train.eval_batch_size) {}
   const Config& cfg;
@@ -86,13 +90,15 @@ struct Arm {
   torch::Device device;
   Strategy strategy;
   Direction direction;
+  StepMode step_mode;
   std::string name;                  // "adapt-<strategy>", in logs
   bool select_on_test;
   const Split* sel;                  // the selection split
   int64_t eval_batch;
   std::optional<std::pair<int64_t, int64_t>> target;  // adapt.target: (src, dst)
-  WeightLayout layout;
-  torch::Tensor R;                                    // (n, P); undefined for the control arm
+  WeightLayout layout;                                // soups: with the BatchNorm statistics
+  torch::Tensor R;                                    // (n, P); undefined for the control arms
+  torch::Tensor bn_images;                            // adapt.bn_recalibrate's training images (uint8)
   std::unique_ptr<CorrectnessCache> cache;
   TrainOptions retrain;
   bool retraining = false;
@@ -101,7 +107,7 @@ struct Arm {
   json state_key;
   std::string state_path;
 
-  bool adjusting() const { return strategy != Strategy::kNone; }
+  bool adjusting() const { return adjusts(strategy); }
   bool retrain_due(int64_t batches_done) const { return retraining && (batches_done + 1) % ac.retrain_every == 0; }
 };
 
@@ -139,15 +145,25 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
     }
   };
   json rdlms = json::array();
-  if (s != Strategy::kNone)
+  if (uses_rdlms(s))
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) rdlms.push_back(crc_of(wd.rdlm_model(k)));
   json c = to_json(cfg);
-  c["adapt"].erase("strategies");
-  c["adapt"].erase("parallel");      // arms at once or one by one: the same loop
-  c["adapt"].erase("early_reject");  // stops counting losers early: the same decisions
-  return {{"base_crc32", crc_of(wd.base_model())},
-          {"rdlm_crc32", rdlms},
-          {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", c["adapt"]}}}};
+  json& a = c["adapt"];
+  a.erase("strategies");
+  a.erase("parallel");      // arms at once or one by one: the same loop
+  a.erase("early_reject");  // stops counting losers early: the same decisions
+  if (!adjusts(s))          // keys only the adjustment reads
+    for (const char* k : {"step", "step_mode", "direction", "adjust_buffers"}) a.erase(k);
+  if (s == Strategy::kNone || s == Strategy::kNoneMatched) a.erase("bn_recalibrate");
+  // Keys added later whose defaults are the earlier behaviour: results made before them stay valid.
+  if (a.value("step_mode", "") == "per-input") a.erase("step_mode");
+  if (a.value("bn_recalibrate", int64_t{-1}) == 0) a.erase("bn_recalibrate");
+  json prov = {{"base_crc32", crc_of(wd.base_model())},
+               {"rdlm_crc32", rdlms},
+               {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", a}}}};
+  if (s == Strategy::kNoneMatched)
+    prov["matching"] = {{"images", rdlm_images(cfg)}, {"finetune", c["rdlm"]["finetune"]}};
+  return prov;
 }
 
 // The stored result when it is complete and was made from the same inputs; nothing when absent.
@@ -199,16 +215,26 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
     spdlog::warn("adapt.selection = test reproduces the paper's protocol and leaks the test set into model "
                  "selection: the reported test accuracy is optimistic");
   if (!ac.target.empty()) arm->target.emplace(ac.target[0], ac.target[1]);
-  arm->layout = weight_layout(model, ac.adjust_buffers);
-  if (arm->adjusting()) {
+  // A soup is the mean of whole models, BatchNorm statistics included (recalibrated when asked).
+  const bool soup = strategy == Strategy::kSoup || strategy == Strategy::kGreedySoup;
+  arm->layout = weight_layout(model, ac.adjust_buffers || soup);
+  if (uses_rdlms(strategy)) {
     auto rdlms = load_rdlms(cfg, spec, data.fingerprint, wd.root(), device);
     std::vector<torch::Tensor> rows;
     for (auto& r : rdlms) rows.push_back(flatten_weights(*r, arm->layout));
     arm->R = torch::stack(rows);  // (n, P)
-    arm->cache = std::make_unique<CorrectnessCache>(rdlms, data.train, data.norm, device, wd.correctness_cache(),
-                                                    data.fingerprint, rdlm_checksums(wd.root(), cfg.rdlm.count));
-    spdlog::info("strategy {} ({}): {} rDLMs stacked as {} x {} on {}", to_string(strategy),
-                 to_string(arm->direction), arm->R.size(0), arm->R.size(0), arm->R.size(1), device.str());
+    if (arm->adjusting()) {
+      arm->cache = std::make_unique<CorrectnessCache>(rdlms, data.train, data.norm, device, wd.correctness_cache(),
+                                                      data.fingerprint, rdlm_checksums(wd.root(), cfg.rdlm.count));
+      spdlog::info("strategy {} ({}, {} r = {}): {} rDLMs stacked as {} x {} on {}", to_string(strategy),
+                   to_string(arm->direction), to_string(arm->step_mode), ac.step, arm->R.size(0), arm->R.size(0),
+                   arm->R.size(1), device.str());
+    }
+  }
+  if (ac.bn_recalibrate > 0) {  // a fixed seeded sample of training images, the same for every arm
+    const int64_t n = std::min<int64_t>(ac.bn_recalibrate, data.train.size());
+    auto gen = at::detail::createCPUGenerator(cfg.seed * 104729ULL + 3ULL);
+    arm->bn_images = data.train.x.index_select(0, torch::randperm(data.train.size(), gen, torch::kInt64).slice(0, 0, n));
   }
   const int64_t n_train = data.train.size();
   arm->retrain = retrain_options(cfg, n_train);
@@ -295,6 +321,11 @@ torch::Tensor failing_inputs(const Arm& arm, NetImpl& model, AdaptState& st, con
   return idx.index_select(0, wrong.nonzero().flatten());
 }
 
+// adapt.bn_recalibrate: the running statistics of weights just changed by averaging, recomputed.
+void recalibrate(const Arm& arm, NetImpl& model) {
+  if (arm.bn_images.defined()) recalibrate_batchnorm(model, arm.bn_images, arm.data.norm, arm.device, arm.eval_batch);
+}
+
 // Step 2: the strategy's per-input updates over the failing inputs, composed into one affine map
 // and applied. Returns how many inputs moved the weights; *finite is false when they left the reals
 // (the weights are then untouched).
@@ -305,12 +336,15 @@ int64_t adjust(const Arm& arm, NetImpl& model, AdaptState& st, const torch::Tens
     right = arm.cache->rows(failing);  // (F, n): which rDLMs classify each failing input correctly
   }
   ScopeTimer t(st.time.adjustment);
-  AffineUpdate upd = compose_updates(right, arm.strategy, arm.direction, arm.ac.step);
+  AffineUpdate upd = compose_updates(right, arm.strategy, arm.direction, arm.ac.step, arm.step_mode);
   *finite = true;
   if (upd.adjusted > 0) {
     auto w = apply_update(flatten_weights(model, arm.layout), arm.R, upd);
     *finite = all_finite(w);
-    if (*finite) assign_weights(model, arm.layout, w);
+    if (*finite) {
+      assign_weights(model, arm.layout, w);
+      recalibrate(arm, model);
+    }
   }
   return upd.adjusted;
 }
@@ -328,6 +362,128 @@ bool retrain(const Arm& arm, NetImpl& model, AdaptState& st) {
     return false;
   }
   return all_finite(flatten_weights(model, arm.layout));
+}
+
+// Training images one retraining processes (it never runs past one epoch).
+int64_t retrain_images(const Arm& arm) {
+  return std::min(arm.retrain.max_steps * arm.retrain.recipe.batch_size, arm.data.train.size());
+}
+
+double selection_accuracy(const Arm& arm, NetImpl& model) {
+  return accuracy(model, *arm.sel, arm.data.norm, arm.device, arm.eval_batch);
+}
+
+// The mean of the rDLMs `members` (rows of R) put into the model, BatchNorm recalibrated if asked.
+void put_soup(const Arm& arm, NetImpl& model, const std::vector<int64_t>& members) {
+  auto idx = torch::tensor(members, torch::kInt64).to(arm.R.device());
+  assign_weights(model, arm.layout, arm.R.index_select(0, idx).mean(0));
+  recalibrate(arm, model);
+}
+
+// Greedy soup (Wortsman et al. 2022): the rDLMs ranked by selection accuracy; start from the best and
+// add each next one if the soup with it does at least as well on the selection split.
+std::vector<int64_t> greedy_members(const Arm& arm, NetImpl& model, json& log) {
+  const int64_t n = arm.R.size(0);
+  std::vector<double> acc(n);
+  for (int64_t k = 0; k < n; ++k) {  // each rDLM as a soup of one (recalibrated like every soup)
+    put_soup(arm, model, {k});
+    acc[k] = selection_accuracy(arm, model);
+  }
+  std::vector<int64_t> order(n);
+  for (int64_t k = 0; k < n; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return acc[a] > acc[b]; });
+  std::vector<int64_t> members = {order[0]};
+  double cur = acc[order[0]];
+  json tried = json::array();
+  for (int64_t i = 1; i < n; ++i) {
+    std::vector<int64_t> trial = members;
+    trial.push_back(order[i]);
+    put_soup(arm, model, trial);
+    const double a = selection_accuracy(arm, model);
+    tried.push_back({{"rdlm", order[i]}, {"acc", a}, {"kept", a >= cur}});
+    if (a >= cur) members = trial, cur = a;
+  }
+  log["rdlm_selection_acc"] = acc;
+  log["tried"] = tried;
+  return members;
+}
+
+// none-matched: the base trained on the whole training split with the rDLMs' recipe for as many
+// images as the rDLMs processed. Returns the images it processed; false in *ok when it diverged.
+int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
+  const Config& cfg = arm.cfg;
+  const int64_t budget = rdlm_images(cfg), n_train = arm.data.train.size();
+  TrainOptions o;
+  o.recipe = cfg.train;
+  o.recipe.optimizer = cfg.rdlm.finetune.optimizer;
+  o.recipe.lr = cfg.rdlm.finetune.lr;
+  o.recipe.momentum = cfg.rdlm.finetune.momentum;
+  o.recipe.nesterov = false;
+  o.recipe.lr_steps = {};
+  o.max_steps = (budget + cfg.train.batch_size - 1) / cfg.train.batch_size;
+  o.recipe.epochs = budget / n_train + 2;  // max_steps ends it
+  o.keep_best = false;
+  o.progress = false;
+  o.log_epochs = false;
+  o.label = "budget-matched training";
+  o.device_train = arm.retrain.device_train;
+  *ok = true;
+  try {
+    TrainResult tr = train_model(model, arm.data, torch::Tensor(), o, arm.device, cfg.seed * 31ULL + 999983ULL);
+    *ok = all_finite(flatten_weights(model, arm.layout));
+    const int64_t full = tr.steps / ((n_train + o.recipe.batch_size - 1) / o.recipe.batch_size);  // whole epochs
+    const int64_t rest = tr.steps - full * ((n_train + o.recipe.batch_size - 1) / o.recipe.batch_size);
+    return full * n_train + std::min(rest * o.recipe.batch_size, n_train);
+  } catch (const TrainingDiverged& e) {
+    spdlog::warn("{}: budget-matched training diverged ({})", arm.name, e.what());
+    *ok = false;
+    return budget;
+  }
+}
+
+// soup, greedy-soup and none-matched begin with one candidate of their own, accepted by the loop's
+// rule against the base; the loop that follows is the control's.
+void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
+  const Strategy s = arm.strategy;
+  if (s != Strategy::kSoup && s != Strategy::kGreedySoup && s != Strategy::kNoneMatched) return;
+  Best best{snapshot_state(model)};
+  json start = {{"kind", to_string(s)}};
+  bool ok = true;
+  if (s == Strategy::kNoneMatched) {
+    ScopeTimer t(st.time.retraining);
+    st.images_matching = train_matching(arm, model, &ok);
+    start["images"] = st.images_matching;
+  } else {
+    ScopeTimer t(st.time.adjustment);
+    std::vector<int64_t> members;
+    if (s == Strategy::kSoup) {
+      for (int64_t k = 0; k < arm.R.size(0); ++k) members.push_back(k);
+    } else {
+      members = greedy_members(arm, model, start);
+    }
+    put_soup(arm, model, members);
+    ok = all_finite(flatten_weights(model, arm.layout));
+    start["members"] = members;
+  }
+  if (!ok) {
+    reject_nonfinite(model, st, best, "the starting candidate is not usable");
+    start["accepted"] = false;
+    st.start = start;
+    return;
+  }
+  {
+    ScopeTimer t(st.time.evaluation);
+    start["selection_acc"] = selection_accuracy(arm, model);
+    start["test_acc"] = accuracy(model, arm.data.test, arm.data.norm, arm.device, arm.eval_batch);
+  }
+  bool accepted = false;
+  accept_if_better(arm, model, st, best, &accepted);
+  if (accepted) ++(s == Strategy::kNoneMatched ? st.accepted_retrains : st.accepted_adjustments);
+  start["accepted"] = accepted;
+  st.start = start;
+  spdlog::info("{}: starting candidate: selection {:.2f}% (base {:.2f}%), {}", arm.name,
+               100 * start["selection_acc"].get<double>(), 100 * (arm.select_on_test ? st.base_test : st.base_val),
+               accepted ? "accepted" : "rejected");
 }
 
 // One batch of the method, APRICOT.md Phase 2 steps 1-4. Returns the batch's trace line. On return
@@ -429,9 +585,17 @@ StopReason adapt_loop(const Arm& arm, NetImpl& model, AdaptState& st, AppendFile
 json result_json(const Arm& arm, const AdaptState& st, StopReason stop, double final_val, double final_test,
                  const json& prov) {
   const AdaptTimes& t = st.time;
+  // Training images this arm cost beyond the base model (which every arm shares).
+  const int64_t rdlms = uses_rdlms(arm.strategy) ? rdlm_images(arm.cfg) : 0;
+  const int64_t retraining = st.retrains * retrain_images(arm);
+  const json images = {{"rdlms", rdlms}, {"matching", st.images_matching}, {"retraining", retraining},
+                       {"total", rdlms + st.images_matching + retraining}};
   return {
       {"strategy", to_string(arm.strategy)},
       {"direction", to_string(arm.direction)},
+      {"step_mode", to_string(arm.step_mode)},
+      {"step", arm.ac.step},
+      {"bn_recalibrate", arm.ac.bn_recalibrate},
       {"seed", arm.cfg.seed},
       {"selection", arm.ac.selection},
       {"base", {{"val_acc", st.base_val}, {"test_acc", st.base_test}}},
@@ -451,6 +615,8 @@ json result_json(const Arm& arm, const AdaptState& st, StopReason stop, double f
       {"time", {{"adjustment", t.adjustment}, {"prediction", t.prediction}, {"evaluation", t.evaluation},
                 {"retraining", t.retraining},
                 {"other", st.elapsed - t.adjustment - t.prediction - t.evaluation - t.retraining}}},
+      {"start", st.start},
+      {"images", images},
       {"rdlm_predictions", arm.cache ? arm.cache->predicted() : 0},
       {"weights", arm.layout.total},
       {"device", arm.device.str()},
@@ -527,7 +693,10 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
 
   install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130
   AdaptState st;
-  if (!load_adapt_state(arm->state_path, arm->state_key, st, model, arm->name)) st = initial_state(*arm, model);
+  if (!load_adapt_state(arm->state_path, arm->state_key, st, model, arm->name)) {
+    st = initial_state(*arm, model);
+    start_candidate(*arm, model, st);  // not saved before the first batch: a kill here redoes it
+  }
   const RunClock clock{st.elapsed, t_start};
   AppendFile trace(wd.adapt_trace(req.strategy), st.trace_bytes);  // cut back to what the state has seen
   const StopReason stop = adapt_loop(*arm, model, st, trace, clock, req.progress);

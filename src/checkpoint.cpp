@@ -166,7 +166,10 @@ void require_same_recipe(const json& meta, const Config& cfg, const std::string&
   const json now = to_json(cfg);
   auto scrub = [](json j, const std::string& section) {
     if (section == "train" && j.is_object()) j.erase("eval_batch_size"), j.erase("memory_format");
-    if (section == "rdlm" && j.is_object()) j.erase("count"), j.erase("parallel"), j.erase("devices");
+    if (section == "rdlm" && j.is_object()) {
+      j.erase("count"), j.erase("parallel"), j.erase("devices");
+      if (j.value("init", "") != "base") j.erase("finetune");  // only fine-tuned rDLMs follow it
+    }
     return j;
   };
   std::vector<std::string> changed;

@@ -12,6 +12,7 @@
 
 #include "apricot/errors.hpp"
 #include "apricot/models.hpp"
+#include "apricot/weights.hpp"
 
 namespace apricot {
 
@@ -25,11 +26,13 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_varian
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size, optimizer, lr, momentum,
                                                 nesterov, weight_decay, lr_steps, lr_gamma, augment, precision,
                                                 memory_format, eval_batch_size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FinetuneConfig, epochs, optimizer, lr, momentum)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RdlmConfig, count, layout, size, stride, init, init_epochs,
-                                                epochs, parallel, devices)
+                                                epochs, finetune, parallel, devices)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, batch_size, optimizer, lr,
                                                 momentum)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, batch_size, passes,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, step_mode,
+                                                bn_recalibrate, batch_size, passes,
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
                                                 retrain_every, target, parallel, early_reject, retrain)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
@@ -325,11 +328,16 @@ void validate(const Config& c) {
   require_one_of("rdlm.layout", r.layout, {"sliding", "random", "balanced"});
   require(r.size >= 1, "rdlm.size", r.size, ">= 1");
   require(r.stride >= 0, "rdlm.stride", r.stride, ">= 0");
-  require_one_of("rdlm.init", r.init, {"scratch", "base-early"});
+  require_one_of("rdlm.init", r.init, {"scratch", "base-early", "base"});
   require(r.init_epochs >= 1, "rdlm.init_epochs", r.init_epochs, ">= 1");
   require(r.init != "base-early" || r.init_epochs <= t.epochs, "rdlm.init_epochs", r.init_epochs,
           "<= train.epochs with rdlm.init base-early (the copy is taken during base training)");
   require(r.epochs >= 1, "rdlm.epochs", r.epochs, ">= 1");
+  require(r.finetune.epochs >= 1, "rdlm.finetune.epochs", r.finetune.epochs, ">= 1");
+  require_one_of("rdlm.finetune.optimizer", r.finetune.optimizer, {"sgd", "adam", "rmsprop"});
+  require(r.finetune.lr > 0, "rdlm.finetune.lr", r.finetune.lr, "> 0");
+  require(r.finetune.momentum >= 0 && r.finetune.momentum < 1, "rdlm.finetune.momentum", r.finetune.momentum,
+          "in [0, 1)");
   require(r.parallel >= 1 && r.parallel <= 256, "rdlm.parallel", r.parallel, "in 1..256");
   for (const auto& d : r.devices)
     if (d == "auto" || !valid_device_name(d))
@@ -337,15 +345,19 @@ void validate(const Config& c) {
 
   const auto& a = c.adapt;
   require(a.parallel >= 1 && a.parallel <= 64, "adapt.parallel", a.parallel, "in 1..64");
-  require(!a.strategies.empty(), "adapt.strategies", "[]", "a non-empty list of 1, 2, 3, none");
-  for (const auto& s : a.strategies) require_one_of("adapt.strategies", s, {"1", "2", "3", "none"});
+  require(!a.strategies.empty(), "adapt.strategies", "[]", "a non-empty list of arms (1, 2, 3, none, ...)");
+  for (const auto& s : a.strategies) require_one_of("adapt.strategies", s, strategy_names());
   for (size_t i = 0; i < a.strategies.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (a.strategies[i] == a.strategies[j])
         config_error("config key 'adapt.strategies': \"" + a.strategies[i] + "\" is listed twice",
-                     "list each of 1, 2, 3, none at most once");
+                     "list each arm at most once");
   require_one_of("adapt.direction", a.direction, {"intent", "literal"});
   require(a.step > 0, "adapt.step", a.step, "> 0");
+  require_one_of("adapt.step_mode", a.step_mode, {"per-input", "per-batch"});
+  require(a.step_mode != "per-batch" || a.step <= 1, "adapt.step", a.step,
+          "<= 1 with adapt.step_mode per-batch (the fraction of the way to the rDLMs' mean)");
+  require(a.bn_recalibrate >= 0, "adapt.bn_recalibrate", a.bn_recalibrate, ">= 0 images (0 = off)");
   require(a.batch_size >= 1, "adapt.batch_size", a.batch_size, ">= 1");
   require(a.passes >= 1, "adapt.passes", a.passes, ">= 1");
   require(a.patience >= 0, "adapt.patience", a.patience, ">= 0 (0 = off)");

@@ -143,7 +143,7 @@ json run_pipeline(const Config& cfg, const std::string& workdir, const torch::De
     spdlog::info("phase 1/3: base model exists ({}), skipped", wd.base_model());
   }
   bool needs_rdlms = false;
-  for (auto s : arms) needs_rdlms = needs_rdlms || s != Strategy::kNone;
+  for (auto s : arms) needs_rdlms = needs_rdlms || uses_rdlms(s);
   if (needs_rdlms) {
     spdlog::info("phase 2/3: rDLMs");
     RdlmTrainRequest req;

@@ -27,6 +27,11 @@ namespace apricot {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+int64_t rdlm_images(const Config& cfg) {
+  const int64_t epochs = cfg.rdlm.init == "base" ? cfg.rdlm.finetune.epochs : cfg.rdlm.epochs;
+  return cfg.rdlm.count * cfg.rdlm.size * epochs;
+}
+
 uint64_t rdlm_seed(uint64_t seed, int64_t k) { return seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(k + 1); }
 
 
@@ -91,6 +96,24 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
 
 namespace {
 
+// The training recipe of every rDLM: the base recipe with rdlm.epochs, or rdlm.finetune's constant
+// learning rate and epochs when the rDLMs are fine-tuned from the base.
+TrainOptions rdlm_train_options(const Config& cfg) {
+  TrainOptions opts;
+  opts.recipe = cfg.train;
+  opts.recipe.epochs = cfg.rdlm.epochs;
+  if (cfg.rdlm.init == "base") {
+    const FinetuneConfig& f = cfg.rdlm.finetune;
+    opts.recipe.epochs = f.epochs;
+    opts.recipe.optimizer = f.optimizer;
+    opts.recipe.lr = f.lr;
+    opts.recipe.momentum = f.momentum;
+    opts.recipe.nesterov = false;
+    opts.recipe.lr_steps = {};
+  }
+  return opts;
+}
+
 json train_one(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
                int64_t k, bool progress, const Split* device_train) {
   const ModelSpec spec = model_spec(cfg.model, data);
@@ -112,9 +135,17 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
     check_compatible(e, spec, data.fingerprint, "base-early copy '" + early + "'");
     restore_state(*model, snapshot_state(*e.model));
   }
-  TrainOptions opts;
-  opts.recipe = cfg.train;
-  opts.recipe.epochs = cfg.rdlm.epochs;
+  std::string base_crc;
+  if (cfg.rdlm.init == "base") {
+    if (!checkpoint_exists(wd.base_model()))
+      state_error("rdlm.init is base but there is no base model ('" + wd.base_model() + "' is missing)",
+                  "train it first: apricot train-base -c CONFIG -w " + workdir);
+    auto b = load_checkpoint(wd.base_model());
+    check_compatible(b, spec, data.fingerprint, "base model '" + wd.base_model() + "'");
+    restore_state(*model, snapshot_state(*b.model));
+    base_crc = b.meta.at("weights").at("crc32").get<std::string>();
+  }
+  TrainOptions opts = rdlm_train_options(cfg);
   char label[32];
   std::snprintf(label, sizeof label, "rdlm-%02lld", static_cast<long long>(k));
   opts.label = label;
@@ -127,6 +158,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   opts.state_every_epochs = cfg.resume.every_epochs;
   opts.state_key = {{"phase", "rdlm"}, {"index", k}, {"seed", cfg.seed}, {"model", to_json(cfg)["model"]},
                     {"train", to_json(cfg)["train"]}, {"rdlm", rdlm_recipe}, {"data", data.fingerprint}};
+  if (!base_crc.empty()) opts.state_key["base_crc32"] = base_crc;
   opts.resume_hint = "rerun the same train-rdlms command to resume it";
   opts.device_train = device_train;
   opts.on_epoch = [&](const EpochStats&, const std::vector<EpochStats>& history) {
@@ -144,6 +176,8 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   meta["index"] = k;
   meta["subset"] = {{"layout", cfg.rdlm.layout}, {"size", cfg.rdlm.size}, {"stride", cfg.rdlm.stride},
                     {"first", subset[0].item<int64_t>()}, {"init", cfg.rdlm.init}};
+  if (!base_crc.empty()) meta["subset"]["base_crc32"] = base_crc;  // the base it was fine-tuned from
+  meta["images"] = rdlm_images(cfg) / cfg.rdlm.count;
   meta["metrics"] = m;
   save_checkpoint(wd.rdlm_model(k), *model, meta);
   remove_state(state);
@@ -153,6 +187,21 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   spdlog::info("{}: subset {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", label,
                100 * m["subset_acc"].get<double>(), 100 * m["val_acc"].get<double>(), 100 * m["test_acc"].get<double>(), tr.seconds);
   return m;
+}
+
+// A fine-tuned rDLM belongs to the base it started from: refuse one made from another base.
+void require_same_base(const json& meta, const std::string& workdir, int64_t k, const std::string& pt) {
+  const WorkDir wd(workdir);
+  std::string now;
+  try {
+    now = json::parse(read_file(meta_path_for(wd.base_model()))).at("weights").at("crc32").get<std::string>();
+  } catch (const std::exception&) {
+    return;  // no readable base: fine-tuning would say so
+  }
+  const json then = meta.value("subset", json::object()).value("base_crc32", json());
+  if (then == json(now)) return;
+  state_error("rDLM " + std::to_string(k) + " ('" + pt + "') was fine-tuned from another base model",
+              "rerun train-rdlms with --force to fine-tune the rDLMs from the current base");
 }
 
 // summary.json's {mean, std}, with 0 rather than NaN where there are too few rDLMs (as it always was).
@@ -175,6 +224,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
     auto m = load_checkpoint(pt);
     check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
     require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
+    if (cfg.rdlm.init == "base") require_same_base(m.meta, workdir, k, pt);
   };
   std::vector<int64_t> todo;
   for (int64_t k : wanted) {

@@ -42,7 +42,8 @@ const Field kResultFields[] = {{"base_test_acc", {"base", "test_acc"}},
                                {"final_val_acc", {"final", "val_acc"}},
                                {"final_test_acc", {"final", "test_acc"}},
                                {"gain_test", {"gain_test"}},
-                               {"accepted", {"accepted"}}};
+                               {"accepted", {"accepted"}},
+                               {"images_total", {"images", "total"}}};
 
 // Values over the runs of a group: one entry per run that has the value (a missing one is skipped,
 // so each statistic's n says how many runs it covers).
@@ -69,6 +70,7 @@ struct ArmValues {
   Values results;                          // kResultFields
   std::vector<double> seconds;             // adaptation wall time
   std::vector<double> vs_control;          // final test accuracy minus the control's, same run
+  std::vector<double> vs_matched;          // ... minus the budget-matched control's, same run
   std::vector<double> target_before, target_after;  // adapt.target: the pair's test errors
 };
 
@@ -109,7 +111,8 @@ void add_run(GroupValues& g, const RunData& r, json& notes) {
   g.rdlms_trained.push_back(static_cast<double>(r.rdlms.size()));
   if (r.rdlm_summary) {
     collect(kSummaryFields, *r.rdlm_summary, g.rdlms);
-  } else if (r.rdlm_count > 0 && r.results.size() > (r.results.count("none") ? 1u : 0u)) {
+  } else if (r.rdlm_count > 0 && std::any_of(r.results.begin(), r.results.end(),
+                                             [](const auto& kv) { return !is_control(kv.first); })) {
     notes.push_back(r.workdir + ": adaptation results but no rdlms/summary.json");
   } else if (r.base && r.rdlm_count > 0) {
     notes.push_back(r.workdir + ": rDLMs incomplete (" + std::to_string(r.rdlms.size()) + "/" +
@@ -117,6 +120,7 @@ void add_run(GroupValues& g, const RunData& r, json& notes) {
   }
   // Table V.
   const json* control = r.results.count("none") ? &r.results.at("none") : nullptr;
+  const json* matched = r.results.count("none-matched") ? &r.results.at("none-matched") : nullptr;
   for (const auto& [s, res] : r.results) {
     ArmValues& arm = g.arms[s];
     ++arm.runs;
@@ -129,6 +133,8 @@ void add_run(GroupValues& g, const RunData& r, json& notes) {
     }
     if (control && s != "none")
       push_if(arm.vs_control, num(res, {"final", "test_acc"}) - num(*control, {"final", "test_acc"}));
+    if (matched && !is_control(s))
+      push_if(arm.vs_matched, num(res, {"final", "test_acc"}) - num(*matched, {"final", "test_acc"}));
   }
 }
 
@@ -155,6 +161,10 @@ json arm_json(const std::string& s, const ArmValues& arm) {
   if (s != "none") {
     e["vs_control"] = stat_json(arm.vs_control);
     e["paired"] = paired_json(arm.vs_control);
+  }
+  if (!arm.vs_matched.empty()) {
+    e["vs_matched"] = stat_json(arm.vs_matched);
+    e["paired_matched"] = paired_json(arm.vs_matched);
   }
   return e;
 }

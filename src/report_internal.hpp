@@ -18,7 +18,8 @@ namespace apricot::report_detail {
 using nlohmann::json;
 
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-inline const std::vector<std::string> kStrategyOrder = {"1", "2", "3", "none"};  // the arms, as reported
+// The arms, as reported: the paper's strategies, the soups, then the two controls.
+inline const std::vector<std::string> kStrategyOrder = {"1", "2", "3", "soup", "greedy-soup", "none", "none-matched"};
 inline const char* const kDash = "—";                                            // an empty cell
 
 std::string strf(const char* format, ...) __attribute__((format(printf, 1, 2)));
@@ -60,7 +61,20 @@ inline double start_acc(const json& result) {
   return str(result, {"selection"}) == "test" ? num(result, {"base", "test_acc"}) : num(result, {"base", "val_acc"});
 }
 
-inline std::string strategy_name(const std::string& s) { return s == "none" ? "control" : "strategy " + s; }
+inline std::string strategy_name(const std::string& s) {
+  if (s == "none") return "control";
+  if (s == "none-matched") return "matched control";
+  if (s == "soup" || s == "greedy-soup") return s;
+  return "strategy " + s;
+}
+// A count of training images, short: "840", "12.3k", "1.54M".
+inline std::string image_count(double n) {
+  if (n < 1e3) return strf("%.0f", n);
+  if (n < 1e6) return strf("%.1fk", n / 1e3);
+  return strf("%.2fM", n / 1e6);
+}
+// Whether an arm is one of the controls (compared with nothing).
+inline bool is_control(const std::string& s) { return s == "none" || s == "none-matched"; }
 
 // Whether a statistic of the report document ({"n", "mean", "std", "values"}) has a mean.
 inline bool has_mean(const json& st) { return st.is_object() && st.contains("mean") && st["mean"].is_number(); }

@@ -29,7 +29,8 @@ std::string html_escape(const std::string& s) {
 namespace {
 
 const std::map<std::string, std::string> kColor = {
-    {"base", "#8c8c8c"}, {"1", "#1f77b4"}, {"2", "#d62728"}, {"3", "#2ca02c"}, {"none", "#444444"}};
+    {"base", "#8c8c8c"}, {"1", "#1f77b4"}, {"2", "#d62728"}, {"3", "#2ca02c"}, {"soup", "#9467bd"},
+    {"greedy-soup", "#8c564b"}, {"none", "#444444"}, {"none-matched", "#17becf"}};
 
 // About `target` round tick values covering [lo, hi].
 std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
@@ -215,7 +216,7 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
   double ly = f.top + 6;
   for (const auto& c : curves) {
     const std::string color = kColor.count(c.strategy) ? kColor.at(c.strategy) : "#333";
-    const char* dash = c.strategy == "none" ? " stroke-dasharray=\"6,3\"" : "";
+    const char* dash = is_control(c.strategy) ? " stroke-dasharray=\"6,3\"" : "";
     std::string pts;
     double prev_y = kNaN;
     for (const auto& [x, y] : c.points) {  // a step function: the best only changes at a batch

@@ -110,6 +110,17 @@ std::vector<Table> make_tables(const json& rep) {
       return s == "none" ? std::string(kDash) : pp(e["vs_control"]);
     });
     row("accepted (mean)", [](const json& e, const std::string&) { return plain(e["accepted"], "%.1f"); });
+    bool any_matched = false, any_images = false;
+    for (const auto& s : strategies)
+      if (a.contains(s)) any_matched |= a[s].contains("vs_matched"), any_images |= has_mean(a[s]["images_total"]);
+    if (any_matched)
+      row("gain over matched control", [](const json& e, const std::string&) {
+        return e.contains("vs_matched") ? pp(e["vs_matched"]) : std::string(kDash);
+      });
+    if (any_images)
+      row("training images beyond the base", [](const json& e, const std::string&) {
+        return has_mean(e["images_total"]) ? image_count(e["images_total"]["mean"].get<double>()) : std::string(kDash);
+      });
     if (g.contains("target_pairs"))
       row("target pair " + g["target_pairs"][0].dump() + ": test errors", [](const json& e, const std::string&) {
         if (!e.contains("target_test_errors")) return std::string(kDash);
@@ -132,29 +143,38 @@ std::vector<Table> make_tables(const json& rep) {
   ov.rows = {r1, r2};
   out.push_back(ov);
 
-  Table pc{"Paired comparison with the control arm",
-           "Per run, the strategy's final test accuracy minus the control arm's on the same seed and work directory; "
-           "mean and std of these differences, wins/ties/losses, the paired t statistic and its two-sided p-value "
-           "(Student's t with n−1 degrees of freedom; none when n < 2 or the differences do not vary).",
-           {"model", "strategy", "n", "mean diff", "std", "wins/ties/losses", "t (df)", "p"},
-           {}};
-  for (const auto& g : rep["groups"])
-    for (const auto& s : strategies) {
-      if (s == "none" || !g["adaptation"].contains(s)) continue;
-      const json& p = g["adaptation"][s]["paired"];
-      if (p["n"].get<int64_t>() == 0) continue;
-      pc.rows.push_back({g["label"], s, std::to_string(p["n"].get<int64_t>()), pp_value(p["mean"]),
-                         p["std"].is_number() ? strf("%.2f pp", 100 * p["std"].get<double>()) : kDash,
-                         strf("%lld/%lld/%lld", static_cast<long long>(p["wins"].get<int64_t>()),
-                              static_cast<long long>(p["ties"].get<int64_t>()),
-                              static_cast<long long>(p["losses"].get<int64_t>())),
-                         p["t"].is_number() ? strf("%.2f (%lld)", p["t"].get<double>(),
-                                                   static_cast<long long>(p["df"].get<int64_t>()))
-                                            : kDash,
-                         p["p_two_sided"].is_number() ? strf("%.3g", p["p_two_sided"].get<double>()) : kDash});
-    }
+  // The paired comparisons: with the control arm, and with the budget-matched control where it ran.
+  auto paired_table = [&](const char* title, const char* ref_name, const char* key, const std::string& skip) {
+    Table pc{title,
+             std::string("Per run, the arm's final test accuracy minus the ") + ref_name +
+                 "'s on the same seed and work directory; mean and std of these differences, wins/ties/losses, the "
+                 "paired t statistic and its two-sided p-value (Student's t with n−1 degrees of freedom; none when "
+                 "n < 2 or the differences do not vary).",
+             {"model", "strategy", "n", "mean diff", "std", "wins/ties/losses", "t (df)", "p"},
+             {}};
+    for (const auto& g : rep["groups"])
+      for (const auto& s : strategies) {
+        if (s == "none" || s == skip || !g["adaptation"].contains(s) || !g["adaptation"][s].contains(key)) continue;
+        const json& p = g["adaptation"][s][key];
+        if (p["n"].get<int64_t>() == 0) continue;
+        pc.rows.push_back({g["label"], s, std::to_string(p["n"].get<int64_t>()), pp_value(p["mean"]),
+                           p["std"].is_number() ? strf("%.2f pp", 100 * p["std"].get<double>()) : kDash,
+                           strf("%lld/%lld/%lld", static_cast<long long>(p["wins"].get<int64_t>()),
+                                static_cast<long long>(p["ties"].get<int64_t>()),
+                                static_cast<long long>(p["losses"].get<int64_t>())),
+                           p["t"].is_number() ? strf("%.2f (%lld)", p["t"].get<double>(),
+                                                     static_cast<long long>(p["df"].get<int64_t>()))
+                                              : kDash,
+                           p["p_two_sided"].is_number() ? strf("%.3g", p["p_two_sided"].get<double>()) : kDash});
+      }
+    return pc;
+  };
+  Table pc = paired_table("Paired comparison with the control arm", "control arm", "paired", "");
   if (pc.rows.empty()) pc.note += " No run has both a strategy and the control arm yet.";
   out.push_back(pc);
+  Table pm = paired_table("Paired comparison with the budget-matched control", "budget-matched control",
+                          "paired_matched", "none-matched");
+  if (!pm.rows.empty()) out.push_back(pm);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <ATen/Context.h>
 #include <spdlog/spdlog.h>
 #include <torch/nn/functional/loss.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/optim.h>
 
 #include <chrono>
@@ -67,6 +68,54 @@ StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const 
   optimizer.step();
   torch::NoGradGuard no_grad;
   return {loss.detach(), logits.detach().argmax(1).eq(y).sum()};
+}
+
+int64_t recalibrate_batchnorm(NetImpl& model, const torch::Tensor& x, const Normalizer& norm,
+                              const torch::Device& device, int64_t batch_size) {
+  struct Saved {
+    torch::nn::BatchNormImplBase<2, torch::nn::BatchNorm2dImpl>* bn2 = nullptr;
+    torch::nn::BatchNormImplBase<1, torch::nn::BatchNorm1dImpl>* bn1 = nullptr;
+    c10::optional<double> momentum;
+    torch::Tensor tracked;
+  };
+  std::vector<Saved> layers;
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    Saved s;
+    if (auto* b = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) s.bn2 = b;
+    else if (auto* b1 = dynamic_cast<torch::nn::BatchNorm1dImpl*>(m.get())) s.bn1 = b1;
+    else continue;
+    layers.push_back(s);
+  }
+  const int64_t n = x.size(0);
+  if (layers.empty() || n == 0) return 0;
+  torch::NoGradGuard no_grad;
+  // momentum = nullopt makes BatchNorm keep the cumulative (plain) average of the batches it sees.
+  for (auto& l : layers) {
+    auto& opts = l.bn2 ? l.bn2->options : l.bn1->options;
+    auto& tracked = l.bn2 ? l.bn2->num_batches_tracked : l.bn1->num_batches_tracked;
+    if (!tracked.defined()) continue;  // no running statistics to recompute
+    l.momentum = opts.momentum();
+    l.tracked = tracked.clone();
+    opts.momentum(c10::nullopt);
+    l.bn2 ? l.bn2->reset_running_stats() : l.bn1->reset_running_stats();
+  }
+  const bool was_training = model.is_training();
+  model.train();
+  const int64_t chunks = (n + batch_size - 1) / batch_size;
+  const int64_t per = n / chunks;  // equal chunks, so that the plain average weighs every image alike
+  for (int64_t c = 0; c < chunks; ++c)
+    model.forward(norm.apply(x.slice(0, c * per, (c + 1) * per).to(device, /*non_blocking=*/true)));
+  model.train(was_training);
+  int64_t count = 0;
+  for (auto& l : layers) {
+    if (!l.tracked.defined()) continue;
+    auto& opts = l.bn2 ? l.bn2->options : l.bn1->options;
+    auto& tracked = l.bn2 ? l.bn2->num_batches_tracked : l.bn1->num_batches_tracked;
+    opts.momentum(l.momentum);
+    tracked.copy_(l.tracked);
+    ++count;
+  }
+  return count;
 }
 
 void set_memory_format(torch::nn::Module& model, bool channels_last) {

@@ -63,14 +63,13 @@ Terms terms_of(Strategy strategy) {
     case Strategy::k1: return {1.0, 1.0};
     case Strategy::k2: return {1.0, 0.0};
     case Strategy::k3: return {0.0, 1.0};
-    case Strategy::kNone: return {0.0, 0.0};
+    default: return {0.0, 0.0};  // the arms that do not adjust
   }
-  TORCH_CHECK(false, "weights: unknown strategy");
 }
 
 // Whether an input with a correct and b incorrect rDLMs changes w.
 bool changes_w(Strategy strategy, int64_t a, int64_t b) {
-  if (strategy == Strategy::kNone || a == 0) return false;  // a == 0: skipped (Algorithm 2, l. 12)
+  if (!adjusts(strategy) || a == 0) return false;  // a == 0: skipped (Algorithm 2, l. 12)
   if (strategy == Strategy::k3) return b > 0;               // nothing to move away from
   return true;
 }
@@ -121,14 +120,18 @@ void assign_weights(torch::nn::Module& model, const WeightLayout& layout, const 
   }
 }
 
+namespace {
+constexpr Strategy kStrategies[] = {Strategy::k1,   Strategy::k2,          Strategy::k3,  Strategy::kSoup,
+                                    Strategy::kGreedySoup, Strategy::kNone, Strategy::kNoneMatched};
+}  // namespace
+
 Strategy parse_strategy(const std::string& s) {
-  if (s == "1") return Strategy::k1;
-  if (s == "2") return Strategy::k2;
-  if (s == "3") return Strategy::k3;
-  if (s == "none") return Strategy::kNone;
+  for (Strategy k : kStrategies)
+    if (to_string(k) == s) return k;
   config_error("unknown adjustment strategy '" + s + "'",
-              "valid strategies: 1 (toward correct and away from incorrect rDLMs), 2 (toward correct), "
-              "3 (away from incorrect), none (control arm)");
+               "valid strategies: 1 (toward correct and away from incorrect rDLMs), 2 (toward correct), "
+               "3 (away from incorrect), soup (the rDLMs' mean), greedy-soup (Wortsman et al.), none (control "
+               "arm), none-matched (control arm given the rDLMs' training images)");
 }
 
 std::string to_string(Strategy s) {
@@ -136,10 +139,33 @@ std::string to_string(Strategy s) {
     case Strategy::k1: return "1";
     case Strategy::k2: return "2";
     case Strategy::k3: return "3";
+    case Strategy::kSoup: return "soup";
+    case Strategy::kGreedySoup: return "greedy-soup";
     case Strategy::kNone: return "none";
+    case Strategy::kNoneMatched: return "none-matched";
   }
   return "?";
 }
+
+const std::vector<std::string>& strategy_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (Strategy k : kStrategies) v.push_back(to_string(k));
+    return v;
+  }();
+  return names;
+}
+
+bool adjusts(Strategy s) { return s == Strategy::k1 || s == Strategy::k2 || s == Strategy::k3; }
+bool uses_rdlms(Strategy s) { return adjusts(s) || s == Strategy::kSoup || s == Strategy::kGreedySoup; }
+
+StepMode parse_step_mode(const std::string& s) {
+  if (s == "per-input") return StepMode::kPerInput;
+  if (s == "per-batch") return StepMode::kPerBatch;
+  state_error("unknown adapt.step_mode '" + s + "'", "valid modes: per-input (the paper), per-batch");
+}
+
+std::string to_string(StepMode m) { return m == StepMode::kPerInput ? "per-input" : "per-batch"; }
 
 Direction parse_direction(const std::string& s) {
   if (s == "intent") return Direction::kIntent;
@@ -165,7 +191,7 @@ std::string to_string(Direction d) { return d == Direction::kIntent ? "intent" :
 // Each is exactly the intent update with r replaced by -r: away from the correct rDLMs' mean, toward the
 // incorrect ones' mean. Skips (a == 0) and `adjusted` are the same in both directions.
 AffineUpdate compose_updates(const torch::Tensor& correct, Strategy strategy, Direction direction,
-                             double step) {
+                             double step, StepMode mode) {
   check_mask(correct, -1);
   TORCH_CHECK(correct.device().is_cpu(), "weights: compose_updates needs the mask on the CPU");
   const auto mask = correct.contiguous();
@@ -173,13 +199,35 @@ AffineUpdate compose_updates(const torch::Tensor& correct, Strategy strategy, Di
   const int64_t n = mask.size(1);
   AffineUpdate upd;
   upd.u = torch::zeros({n}, torch::kDouble);  // (n)
-  if (strategy == Strategy::kNone || n == 0) return upd;
+  if (!adjusts(strategy) || n == 0) return upd;
 
   const Terms terms = terms_of(strategy);
   const double g = direction == Direction::kIntent ? step : -step;
   const auto m = mask.accessor<bool, 2>();
   auto u = upd.u.accessor<double, 1>();
   std::vector<double> v(n);
+  if (mode == StepMode::kPerBatch) {
+    // Each input's update with step 1 at the starting w is d(x) = alpha1*w + R^T v1 with
+    // alpha1 = -cc*p_c + ci*p_i and v1_j = cc/n (rDLM j right) or -ci/n (wrong); sum them, then scale
+    // by g / sum q: w' = (1 + g*A/Q) w + R^T (g*V/Q).
+    double A = 0, Q = 0;
+    for (int64_t f = 0; f < num_failing; ++f) {
+      int64_t a = 0;
+      for (int64_t j = 0; j < n; ++j) a += m[f][j] ? 1 : 0;
+      const int64_t b = n - a;
+      if (!changes_w(strategy, a, b)) continue;
+      const double p_c = static_cast<double>(a) / n;
+      const double p_i = static_cast<double>(b) / n;
+      A += -terms.cc * p_c + terms.ci * p_i;
+      Q += strategy == Strategy::k3 ? p_i : p_c;
+      for (int64_t j = 0; j < n; ++j) u[j] += m[f][j] ? terms.cc / n : -terms.ci / n;
+      ++upd.adjusted;
+    }
+    if (upd.adjusted == 0) return upd;
+    upd.s = 1.0 + g * A / Q;
+    for (int64_t j = 0; j < n; ++j) u[j] *= g / Q;
+    return upd;
+  }
   for (int64_t f = 0; f < num_failing; ++f) {
     int64_t a = 0;
     for (int64_t j = 0; j < n; ++j) a += m[f][j] ? 1 : 0;
@@ -216,7 +264,7 @@ torch::Tensor apply_update(const torch::Tensor& w, const torch::Tensor& R, const
 }
 
 torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const torch::Tensor& correct,
-                           Strategy strategy, Direction direction, double step) {
+                           Strategy strategy, Direction direction, double step, StepMode mode) {
   TORCH_CHECK(w.dim() == 1 && R.dim() == 2 && R.size(1) == w.size(0), "weights: need w (P) and R (n, P)");
   TORCH_CHECK(w.device() == R.device() && w.scalar_type() == R.scalar_type(),
               "weights: w and R must share device and dtype");
@@ -225,8 +273,12 @@ torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const
   const auto mask = correct.to(torch::kCPU).contiguous();
   const int64_t n = R.size(0);
   auto cur = w.clone();  // (P)
-  if (strategy == Strategy::kNone) return cur;
+  if (!adjusts(strategy)) return cur;
   const double r = step;
+  // per-batch: every update is taken at the starting w with step 1, summed with its weight q.
+  const bool per_batch = mode == StepMode::kPerBatch;
+  auto sum_d = torch::zeros_like(w);
+  double sum_q = 0;
   for (int64_t f = 0; f < mask.size(0); ++f) {
     const auto row = mask[f];                                   // (n)
     const auto idx_c = row.nonzero().reshape(-1);               // (a)
@@ -239,12 +291,23 @@ torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const
     const auto cbar = R.index_select(0, idx_c.to(R.device())).mean(0);  // (P)
     // The incorrect term is zero when b == 0; a zero-filled mean keeps the formulas uniform.
     const auto ibar = b > 0 ? R.index_select(0, idx_i.to(R.device())).mean(0) : torch::zeros_like(cur);
+    if (per_batch) {
+      if (strategy == Strategy::k3 && b == 0) continue;  // nothing to move away from
+      const double sign = direction == Direction::kIntent ? 1.0 : -1.0;
+      switch (strategy) {
+        case Strategy::k1: sum_d += sign * (p_c * (cbar - w) - p_i * (ibar - w)), sum_q += p_c; break;
+        case Strategy::k2: sum_d += sign * p_c * (cbar - w), sum_q += p_c; break;
+        case Strategy::k3: sum_d += -sign * p_i * (ibar - w), sum_q += p_i; break;
+        default: break;
+      }
+      continue;
+    }
     if (direction == Direction::kIntent) {
       switch (strategy) {
         case Strategy::k1: cur = cur + r * (p_c * (cbar - cur) - p_i * (ibar - cur)); break;
         case Strategy::k2: cur = cur + r * p_c * (cbar - cur); break;
         case Strategy::k3: cur = cur - r * p_i * (ibar - cur); break;
-        case Strategy::kNone: break;
+        default: break;
       }
     } else {
       // Algorithm 2 lines 18-19 and equations (2)-(4), as printed.
@@ -254,10 +317,11 @@ torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const
         case Strategy::k1: cur = cur + r * (p_c * corr_diff - p_i * incorr_diff); break;
         case Strategy::k2: cur = cur + r * p_c * corr_diff; break;
         case Strategy::k3: cur = cur - r * p_i * incorr_diff; break;
-        case Strategy::kNone: break;
+        default: break;
       }
     }
   }
+  if (per_batch && sum_q > 0) cur = w + r * sum_d / sum_q;
   return cur;
 }
 

@@ -44,6 +44,8 @@ struct AdaptState {
   double best_acc = 0;               // best_correct / size of the selection split
   double base_val = 0, base_test = 0;
   nlohmann::json target_before;      // adapt.target: the pair's errors of the base {val, test}; else null
+  nlohmann::json start;              // soup, greedy-soup, none-matched: the starting candidate; else null
+  int64_t images_matching = 0;       // none-matched: training images spent on the base before the loop
   AdaptTimes time;
   double elapsed = 0;                // seconds, including earlier processes of a resumed run
   int64_t trace_bytes = 0;           // length of trace.jsonl when the state was saved

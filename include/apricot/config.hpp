@@ -52,14 +52,24 @@ struct TrainConfig {
   int64_t eval_batch_size = 1000;  // images per inference batch
 };
 
+// rdlm.init base: how each rDLM is fine-tuned from the final base model (a constant learning rate;
+// augmentation, batch size and the rest of the recipe come from train).
+struct FinetuneConfig {
+  int64_t epochs = 2;              // passes over the rDLM's subset
+  std::string optimizer = "adam";  // sgd | adam | rmsprop
+  double lr = 0.0002;              // constant learning rate
+  double momentum = 0.0;           // sgd / rmsprop momentum
+};
+
 struct RdlmConfig {
   int64_t count = 20;                 // reduced models
   std::string layout = "sliding";     // sliding | random | balanced
   int64_t size = 300;                 // training images per rDLM (paper: 10000 of 50000; presets set it)
   int64_t stride = 60;                // sliding window step (paper: 2000)
-  std::string init = "scratch";       // scratch | base-early
+  std::string init = "scratch";       // scratch | base-early | base (fine-tuned from the final base)
   int64_t init_epochs = 3;            // base-early: epochs of base training before the copy
-  int64_t epochs = 30;                // rDLM training epochs (rest of the recipe from train)
+  int64_t epochs = 30;                // scratch / base-early: rDLM training epochs (rest of the recipe from train)
+  FinetuneConfig finetune;            // base: the fine-tuning recipe
   int64_t parallel = 1;               // rDLMs trained at once (threads; a CUDA stream each)
   std::vector<std::string> devices = {};  // spread rDLMs over these ([] = the run's device)
 };
@@ -74,9 +84,14 @@ struct RetrainConfig {
 };
 
 struct AdaptConfig {
-  std::vector<std::string> strategies = {"1", "2", "3", "none"};  // for `apricot run`
+  // Arms for `apricot run`: 1 2 3 (the paper's strategies), soup, greedy-soup, none (the control),
+  // none-matched (the control given the rDLMs' training images first).
+  std::vector<std::string> strategies = {"1", "2", "3", "none"};
   std::string direction = "intent";   // intent | literal (paper's equations as printed)
   double step = 0.001;                // r, the adjustment step
+  std::string step_mode = "per-input";  // per-input (the paper) | per-batch (r: fraction of the way to the mean)
+  int64_t bn_recalibrate = 0;         // > 0: recompute BatchNorm statistics on this many training images
+                                      // after every adjustment and soup (0 = off)
   int64_t batch_size = 20;            // training inputs per adjustment batch
   int64_t passes = 1;                 // passes over the training split
   int64_t patience = 0;               // stop after this many batches without improvement (0 = off)

@@ -19,6 +19,9 @@ namespace apricot {
 // Throws kUsage when size exceeds the training split (or a class is too small for balanced).
 torch::Tensor rdlm_subset(const RdlmConfig& cfg, const Split& train, int64_t classes, uint64_t seed, int64_t k);
 uint64_t rdlm_seed(uint64_t seed, int64_t k);
+// Training images all rDLMs process together: count * size * epochs (rdlm.finetune.epochs for init
+// base). The budget-matched control spends as many on the base.
+int64_t rdlm_images(const Config& cfg);
 
 // "3,5-7" -> {3,5,6,7}; throws kUsage for malformed lists or indices >= count.
 std::vector<int64_t> parse_index_list(const std::string& text, int64_t count);

@@ -121,6 +121,14 @@ StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const 
 TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor& subset, const TrainOptions& opts,
                         const torch::Device& device, uint64_t seed);
 
+// BatchNorm recalibration (APRICOT.md, "Beyond the paper"): resets every BatchNorm layer's running
+// mean and variance and recomputes them as the plain average of the batch statistics of a forward
+// pass in training mode, without gradients, over the uint8 images x (N, C, H, W), in equal chunks of
+// at most batch_size. Parameters, num_batches_tracked and the train/eval mode are left as they were.
+// Returns the number of BatchNorm layers recalibrated (0: the model has none and is untouched).
+int64_t recalibrate_batchnorm(NetImpl& model, const torch::Tensor& x, const Normalizer& norm,
+                              const torch::Device& device, int64_t batch_size);
+
 // Puts the 4-D parameters and buffers (convolution weights) of `model` in channels-last (NHWC)
 // memory order, or back to contiguous (NCHW). Values are unchanged.
 void set_memory_format(torch::nn::Module& model, bool channels_last);

@@ -28,10 +28,22 @@ torch::Tensor flatten_weights(const torch::nn::Module& model, const WeightLayout
 // Copies `flat` (P) into the model's tensors in place, under NoGradGuard.
 void assign_weights(torch::nn::Module& model, const WeightLayout& layout, const torch::Tensor& flat);
 
-enum class Strategy { kNone, k1, k2, k3 };      // kNone: the control arm, no adjustment
+// The arms. k1-k3: the paper's strategies. kNone: the control arm, no adjustment. kSoup / kGreedySoup:
+// the (greedy) mean of the rDLMs as a starting candidate, then the control's loop. kNoneMatched: the
+// control arm that first spends the rDLMs' training images on the base (APRICOT.md, "Beyond the paper").
+enum class Strategy { kNone, k1, k2, k3, kSoup, kGreedySoup, kNoneMatched };
 enum class Direction { kIntent, kLiteral };     // see APRICOT.md, Phase 2
-Strategy parse_strategy(const std::string& s);  // "1" "2" "3" "none"; throws kUsage listing valid
+// kPerInput: the paper's per-input step r. kPerBatch: the batch's per-input updates averaged and
+// normalised so that r is the fraction of the way toward the rDLMs' weighted mean.
+enum class StepMode { kPerInput, kPerBatch };
+// "1" "2" "3" "soup" "greedy-soup" "none" "none-matched"; throws kUsage listing the valid ones.
+Strategy parse_strategy(const std::string& s);
 std::string to_string(Strategy s);
+const std::vector<std::string>& strategy_names();  // every arm's name, in the order above
+bool adjusts(Strategy s);     // 1, 2, 3: the loop moves the weights toward/away from the rDLMs
+bool uses_rdlms(Strategy s);  // 1, 2, 3, soup, greedy-soup
+StepMode parse_step_mode(const std::string& s);  // "per-input" "per-batch"; throws kState
+std::string to_string(StepMode m);
 Direction parse_direction(const std::string& s);  // "intent" "literal"; throws kState
 std::string to_string(Direction d);
 
@@ -44,14 +56,18 @@ struct AffineUpdate {
 
 // correct: (F, n) bool on CPU, row f = which rDLMs classify failing input f correctly, in the order
 // the updates are applied. Computed in double precision.
+// kPerBatch: with F' the inputs that would change w and d(x) the per-input update of step 1 at the
+// batch's starting w, w' = w + r * sum_F' d(x) / sum_F' q(x), q = p_c (strategies 1, 2) or p_i (3).
+// For strategy 2 that is w' = (1 - r) w + r t, t = sum p_c(x) cbar(x) / sum p_c(x).
 AffineUpdate compose_updates(const torch::Tensor& correct, Strategy strategy, Direction direction,
-                             double step);
+                             double step, StepMode mode = StepMode::kPerInput);
 // w (P), R (n, P) on one device, same float dtype. Returns s*w + R^T u in w's dtype.
 torch::Tensor apply_update(const torch::Tensor& w, const torch::Tensor& R, const AffineUpdate& upd);
 // The reference: the per-input updates of APRICOT.md applied one at a time with explicit means of
 // the correct / incorrect rDLMs' rows. Slow; kept for tests and `apricot bench adjust`.
 torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const torch::Tensor& correct,
-                           Strategy strategy, Direction direction, double step);
+                           Strategy strategy, Direction direction, double step,
+                           StepMode mode = StepMode::kPerInput);
 
 // Clones every parameter and buffer (a deep snapshot; the module's live tensors are not aliased),
 // and copies such a snapshot back in place.

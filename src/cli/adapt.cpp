@@ -19,28 +19,48 @@ struct AdaptOptions {
   std::string strategy;  // empty: each of adapt.strategies
 };
 
-// The comparison table on stdout: base, each strategy, the control arm.
+// The arm's name in tables: "strategy 1", "control", "matched ctl", "soup", "greedy-soup".
+std::string arm_name(const json& r) {
+  const std::string s = r["strategy"].get<std::string>();
+  if (s == "none") return "control";
+  if (s == "none-matched") return "matched ctl";
+  if (s == "soup" || s == "greedy-soup") return s;
+  return "strategy " + s;
+}
+
+// The comparison table on stdout: base, each arm, with the gain over both controls where they ran
+// and the training images each arm cost beyond the base.
 void print_table(const json& base, const std::vector<json>& results) {
-  const json* control = nullptr;
-  for (const auto& r : results)
-    if (r["strategy"] == "none") control = &r;
-  std::printf("\n%-12s %9s %9s %10s %12s %9s %9s\n", "model", "val acc", "test acc", "test gain", "vs control",
-              "accepted", "time");
-  std::printf("%-12s %8.2f%% %8.2f%% %10s %12s %9s %9s\n", "base", 100 * base["val_acc"].get<double>(),
-              100 * base["test_acc"].get<double>(), "", "", "", "");
+  const json *control = nullptr, *matched = nullptr;
   for (const auto& r : results) {
-    std::string name = r["strategy"] == "none" ? "control" : "strategy " + r["strategy"].get<std::string>();
-    char vs[32] = "";
-    if (control && &r != control)
-      std::snprintf(vs, sizeof vs, "%+.2f pp",
-                    100 * (r["final"]["test_acc"].get<double>() - (*control)["final"]["test_acc"].get<double>()));
-    std::printf("%-12s %8.2f%% %8.2f%% %+7.2f pp %12s %9lld %8.0fs\n", name.c_str(),
-                100 * r["final"]["val_acc"].get<double>(), 100 * r["final"]["test_acc"].get<double>(),
-                100 * r["gain_test"].get<double>(), vs, static_cast<long long>(r["accepted"].get<int64_t>()),
-                r["seconds"].get<double>());
+    if (r["strategy"] == "none") control = &r;
+    if (r["strategy"] == "none-matched") matched = &r;
   }
-  std::printf("\nselection on the %s split; gains in percentage points of test accuracy; the control arm runs the\n"
-              "same loop without weight adjustment, so 'vs control' is what the rDLMs add.\n",
+  auto vs = [](const json& r, const json* ref) -> std::string {
+    if (!ref || &r == ref) return "";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%+.2f pp",
+                  100 * (r["final"]["test_acc"].get<double>() - (*ref)["final"]["test_acc"].get<double>()));
+    return buf;
+  };
+  std::printf("\n%-12s %9s %9s %10s %11s %11s %8s %10s %7s\n", "model", "val acc", "test acc", "test gain",
+              "vs control", "vs matched", "accepted", "images", "time");
+  std::printf("%-12s %8.2f%% %8.2f%%\n", "base", 100 * base["val_acc"].get<double>(),
+              100 * base["test_acc"].get<double>());
+  for (const auto& r : results) {
+    const double n = r.contains("images") ? r["images"]["total"].get<double>() : 0.0;
+    char images[32];
+    if (n < 1e6) std::snprintf(images, sizeof images, "%.1fk", n / 1e3);
+    else std::snprintf(images, sizeof images, "%.2fM", n / 1e6);
+    std::printf("%-12s %8.2f%% %8.2f%% %+7.2f pp %11s %11s %8lld %10s %6.0fs\n", arm_name(r).c_str(),
+                100 * r["final"]["val_acc"].get<double>(), 100 * r["final"]["test_acc"].get<double>(),
+                100 * r["gain_test"].get<double>(), vs(r, control).c_str(), vs(r, matched).c_str(),
+                static_cast<long long>(r["accepted"].get<int64_t>()), images, r["seconds"].get<double>());
+  }
+  std::printf("\nselection on the %s split; gains in percentage points of test accuracy. The control arm runs the\n"
+              "same loop without the rDLMs, so 'vs control' is what they add; the matched control first spends\n"
+              "the rDLMs' training images on the base ('vs matched': what they add at equal cost). images: training\n"
+              "images each arm cost beyond the base (rDLMs, budget matching, retraining).\n",
               results.empty() ? "validation" : results[0]["selection"] == "test" ? "TEST (paper protocol)" : "validation");
   std::fflush(stdout);
 }
@@ -79,7 +99,7 @@ CLI::App* setup_adapt(CLI::App& app, Action& action) {
   auto* sub = app.add_subcommand("adapt", "adapt the base model's weights guided by the rDLMs (WORKDIR/adapt-S/)");
   add_common_options(sub, o->common, /*with_force=*/true);
   add_arms_option(sub, o->common);
-  sub->add_option("--strategy", o->strategy, "one arm (default: each of adapt.strategies)")->check(CLI::IsMember({"1", "2", "3", "none"}));
+  sub->add_option("--strategy", o->strategy, "one arm (default: each of adapt.strategies)")->check(CLI::IsMember(strategy_names()));
   sub->callback([o, &action] { action = [o] { return run_adapt_cmd(*o); }; });
   return sub;
 }
