@@ -244,7 +244,7 @@ TEST(Cli, BuiltInDefaultsRunWithoutAConfig) {
 TEST(Cli, UnknownStrategyIsAUsageErrorAndHelpListsTheChoices) {
   auto help = run_apricot("adapt --help");
   ASSERT_EQ(help.code, 0);
-  EXPECT_NE(help.out.find("{1,2,3,none}"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("{1,2,3,soup,greedy-soup,none,none-matched}"), std::string::npos) << help.out;
   auto d = fresh_dir("strategy");
   auto r = run_apricot("adapt" + kSmoke + " --strategy 7 -w " + d.string());
   EXPECT_EQ(r.code, 2) << r.err;
