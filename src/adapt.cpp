@@ -53,7 +53,7 @@ void to_json(json& j, const AdaptState& s) {
   j = {{"pass", s.pass}, {"next_batch", s.next_batch}, {"batches", s.batches},
        {"failing_inputs", s.failing_inputs}, {"adjusted_inputs", s.adjusted_inputs},
        {"accepted_adjustments", s.accepted_adjustments}, {"accepted_retrains", s.accepted_retrains},
-       {"retrains", s.retrains}, {"rejected_nonfinite", s.rejected_nonfinite},
+       {"retrains", s.retrains}, {"rejected_nonfinite", s.rejected_nonfinite}, {"rejected_breaks", s.rejected_breaks},
        {"since_improvement", s.since_improvement}, {"best_correct", s.best_correct}, {"best_acc", s.best_acc},
        {"base_val", s.base_val}, {"base_test", s.base_test}, {"target_before", s.target_before},
        {"start", s.start}, {"images_matching", s.images_matching},
@@ -66,6 +66,7 @@ void from_json(const json& j, AdaptState& s) {
   j.at("accepted_adjustments").get_to(s.accepted_adjustments);
   j.at("accepted_retrains").get_to(s.accepted_retrains), j.at("retrains").get_to(s.retrains);
   j.at("rejected_nonfinite").get_to(s.rejected_nonfinite), j.at("since_improvement").get_to(s.since_improvement);
+  s.rejected_breaks = j.value("rejected_breaks", int64_t{0});
   j.at("best_correct").get_to(s.best_correct), j.at("best_acc").get_to(s.best_acc);
   j.at("base_val").get_to(s.base_val), j.at("base_test").get_to(s.base_test);
   s.target_before = j.at("target_before");
@@ -99,6 +100,9 @@ struct Arm {
   WeightLayout layout;                                // soups: with the BatchNorm statistics
   torch::Tensor R;                                    // (n, P); undefined for the control arms
   torch::Tensor bn_images;                            // adapt.bn_recalibrate's training images (uint8)
+  torch::Tensor base_pred_val, base_pred_test;        // the base model's predictions (int64, CPU)
+  torch::Tensor base_right_sel;                       // which selection inputs the base gets right (bool)
+  int64_t base_right_sel_count = 0;
   std::unique_ptr<CorrectnessCache> cache;
   TrainOptions retrain;
   bool retraining = false;
@@ -158,6 +162,7 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   // Keys added later whose defaults are the earlier behaviour: results made before them stay valid.
   if (a.value("step_mode", "") == "per-input") a.erase("step_mode");
   if (a.value("bn_recalibrate", int64_t{-1}) == 0) a.erase("bn_recalibrate");
+  if (a.value("max_break_rate", 0.0) == 1.0) a.erase("max_break_rate");
   json prov = {{"base_crc32", crc_of(wd.base_model())},
                {"rdlm_crc32", rdlms},
                {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", a}}}};
@@ -249,6 +254,11 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
   arm->state_key = {{"phase", "adapt"}, {"strategy", to_string(strategy)}, {"provenance", prov},
                     {"device", device.str()}};
   arm->state_path = wd.adapt_state(strategy);
+  // The base's answers, for what a candidate repairs and breaks (the model is still the base here).
+  arm->base_pred_val = predict(model, data.val.x, data.norm, device, arm->eval_batch);
+  arm->base_pred_test = predict(model, data.test.x, data.norm, device, arm->eval_batch);
+  arm->base_right_sel = (arm->select_on_test ? arm->base_pred_test : arm->base_pred_val).eq(arm->sel->y);
+  arm->base_right_sel_count = arm->base_right_sel.sum().item<int64_t>();
   return arm;
 }
 
@@ -259,6 +269,17 @@ json pair_errors(const Arm& arm, NetImpl& model) {
     return (split.y.eq(arm.target->first) & pred.eq(arm.target->second)).sum().item<int64_t>();
   };
   return {{"val", count(arm.data.val)}, {"test", count(arm.data.test)}};
+}
+
+// adapt.target: the pair's errors of the base that the final model gets right, and the inputs of the
+// pair's source class the base got right that the final model gets wrong.
+int64_t pair_repaired(const Arm& arm, const Split& split, const torch::Tensor& before, const torch::Tensor& after) {
+  const auto pair = split.y.eq(arm.target->first) & before.eq(arm.target->second);
+  return (pair & after.eq(split.y)).sum().item<int64_t>();
+}
+int64_t pair_broken(const Arm& arm, const Split& split, const torch::Tensor& before, const torch::Tensor& after) {
+  const auto src = split.y.eq(arm.target->first);
+  return (src & before.eq(split.y) & after.ne(split.y)).sum().item<int64_t>();
 }
 
 // The state of a fresh run: the base model is the best so far.
@@ -295,6 +316,14 @@ double accept_if_better(const Arm& arm, NetImpl& model, AdaptState& st, Best& be
   CorrectCount c = count_correct(model, *arm.sel, groups, arm.ac.early_reject ? st.best_correct : -1,
                                  arm.data.norm, arm.device, arm.eval_batch);
   *accepted = c.beats(st.best_correct);
+  if (*accepted && arm.ac.max_break_rate < 1.0 && arm.base_right_sel_count > 0) {
+    // adapt.max_break_rate: the share of the base's right selection answers the candidate gets wrong.
+    const int64_t broken = (arm.base_right_sel & c.right.logical_not()).sum().item<int64_t>();
+    if (static_cast<double>(broken) / arm.base_right_sel_count > arm.ac.max_break_rate) {
+      *accepted = false;
+      ++st.rejected_breaks;
+    }
+  }
   if (*accepted) {
     st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / n;
     st.best_right = c.right, st.best_margin = c.margin;
@@ -610,6 +639,8 @@ json result_json(const Arm& arm, const AdaptState& st, StopReason stop, double f
       {"accepted_retrains", st.accepted_retrains},
       {"retrains", st.retrains},
       {"rejected_nonfinite", st.rejected_nonfinite},
+      {"rejected_breaks", st.rejected_breaks},
+      {"max_break_rate", arm.ac.max_break_rate},
       {"stopped_by", to_string(stop)},
       {"seconds", st.elapsed},
       {"time", {{"adjustment", t.adjustment}, {"prediction", t.prediction}, {"evaluation", t.evaluation},
@@ -627,18 +658,29 @@ json result_json(const Arm& arm, const AdaptState& st, StopReason stop, double f
 // The outputs of a finished loop: the best model, result.json, the log line. The state goes last.
 json finish(const Arm& arm, const WorkDir& wd, NetImpl& model, const ModelSpec& spec, AdaptState& st,
             StopReason stop, const RunClock& clock, const json& prov) {
-  double final_val, final_test;
+  torch::Tensor pred_val, pred_test;
   {
     ScopeTimer t(st.time.evaluation);
-    final_val = accuracy(model, arm.data.val, arm.data.norm, arm.device, arm.eval_batch);
-    final_test = accuracy(model, arm.data.test, arm.data.norm, arm.device, arm.eval_batch);
+    pred_val = predict(model, arm.data.val.x, arm.data.norm, arm.device, arm.eval_batch);
+    pred_test = predict(model, arm.data.test.x, arm.data.norm, arm.device, arm.eval_batch);
   }
+  const int64_t classes = arm.data.classes;
+  const Changes val = compare_predictions(arm.data.val.y, arm.base_pred_val, pred_val, classes);
+  const Changes test = compare_predictions(arm.data.test.y, arm.base_pred_test, pred_test, classes);
+  const double final_val = val.n ? static_cast<double>(val.right_after) / val.n : 0.0;
+  const double final_test = test.n ? static_cast<double>(test.right_after) / test.n : 0.0;
   st.elapsed = clock.now();
   json result = result_json(arm, st, stop, final_val, final_test, prov);
+  // What the repair fixed and broke against the base (the selection split is val unless selection: test).
+  result["changes"] = {{"val", val.to_json()}, {"test", test.to_json()}};
   if (arm.target) {
     json after = pair_errors(arm, model);
     result["target"] = {{"pair", {arm.target->first, arm.target->second}}, {"errors_before", st.target_before},
-                        {"errors_after", after}};
+                        {"errors_after", after},
+                        {"repaired", {{"val", pair_repaired(arm, arm.data.val, arm.base_pred_val, pred_val)},
+                                      {"test", pair_repaired(arm, arm.data.test, arm.base_pred_test, pred_test)}}},
+                        {"broken", {{"val", pair_broken(arm, arm.data.val, arm.base_pred_val, pred_val)},
+                                    {"test", pair_broken(arm, arm.data.test, arm.base_pred_test, pred_test)}}}};
     spdlog::info("{}: target pair {} -> {}: test errors {} -> {}, val errors {} -> {}", arm.name, arm.target->first,
                  arm.target->second, st.target_before["test"].get<int64_t>(), after["test"].get<int64_t>(),
                  st.target_before["val"].get<int64_t>(), after["val"].get<int64_t>());
@@ -651,10 +693,10 @@ json finish(const Arm& arm, const WorkDir& wd, NetImpl& model, const ModelSpec& 
   remove_state(arm.state_path);  // the result is safe on disk
   save_cache(arm);
   spdlog::info("{}: val {:.2f}% -> {:.2f}%  test {:.2f}% -> {:.2f}%  ({} batches, {} failing, {} adjusted, "
-               "{} accepted, stopped by {}, {:.1f}s)",
+               "{} accepted, stopped by {}, {:.1f}s); test: {} repaired, {} broken",
                arm.name, 100 * st.base_val, 100 * final_val, 100 * st.base_test, 100 * final_test, st.batches,
                st.failing_inputs, st.adjusted_inputs, st.accepted_adjustments + st.accepted_retrains,
-               to_string(stop), st.elapsed);
+               to_string(stop), st.elapsed, test.repaired, test.broken);
   return result;
 }
 

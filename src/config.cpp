@@ -34,7 +34,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, ba
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, direction, step, step_mode,
                                                 bn_recalibrate, batch_size, passes,
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
-                                                retrain_every, target, parallel, early_reject, retrain)
+                                                retrain_every, target, parallel, max_break_rate, early_reject,
+                                                retrain)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
                                                 train, rdlm, adapt, resume)
@@ -357,6 +358,8 @@ void validate(const Config& c) {
   require_one_of("adapt.step_mode", a.step_mode, {"per-input", "per-batch"});
   require(a.step_mode != "per-batch" || a.step <= 1, "adapt.step", a.step,
           "<= 1 with adapt.step_mode per-batch (the fraction of the way to the rDLMs' mean)");
+  require(a.max_break_rate >= 0 && a.max_break_rate <= 1, "adapt.max_break_rate", a.max_break_rate,
+          "in [0, 1] (1 = no bound)");
   require(a.bn_recalibrate >= 0, "adapt.bn_recalibrate", a.bn_recalibrate, ">= 0 images (0 = off)");
   require(a.batch_size >= 1, "adapt.batch_size", a.batch_size, ">= 1");
   require(a.passes >= 1, "adapt.passes", a.passes, ">= 1");

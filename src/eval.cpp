@@ -139,6 +139,35 @@ nlohmann::json EvalResult::to_json() const {
   return {{"split", split}, {"n", n}, {"accuracy", accuracy}, {"per_class", per_class}, {"confusion", confusion}};
 }
 
+Changes compare_predictions(const torch::Tensor& y, const torch::Tensor& before, const torch::Tensor& after,
+                            int64_t classes) {
+  TORCH_CHECK(y.sizes() == before.sizes() && y.sizes() == after.sizes(), "compare_predictions: sizes differ");
+  Changes c;
+  c.n = y.size(0);
+  const auto rb = before.eq(y), ra = after.eq(y);
+  c.right_before = rb.sum().item<int64_t>();
+  c.right_after = ra.sum().item<int64_t>();
+  c.repaired = (ra & rb.logical_not()).sum().item<int64_t>();
+  c.broken = (rb & ra.logical_not()).sum().item<int64_t>();
+  for (int64_t k = 0; k < classes; ++k) {
+    const auto in = y.eq(k);
+    const double total = in.sum().item<double>();
+    c.class_before.push_back(total > 0 ? (rb & in).sum().item<double>() / total : 0.0);
+    c.class_after.push_back(total > 0 ? (ra & in).sum().item<double>() / total : 0.0);
+  }
+  return c;
+}
+
+nlohmann::json Changes::to_json() const {
+  const double dn = n > 0 ? static_cast<double>(n) : 1.0;
+  return {{"n", n},
+          {"accuracy_before", right_before / dn},
+          {"accuracy_after", right_after / dn},
+          {"repaired", {{"count", repaired}, {"rate", repaired_rate()}}},
+          {"broken", {{"count", broken}, {"rate", broken_rate()}}},
+          {"per_class", {{"before", class_before}, {"after", class_after}}}};
+}
+
 EvalResult evaluate(NetImpl& model, const Split& split, const std::string& name, int64_t classes,
                     const Normalizer& norm, const torch::Device& device, int64_t batch_size) {
   EvalResult r;

@@ -43,7 +43,11 @@ const Field kResultFields[] = {{"base_test_acc", {"base", "test_acc"}},
                                {"final_test_acc", {"final", "test_acc"}},
                                {"gain_test", {"gain_test"}},
                                {"accepted", {"accepted"}},
-                               {"images_total", {"images", "total"}}};
+                               {"images_total", {"images", "total"}},
+                               {"repaired_rate", {"changes", "test", "repaired", "rate"}},
+                               {"broken_rate", {"changes", "test", "broken", "rate"}},
+                               {"repaired_count", {"changes", "test", "repaired", "count"}},
+                               {"broken_count", {"changes", "test", "broken", "count"}}};
 
 // Values over the runs of a group: one entry per run that has the value (a missing one is skipped,
 // so each statistic's n says how many runs it covers).
@@ -72,6 +76,7 @@ struct ArmValues {
   std::vector<double> vs_control;          // final test accuracy minus the control's, same run
   std::vector<double> vs_matched;          // ... minus the budget-matched control's, same run
   std::vector<double> target_before, target_after;  // adapt.target: the pair's test errors
+  std::vector<std::vector<double>> class_change;     // per run: test accuracy after minus before, per class
 };
 
 // One group: everything its tables need, collected run by run.
@@ -126,6 +131,13 @@ void add_run(GroupValues& g, const RunData& r, json& notes) {
     ++arm.runs;
     push_if(arm.seconds, num(res, {"seconds"}));
     collect(kResultFields, res, arm.results);
+    if (res.contains("changes")) {
+      const json& pc = res["changes"]["test"]["per_class"];
+      std::vector<double> d;
+      for (size_t k = 0; k < pc["after"].size() && k < pc["before"].size(); ++k)
+        d.push_back(pc["after"][k].get<double>() - pc["before"][k].get<double>());
+      arm.class_change.push_back(d);
+    }
     if (res.contains("target")) {  // targeted repair (adapt.target): the pair's test errors
       push_if(arm.target_before, num(res, {"target", "errors_before", "test"}));
       push_if(arm.target_after, num(res, {"target", "errors_after", "test"}));
@@ -161,6 +173,17 @@ json arm_json(const std::string& s, const ArmValues& arm) {
   if (s != "none") {
     e["vs_control"] = stat_json(arm.vs_control);
     e["paired"] = paired_json(arm.vs_control);
+  }
+  if (!arm.class_change.empty()) {  // mean over runs of each class's test accuracy change
+    std::vector<double> mean(arm.class_change[0].size(), 0.0);
+    size_t n = 0;
+    for (const auto& d : arm.class_change)
+      if (d.size() == mean.size()) {
+        for (size_t k = 0; k < d.size(); ++k) mean[k] += d[k];
+        ++n;
+      }
+    for (double& m : mean) m /= static_cast<double>(std::max<size_t>(n, 1));
+    e["class_change_test"] = mean;
   }
   if (!arm.vs_matched.empty()) {
     e["vs_matched"] = stat_json(arm.vs_matched);

@@ -114,6 +114,24 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
   }
   o << "</div>" << (any ? "" : "<p class=\"note\">No adaptation results yet.</p>") << "\n";
 
+  o << "<h2>Per-class changes</h2><p class=\"note\">Test accuracy per class of each arm's final model minus "
+       "the base's (mean over runs, in percentage points): which classes gained and which paid for it.</p><div "
+       "class=\"figs\">";
+  any = false;
+  for (const auto& g : rep["groups"]) {
+    std::vector<std::pair<std::string, std::vector<double>>> arms;
+    for (const auto& s : rep["strategies"]) {
+      const std::string key = s.get<std::string>();
+      if (g["adaptation"].contains(key) && g["adaptation"][key].contains("class_change_test"))
+        arms.push_back({key, g["adaptation"][key]["class_change_test"].get<std::vector<double>>()});
+    }
+    if (arms.empty()) continue;
+    any = true;
+    o << "<div class=\"fig\">" << class_change_svg(g["label"].get<std::string>(), arms) << "</div>";
+  }
+  o << "</div>" << (any ? "" : "<p class=\"note\">No per-class results yet (result.json without \"changes\").</p>")
+    << "\n";
+
   o << "<h2>Adaptation curves</h2><p class=\"note\">Per run, the best selection-split accuracy after each batch "
        "(from adapt-*/trace.jsonl), starting from the base model; filled circles mark accepted weight "
        "adjustments, squares accepted retrainings.</p>";

@@ -104,6 +104,8 @@ struct Curve {
   std::vector<std::pair<double, double>> adjust_marks, retrain_marks;
 };
 Curve curve_of(const std::string& strategy, const json& result, const std::vector<json>& trace);
+std::string class_change_svg(const std::string& title,
+                             const std::vector<std::pair<std::string, std::vector<double>>>& arms);
 std::string curves_svg(const std::string& title, const std::vector<Curve>& curves, const std::string& selection);
 
 }  // namespace apricot::report_detail

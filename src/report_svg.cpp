@@ -177,6 +177,47 @@ std::string boxplot_svg(const std::string& title, const std::vector<std::pair<st
   return s + "</svg>";
 }
 
+// Per-class change of test accuracy (final minus base, mean over runs), one bar per arm in each
+// class's group: which classes paid for a gain.
+std::string class_change_svg(const std::string& title,
+                             const std::vector<std::pair<std::string, std::vector<double>>>& arms) {
+  Frame f;
+  size_t classes = 0;
+  double lo = 0, hi = 0;
+  for (const auto& [_, v] : arms) {
+    classes = std::max(classes, v.size());
+    for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
+  }
+  f.w = std::max(420.0, 26.0 * classes * std::max<size_t>(arms.size(), 1) / 2 + 140);
+  const double pad = std::max((hi - lo) * 0.1, 0.002);
+  f.y0 = lo - pad, f.y1 = hi + pad, f.x0 = 0, f.x1 = static_cast<double>(std::max<size_t>(classes, 1));
+  f.bottom = 58;  // room for the legend under the class labels
+  std::string s = svg_open(f, title);
+  s += y_axis(f, nice_ticks(f.y0, f.y1, 6), "%+.1f", 100, "change (pp)");
+  s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" stroke-width=\"0.8\"/>", f.left,
+            f.w - f.right, f.py(0), f.py(0));
+  const double group = f.px(1) - f.px(0), bw = group * 0.8 / std::max<size_t>(arms.size(), 1);
+  for (size_t k = 0; k < classes; ++k)
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">%zu</text>", f.px(k + 0.5), f.h - f.bottom + 16, k);
+  for (size_t a = 0; a < arms.size(); ++a) {
+    const auto& [key, v] = arms[a];
+    const std::string color = kColor.count(key) ? kColor.at(key) : "#333";
+    for (size_t k = 0; k < v.size(); ++k) {
+      const double x = f.px(k) + group * 0.1 + a * bw, y = f.py(std::max(v[k], 0.0));
+      s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%s, class %zu: "
+                "%+.2f pp</title></rect>",
+                x, y, std::max(bw - 1, 1.0), std::max(std::fabs(f.py(v[k]) - f.py(0)), 0.5), color.c_str(),
+                html_escape(strategy_name(key)).c_str(), k, 100 * v[k]);
+    }
+    // Legend: one swatch and name per arm, in a row under the axis.
+    const double lx = f.left + a * 120.0;
+    s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>", lx, f.h - 22, color.c_str());
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", lx + 14, f.h - 13) + html_escape(strategy_name(key)) +
+         "</text>";
+  }
+  return s + "</svg>";
+}
+
 // Best selection accuracy over batches, from trace.jsonl: the base's accuracy before batch 1, then
 // best_acc after each batch; an accepted adjustment is a filled circle, an accepted retraining a square.
 Curve curve_of(const std::string& s, const json& result, const std::vector<json>& trace) {

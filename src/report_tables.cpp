@@ -117,6 +117,18 @@ std::vector<Table> make_tables(const json& rep) {
       row("gain over matched control", [](const json& e, const std::string&) {
         return e.contains("vs_matched") ? pp(e["vs_matched"]) : std::string(kDash);
       });
+    bool any_changes = false;
+    for (const auto& s : strategies) any_changes |= a.contains(s) && has_mean(a[s]["repaired_rate"]);
+    if (any_changes) {
+      row("repaired (test, of the base's failures)", [](const json& e, const std::string&) {
+        return has_mean(e["repaired_rate"]) ? pct(e["repaired_rate"]) + " (" + plain(e["repaired_count"], "%.1f") + ")"
+                                            : std::string(kDash);
+      });
+      row("broken (test, of the base's right answers)", [](const json& e, const std::string&) {
+        return has_mean(e["broken_rate"]) ? pct(e["broken_rate"]) + " (" + plain(e["broken_count"], "%.1f") + ")"
+                                          : std::string(kDash);
+      });
+    }
     if (any_images)
       row("training images beyond the base", [](const json& e, const std::string&) {
         return has_mean(e["images_total"]) ? image_count(e["images_total"]["mean"].get<double>()) : std::string(kDash);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "apricot/adapt.hpp"
@@ -320,6 +321,76 @@ TEST(MatchedControl, SpendsTheRdlmsImagesOnTheBaseThenRunsTheControlLoop) {
   EXPECT_NE(md.find("Paired comparison with the budget-matched control"), std::string::npos);
   EXPECT_NE(md.find("training images beyond the base"), std::string::npos);
   EXPECT_NE(md.find("| soup |"), std::string::npos) << md;
+  EXPECT_NE(md.find("repaired (test, of the base's failures)"), std::string::npos);
+  EXPECT_NE(md.find("broken (test, of the base's right answers)"), std::string::npos);
+  EXPECT_TRUE(rep["groups"][0]["adaptation"]["soup"].contains("class_change_test"));
+  const std::string html = apricot::test::slurp((out / "report.html").string());
+  EXPECT_NE(html.find("Per-class changes"), std::string::npos);
+  EXPECT_EQ(html.find("No per-class results yet"), std::string::npos);
+}
+
+// ---- what a repair fixed and broke (issue 16) ----
+
+TEST(Changes, CountsRepairsBreaksAndPerClassAccuracyByHand) {
+  const auto y = torch::tensor({0, 1, 2, 1, 2}, torch::kInt64);
+  const auto before = torch::tensor({0, 0, 2, 1, 1}, torch::kInt64);  // right: 0, 2, 3
+  const auto after = torch::tensor({1, 1, 2, 1, 2}, torch::kInt64);   // right: 1, 2, 3, 4
+  Changes c = compare_predictions(y, before, after, 3);
+  EXPECT_EQ(c.n, 5);
+  EXPECT_EQ(c.right_before, 3);
+  EXPECT_EQ(c.right_after, 4);
+  EXPECT_EQ(c.repaired, 2);  // rows 1 and 4
+  EXPECT_EQ(c.broken, 1);    // row 0
+  EXPECT_DOUBLE_EQ(c.repaired_rate(), 2.0 / 2);
+  EXPECT_DOUBLE_EQ(c.broken_rate(), 1.0 / 3);
+  EXPECT_EQ(c.class_before, (std::vector<double>{1.0, 0.5, 0.5}));
+  EXPECT_EQ(c.class_after, (std::vector<double>{0.0, 1.0, 1.0}));
+  const json j = c.to_json();
+  EXPECT_EQ(j["repaired"]["count"], 2);
+  EXPECT_EQ(j["broken"]["count"], 1);
+  EXPECT_DOUBLE_EQ(j["accuracy_after"].get<double>(), 0.8);
+}
+
+TEST(Changes, ResultJsonCountsAgainstTheBaseAndTheBreakBoundRefusesBreakingCandidates) {
+  Config cfg = variant_config();
+  cfg.adapt.retrain_every = 1;
+  cfg.adapt.retrain.steps = 12;
+  cfg.adapt.retrain.lr = 0.004;
+  cfg.adapt.max_batches = 6;
+  auto free_dir = copy_of_trained("breaks-free");
+  const json free = adapt_arm(free_dir, cfg, Strategy::kNone);
+  // result.json's counts agree with the base and final models' own predictions.
+  const auto& d = variant_data();
+  auto base = load_checkpoint(WorkDir(free_dir.string()).base_model());
+  auto fin = load_checkpoint(WorkDir(free_dir.string()).adapt_model(Strategy::kNone));
+  Changes val = compare_predictions(d.val.y, predict(*base.model, d.val.x, d.norm, torch::kCPU, 1000),
+                                    predict(*fin.model, d.val.x, d.norm, torch::kCPU, 1000), d.classes);
+  EXPECT_EQ(free["changes"]["val"], val.to_json());
+  // `eval --compare` prints the same for the two checkpoints.
+  const fs::path cfg_file = free_dir / "config.json";
+  std::ofstream(cfg_file) << to_json(cfg).dump();
+  const WorkDir wd(free_dir.string());
+  auto r = apricot::test::run_apricot("eval -c " + cfg_file.string() + " -w " + free_dir.string() + " -m " +
+                                      wd.adapt_model(Strategy::kNone) + " --compare " + wd.base_model() +
+                                      " --split val --json --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json cmp = json::parse(r.out);
+  EXPECT_EQ(cmp["repaired"], val.to_json()["repaired"]);
+  EXPECT_EQ(cmp["broken"], val.to_json()["broken"]);
+  EXPECT_EQ(cmp["per_class"], val.to_json()["per_class"]);
+  r = apricot::test::run_apricot("eval -c " + cfg_file.string() + " -w " + free_dir.string() + " --compare " +
+                                 (free_dir / "missing.pt").string());
+  EXPECT_EQ(r.code, 3) << r.err;  // a missing reference is a data error naming the file
+  EXPECT_NE(r.err.find("missing.pt"), std::string::npos) << r.err;
+  ASSERT_GT(free["accepted"].get<int64_t>(), 0) << "the fixture must accept some candidate";
+  ASSERT_GT(free["changes"]["val"]["broken"]["count"].get<int64_t>(), 0)
+      << "without a bound, the accepted model breaks some validation inputs (else this test proves nothing)";
+  // With no breaks allowed, every better candidate that breaks one is refused.
+  cfg.adapt.max_break_rate = 0;
+  const json bound = adapt_arm(copy_of_trained("breaks-bound"), cfg, Strategy::kNone);
+  EXPECT_GT(bound["rejected_breaks"].get<int64_t>(), 0);
+  EXPECT_EQ(bound["changes"]["val"]["broken"]["count"], 0);
+  EXPECT_EQ(bound["max_break_rate"], 0.0);
 }
 
 TEST(VariantConfig, BadValuesNameTheKey) {
@@ -334,6 +405,7 @@ TEST(VariantConfig, BadValuesNameTheKey) {
   };
   expect_usage({"adapt.step_mode=per-epoch"}, "adapt.step_mode");
   expect_usage({"adapt.bn_recalibrate=-1"}, "adapt.bn_recalibrate");
+  expect_usage({"adapt.max_break_rate=1.5"}, "adapt.max_break_rate");
   expect_usage({"rdlm.init=finetune"}, "rdlm.init");
   expect_usage({"rdlm.finetune.epochs=0"}, "rdlm.finetune.epochs");
   expect_usage({"adapt.strategies=[\"soups\"]"}, "adapt.strategies");

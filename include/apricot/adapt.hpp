@@ -39,6 +39,7 @@ struct AdaptState {
   int64_t accepted_retrains = 0;     // retrained weights that became the best
   int64_t retrains = 0;
   int64_t rejected_nonfinite = 0;    // candidates with NaN/Inf weights, or diverged retrainings
+  int64_t rejected_breaks = 0;       // better candidates refused by adapt.max_break_rate
   int64_t since_improvement = 0;     // batches since the best last changed (patience)
   int64_t best_correct = 0;          // selection inputs the best model classifies correctly
   double best_acc = 0;               // best_correct / size of the selection split

@@ -102,6 +102,8 @@ struct AdaptConfig {
   int64_t retrain_every = 1;          // retrain after every k batches (0 = never)
   std::vector<int64_t> target = {};   // [src, dst]: adjust only on inputs of class src predicted as dst
   int64_t parallel = 1;               // arms adapted at once by run/adapt/sweep (a CUDA stream each)
+  double max_break_rate = 1.0;        // accept a candidate only if it breaks at most this share of the
+                                      // selection inputs the base gets right (1 = no bound)
   bool early_reject = true;           // stop counting a candidate's selection answers once it cannot win
                                       // (same decisions; its trace accuracy is then null)
   RetrainConfig retrain;

@@ -49,6 +49,25 @@ struct EvalResult {
   nlohmann::json to_json() const;               // keys split, n, accuracy, per_class, confusion
 };
 
+// What one model fixed and broke against another (the reference, usually the base) on one split,
+// from their predictions: repaired = wrong before and right after (rate among the reference's
+// failures), broken = right before and wrong after (rate among its right answers), and accuracy per
+// true class before and after. Rates are 0 when their denominator is.
+struct Changes {
+  int64_t n = 0;
+  int64_t right_before = 0, right_after = 0;
+  int64_t repaired = 0, broken = 0;
+  std::vector<double> class_before, class_after;
+  double repaired_rate() const { return n > right_before ? double(repaired) / double(n - right_before) : 0.0; }
+  double broken_rate() const { return right_before > 0 ? double(broken) / double(right_before) : 0.0; }
+  // {n, accuracy_before, accuracy_after, repaired {count, rate}, broken {count, rate},
+  //  per_class {before, after}}
+  nlohmann::json to_json() const;
+};
+// y, before, after: (N) int64 labels and predicted classes, on the CPU.
+Changes compare_predictions(const torch::Tensor& y, const torch::Tensor& before, const torch::Tensor& after,
+                            int64_t classes);
+
 EvalResult evaluate(NetImpl& model, const Split& split, const std::string& name, int64_t classes,
                     const Normalizer& norm, const torch::Device& device, int64_t batch_size);
 
