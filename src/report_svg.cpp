@@ -188,7 +188,8 @@ std::string class_change_svg(const std::string& title,
     classes = std::max(classes, v.size());
     for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
   }
-  f.w = std::max(420.0, 26.0 * classes * std::max<size_t>(arms.size(), 1) / 2 + 140);
+  // Wide enough for the bars and for the legend's one row (120 px an arm).
+  f.w = std::max({420.0, 13.0 * classes * arms.size() + 140, f.left + 120.0 * arms.size() + 8});
   const double pad = std::max((hi - lo) * 0.1, 0.002);
   f.y0 = lo - pad, f.y1 = hi + pad, f.x0 = 0, f.x1 = static_cast<double>(std::max<size_t>(classes, 1));
   f.bottom = 58;  // room for the legend under the class labels
