@@ -414,4 +414,14 @@ TEST(VariantConfig, BadValuesNameTheKey) {
   parse_config_text("{}", "test", {"adapt.step=2"});  // per-input: r is a per-input rate, not a fraction
 }
 
+TEST(VariantConfig, EveryStudyConfigIsValid) {
+  int n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(fs::path(APRICOT_SOURCE_DIR) / "configs" / "study")) {
+    if (e.path().extension() != ".json") continue;
+    EXPECT_NO_THROW(load_config(e.path().string(), {})) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 8);
+}
+
 }  // namespace
