@@ -237,6 +237,18 @@ TEST(BatchNormRecalibration, RecomputesRunningStatisticsAsThePlainAverageAndNoth
   for (auto& [name, t] : both)
     if (name.find("running_mean") != std::string::npos)
       EXPECT_LT(max_diff(t, (first.at(name) + second.at(name)) / 2), 1e-5) << name;
+  // `eval --bn-recalibrate N` evaluates a checkpoint with its statistics recomputed the same way.
+  auto d = fresh_dir("variants-eval-recal");
+  bn.train.epochs = 1;
+  train_base(bn, d.string(), torch::kCPU, false, &data);
+  std::ofstream(d / "config.json") << to_json(bn).dump();
+  const std::string eval = "eval -c " + (d / "config.json").string() + " -w " + d.string() + " --split val --json";
+  auto plain = apricot::test::run_apricot(eval);
+  auto recal = apricot::test::run_apricot(eval + " --bn-recalibrate 300");
+  ASSERT_EQ(recal.code, 0) << recal.err;
+  EXPECT_NE(recal.err.find("recalibrated 5 BatchNorm layers on 300 training images"), std::string::npos) << recal.err;
+  EXPECT_EQ(plain.err.find("recalibrated"), std::string::npos);
+  EXPECT_EQ(json::parse(recal.out)["n"], json::parse(plain.out)["n"]);
   // No BatchNorm: nothing to do, nothing touched.
   Config small = variant_config();
   small.model.arch = "small";

@@ -8,6 +8,7 @@
 
 #include "apricot/checkpoint.hpp"
 #include "apricot/eval.hpp"
+#include "apricot/train.hpp"
 #include "apricot/workdir.hpp"
 #include "common.hpp"
 
@@ -20,6 +21,7 @@ struct EvalOptions {
   std::string model;
   std::string split = "test";
   std::string compare;  // a reference checkpoint: what the model repaired and broke against it
+  int64_t bn_recalibrate = 0;  // > 0: recompute BatchNorm statistics on this many training images first
 };
 
 // The checkpoint at `pt`, checked against the config and the data.
@@ -32,6 +34,17 @@ LoadedModel load_for_eval(const std::string& pt, const Session& s, const Dataset
                  data.fingerprint);
   m.model->to(s.device);
   return m;
+}
+
+// --bn-recalibrate N: the model's BatchNorm statistics recomputed as adapt.bn_recalibrate does (the
+// first N training images of a seeded permutation), so that stale statistics can be told apart.
+void recalibrate_for_eval(const EvalOptions& o, const Session& s, const Dataset& data, LoadedModel& m) {
+  if (o.bn_recalibrate <= 0) return;
+  const int64_t n = std::min<int64_t>(o.bn_recalibrate, data.train.size());
+  auto gen = at::detail::createCPUGenerator(s.cfg.seed * 104729ULL + 3ULL);
+  auto x = data.train.x.index_select(0, torch::randperm(data.train.size(), gen, torch::kInt64).slice(0, 0, n));
+  const int64_t layers = recalibrate_batchnorm(*m.model, x, m.norm, s.device, s.cfg.train.eval_batch_size);
+  spdlog::info("recalibrated {} BatchNorm layers on {} training images", layers, n);
 }
 
 // `eval --compare REF`: repaired and broken inputs and per-class accuracy, REF -> the model.
@@ -68,6 +81,7 @@ int run_eval(const EvalOptions& o) {
   std::string pt = o.model.empty() ? WorkDir(s.workdir).base_model() : o.model;
   Dataset data = load_dataset(s.cfg.data, s.cfg.seed);
   LoadedModel m = load_for_eval(pt, s, data);
+  recalibrate_for_eval(o, s, data, m);
   const Split& split = o.split == "train" ? data.train : o.split == "val" ? data.val : data.test;
   if (!o.compare.empty()) return print_comparison(o, s, data, pt, m, split);
   EvalResult r = evaluate(*m.model, split, o.split, data.classes, m.norm, s.device, s.cfg.train.eval_batch_size);
@@ -98,6 +112,10 @@ CLI::App* setup_eval(CLI::App& app, Action& action) {
   sub->add_option("--compare", o->compare,
                   "reference checkpoint (e.g. WORKDIR/base/model.pt): print what the model repaired and broke "
                   "against it, and per-class accuracy before and after");
+  sub->add_option("--bn-recalibrate", o->bn_recalibrate,
+                  "recompute the model's BatchNorm statistics on N training images before evaluating (as "
+                  "adapt.bn_recalibrate does; the reference of --compare is left as it is)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--split", o->split, "train | val | test")
       ->capture_default_str()
       ->check(CLI::IsMember({"train", "val", "test"}));
