@@ -55,13 +55,19 @@ def budget(c):
     r = c.get("rdlm", {})
     epochs = r.get("finetune", {}).get("epochs") if r.get("init") == "base" else r.get("epochs")
     return (r.get("count"), r.get("size"), epochs, r.get("finetune"))
+def early(c):  # base-early keeps the base's epoch-init_epochs copy (base/early.pt) beside the base
+    r = c.get("rdlm", {})
+    return r.get("init_epochs", 3) if r.get("init") == "base-early" else None
 keys = {
     "base": lambda c: (c.get("data"), c.get("model"), c.get("train")),
     "rdlms": lambda c: (c.get("data"), c.get("model"), c.get("train"), c.get("rdlm")),
     "adapt-none": lambda c: (c.get("data"), c.get("model"), c.get("train"), adapt_loop(c)),
     "adapt-none-matched": lambda c: (c.get("data"), c.get("model"), c.get("train"), adapt_loop(c), budget(c)),
 }
-print("yes" if keys[what](a) == keys[what](b) else "no")
+same = keys[what](a) == keys[what](b)
+if what == "base" and early(b) is not None and early(a) != early(b):
+    same = False  # the copy would lack (or hold another) early.pt
+print("yes" if same else "no")
 EOF
 }
 
@@ -78,7 +84,9 @@ for i in "${!configs[@]}"; do
       [[ -e $dst/$what ]] && continue
       for ((j = 0; j < i; j++)); do
         src=$root/$(basename "${configs[$j]}" .json)/seed-$seed/$what
-        if [[ -e $src && ! -e $src/state.json && $(same "$what" "${configs[$j]}" "$cfg") == yes ]]; then
+        # Only finished phases: no state.json of an interrupted run in it (rDLMs keep one each).
+        if [[ -e $src && ! -e $src/state.json ]] && ! compgen -G "$src/rdlm-*/state.json" >/dev/null &&
+           [[ $(same "$what" "${configs[$j]}" "$cfg") == yes ]]; then
           cp -r "$src" "$dst/$what"
           echo "study: $name seed $seed: $what copied from $(basename "${configs[$j]}" .json)"
           break

@@ -182,7 +182,16 @@ std::optional<json> reusable_result(const std::string& path, const json& prov) {
     state_error("'" + path + "' is corrupt or from an older version (" + std::string(e.what()) + ")",
                 "rerun with --force");
   }
-  if (old.value("provenance", json()) != prov)
+  json stored = old.value("provenance", json());
+  if (stored.is_object() && prov["config"]["adapt"].is_object() && !prov["config"]["adapt"].contains("step")) {
+    // An arm that does not adjust: results made before its provenance dropped the adjustment-only
+    // keys recorded them; they never changed such a result.
+    json* a = stored.contains("config") && stored["config"].contains("adapt") ? &stored["config"]["adapt"] : nullptr;
+    if (a && a->is_object())
+      for (const char* k : {"step", "step_mode", "direction", "adjust_buffers", "bn_recalibrate"})
+        if (!prov["config"]["adapt"].contains(k)) a->erase(k);
+  }
+  if (stored != prov)
     state_error("'" + path + "' was produced from another base model, other rDLMs or another configuration",
                 "rerun with --force to redo this strategy, or point --workdir at a fresh directory");
   spdlog::info("{} exists and is up to date; not rerunning (use --force)", path);
@@ -224,6 +233,7 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
   const bool soup = strategy == Strategy::kSoup || strategy == Strategy::kGreedySoup;
   arm->layout = weight_layout(model, ac.adjust_buffers || soup);
   if (uses_rdlms(strategy)) {
+    if (cfg.rdlm.init == "base") require_rdlms_of_base(cfg, wd.root());
     auto rdlms = load_rdlms(cfg, spec, data.fingerprint, wd.root(), device);
     std::vector<torch::Tensor> rows;
     for (auto& r : rdlms) rows.push_back(flatten_weights(*r, arm->layout));
@@ -393,9 +403,17 @@ bool retrain(const Arm& arm, NetImpl& model, AdaptState& st) {
   return all_finite(flatten_weights(model, arm.layout));
 }
 
-// Training images one retraining processes (it never runs past one epoch).
+// Training images that `steps` optimiser steps over the whole training split process: whole epochs
+// (the last batch of each may be short), then the steps of the epoch they end in.
+int64_t images_of_steps(int64_t steps, int64_t n_train, int64_t batch) {
+  const int64_t per_epoch = (n_train + batch - 1) / batch;
+  const int64_t full = steps / per_epoch, rest = steps - full * per_epoch;
+  return full * n_train + std::min(rest * batch, n_train);
+}
+
+// Training images one retraining processes.
 int64_t retrain_images(const Arm& arm) {
-  return std::min(arm.retrain.max_steps * arm.retrain.recipe.batch_size, arm.data.train.size());
+  return images_of_steps(arm.retrain.max_steps, arm.data.train.size(), arm.retrain.recipe.batch_size);
 }
 
 double selection_accuracy(const Arm& arm, NetImpl& model) {
@@ -460,9 +478,7 @@ int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
   try {
     TrainResult tr = train_model(model, arm.data, torch::Tensor(), o, arm.device, cfg.seed * 31ULL + 999983ULL);
     *ok = all_finite(flatten_weights(model, arm.layout));
-    const int64_t full = tr.steps / ((n_train + o.recipe.batch_size - 1) / o.recipe.batch_size);  // whole epochs
-    const int64_t rest = tr.steps - full * ((n_train + o.recipe.batch_size - 1) / o.recipe.batch_size);
-    return full * n_train + std::min(rest * o.recipe.batch_size, n_train);
+    return images_of_steps(tr.steps, n_train, o.recipe.batch_size);
   } catch (const TrainingDiverged& e) {
     spdlog::warn("{}: budget-matched training diverged ({})", arm.name, e.what());
     *ok = false;

@@ -360,7 +360,8 @@ void validate(const Config& c) {
           "<= 1 with adapt.step_mode per-batch (the fraction of the way to the rDLMs' mean)");
   require(a.max_break_rate >= 0 && a.max_break_rate <= 1, "adapt.max_break_rate", a.max_break_rate,
           "in [0, 1] (1 = no bound)");
-  require(a.bn_recalibrate >= 0, "adapt.bn_recalibrate", a.bn_recalibrate, ">= 0 images (0 = off)");
+  require(a.bn_recalibrate == 0 || a.bn_recalibrate >= 2, "adapt.bn_recalibrate", a.bn_recalibrate,
+          "0 (off) or >= 2 images (batch statistics need two)");
   require(a.batch_size >= 1, "adapt.batch_size", a.batch_size, ">= 1");
   require(a.passes >= 1, "adapt.passes", a.passes, ">= 1");
   require(a.patience >= 0, "adapt.patience", a.patience, ">= 0 (0 = off)");

@@ -212,6 +212,20 @@ json mean_std_json(const std::vector<double>& v) {
 
 }  // namespace
 
+void require_rdlms_of_base(const Config& cfg, const std::string& workdir) {
+  const WorkDir wd(workdir);
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k) {
+    const std::string pt = wd.rdlm_model(k);
+    json meta;
+    try {
+      meta = json::parse(read_file(meta_path_for(pt)));
+    } catch (const std::exception&) {
+      continue;  // missing or unreadable: loading the rDLMs says so
+    }
+    require_same_base(meta, workdir, k, pt);
+  }
+}
+
 json train_rdlms(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
                  const RdlmTrainRequest& req) {
   std::vector<int64_t> wanted = req.only;

@@ -196,6 +196,18 @@ TEST(FineTunedRdlms, StartFromTheBaseAndBelongToIt) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("fine-tuned from another base"), std::string::npos) << e.what();
   }
+  // Adaptation refuses them too, rather than averaging rDLMs of another base into this one.
+  cfg.rdlm.count = 1;
+  AdaptRequest areq;
+  areq.strategy = Strategy::kSoup;
+  areq.progress = false;
+  try {
+    run_adapt(cfg, variant_data(), d.string(), torch::kCPU, areq);
+    FAIL() << "adaptation used rDLMs fine-tuned from another base";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kState);
+    EXPECT_NE(std::string(e.what()).find("fine-tuned from another base"), std::string::npos) << e.what();
+  }
 }
 
 TEST(BatchNormRecalibration, RecomputesRunningStatisticsAsThePlainAverageAndNothingElse) {
@@ -324,6 +336,24 @@ TEST(MatchedControl, SpendsTheRdlmsImagesOnTheBaseThenRunsTheControlLoop) {
   EXPECT_EQ(matched["start"]["accepted"].get<bool>(),
             matched["start"]["selection_acc"].get<double>() > matched["base"]["val_acc"].get<double>());
   EXPECT_TRUE(none["start"].is_null());
+  // A control result recorded before its provenance dropped the adjustment-only keys is still reused.
+  {
+    const auto path = WorkDir(d.string()).adapt_result(Strategy::kNone);
+    json old = json::parse(apricot::test::slurp(path));
+    old["provenance"]["config"]["adapt"]["step"] = 0.001;
+    old["provenance"]["config"]["adapt"]["direction"] = "intent";
+    old["provenance"]["config"]["adapt"]["adjust_buffers"] = false;
+    old["seconds"] = 12345.0;  // marks this very file
+    std::ofstream(path) << old.dump();
+    EXPECT_EQ(adapt_arm(d, cfg, Strategy::kNone)["seconds"], 12345.0);
+  }
+  // Retraining longer than an epoch is counted in whole epochs plus the rest.
+  {
+    Config longer = cfg;
+    longer.adapt.retrain.steps = 40;  // 500 training rows / 16 = 32 steps an epoch: one epoch and 8 steps
+    const json r = adapt_arm(copy_of_trained("matched-long"), longer, Strategy::kNone);
+    EXPECT_EQ(r["images"]["retraining"].get<int64_t>(), r["retrains"].get<int64_t>() * (500 + 8 * 16));
+  }
   // The report puts both controls side by side, with the images each arm cost.
   const json soup = adapt_arm(d, cfg, Strategy::kSoup);
   auto out = fresh_dir("variants-report");
@@ -418,6 +448,7 @@ TEST(VariantConfig, BadValuesNameTheKey) {
   expect_usage({"adapt.step_mode=per-epoch"}, "adapt.step_mode");
   expect_usage({"adapt.bn_recalibrate=-1"}, "adapt.bn_recalibrate");
   expect_usage({"adapt.max_break_rate=1.5"}, "adapt.max_break_rate");
+  expect_usage({"adapt.bn_recalibrate=1"}, "adapt.bn_recalibrate");
   expect_usage({"rdlm.init=finetune"}, "rdlm.init");
   expect_usage({"rdlm.finetune.epochs=0"}, "rdlm.finetune.epochs");
   expect_usage({"adapt.strategies=[\"soups\"]"}, "adapt.strategies");

@@ -48,6 +48,10 @@ nlohmann::json rdlm_summary(const Config& cfg, const Dataset& data, const std::s
 std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std::string& fingerprint,
                             const std::string& workdir, const torch::Device& device);
 
+// rdlm.init base: refuses (kState, with the command that fixes it) rDLMs fine-tuned from another base
+// than WORKDIR/base/model.pt.
+void require_rdlms_of_base(const Config& cfg, const std::string& workdir);
+
 // The CRC-32 of each rDLM's weights (from its metadata), identifying the exact set of rDLMs.
 std::vector<std::string> rdlm_checksums(const std::string& workdir, int64_t count);
 

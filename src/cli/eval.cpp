@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "apricot/checkpoint.hpp"
+#include "apricot/errors.hpp"
 #include "apricot/eval.hpp"
 #include "apricot/train.hpp"
 #include "apricot/workdir.hpp"
@@ -40,6 +41,8 @@ LoadedModel load_for_eval(const std::string& pt, const Session& s, const Dataset
 // first N training images of a seeded permutation), so that stale statistics can be told apart.
 void recalibrate_for_eval(const EvalOptions& o, const Session& s, const Dataset& data, LoadedModel& m) {
   if (o.bn_recalibrate <= 0) return;
+  if (o.bn_recalibrate < 2)
+    config_error("--bn-recalibrate 1: batch statistics need at least two images", "use 0 (off) or N >= 2");
   const int64_t n = std::min<int64_t>(o.bn_recalibrate, data.train.size());
   auto gen = at::detail::createCPUGenerator(s.cfg.seed * 104729ULL + 3ULL);
   auto x = data.train.x.index_select(0, torch::randperm(data.train.size(), gen, torch::kInt64).slice(0, 0, n));
