@@ -138,6 +138,9 @@ void save_cache(const Arm& arm) {
   }
 }
 
+// The adaptation keys only the weight adjustment (strategies 1-3) reads.
+constexpr const char* kAdjustmentOnlyKeys[] = {"step", "step_mode", "direction", "adjust_buffers"};
+
 // What a result depends on: the base and rDLM weights (by checksum) and the configuration that
 // shapes the loop. A stored result is reused only when this is unchanged.
 json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
@@ -156,8 +159,8 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   a.erase("strategies");
   a.erase("parallel");      // arms at once or one by one: the same loop
   a.erase("early_reject");  // stops counting losers early: the same decisions
-  if (!adjusts(s))          // keys only the adjustment reads
-    for (const char* k : {"step", "step_mode", "direction", "adjust_buffers"}) a.erase(k);
+  if (!adjusts(s))
+    for (const char* k : kAdjustmentOnlyKeys) a.erase(k);
   if (s == Strategy::kNone || s == Strategy::kNoneMatched) a.erase("bn_recalibrate");
   // Keys added later whose defaults are the earlier behaviour: results made before them stay valid.
   if (a.value("step_mode", "") == "per-input") a.erase("step_mode");
@@ -188,8 +191,9 @@ std::optional<json> reusable_result(const std::string& path, const json& prov) {
     // keys recorded them; they never changed such a result.
     json* a = stored.contains("config") && stored["config"].contains("adapt") ? &stored["config"]["adapt"] : nullptr;
     if (a && a->is_object())
-      for (const char* k : {"step", "step_mode", "direction", "adjust_buffers", "bn_recalibrate"})
+      for (const char* k : kAdjustmentOnlyKeys)
         if (!prov["config"]["adapt"].contains(k)) a->erase(k);
+    if (a && a->is_object() && !prov["config"]["adapt"].contains("bn_recalibrate")) a->erase("bn_recalibrate");
   }
   if (stored != prov)
     state_error("'" + path + "' was produced from another base model, other rDLMs or another configuration",
@@ -246,11 +250,7 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
                    arm->R.size(1), device.str());
     }
   }
-  if (ac.bn_recalibrate > 0) {  // a fixed seeded sample of training images, the same for every arm
-    const int64_t n = std::min<int64_t>(ac.bn_recalibrate, data.train.size());
-    auto gen = at::detail::createCPUGenerator(cfg.seed * 104729ULL + 3ULL);
-    arm->bn_images = data.train.x.index_select(0, torch::randperm(data.train.size(), gen, torch::kInt64).slice(0, 0, n));
-  }
+  if (ac.bn_recalibrate > 0) arm->bn_images = recalibration_images(data.train, cfg.seed, ac.bn_recalibrate);
   const int64_t n_train = data.train.size();
   arm->retrain = retrain_options(cfg, n_train);
   arm->retraining = ac.retrain_every > 0 && arm->retrain.max_steps > 0;
@@ -461,12 +461,7 @@ int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
   const Config& cfg = arm.cfg;
   const int64_t budget = rdlm_images(cfg), n_train = arm.data.train.size();
   TrainOptions o;
-  o.recipe = cfg.train;
-  o.recipe.optimizer = cfg.rdlm.finetune.optimizer;
-  o.recipe.lr = cfg.rdlm.finetune.lr;
-  o.recipe.momentum = cfg.rdlm.finetune.momentum;
-  o.recipe.nesterov = false;
-  o.recipe.lr_steps = {};
+  o.recipe = finetune_recipe(cfg);
   o.max_steps = (budget + cfg.train.batch_size - 1) / cfg.train.batch_size;
   o.recipe.epochs = budget / n_train + 2;  // max_steps ends it
   o.keep_best = false;

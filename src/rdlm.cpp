@@ -32,6 +32,18 @@ int64_t rdlm_images(const Config& cfg) {
   return cfg.rdlm.count * cfg.rdlm.size * epochs;
 }
 
+TrainConfig finetune_recipe(const Config& cfg) {
+  const FinetuneConfig& f = cfg.rdlm.finetune;
+  TrainConfig r = cfg.train;
+  r.epochs = f.epochs;
+  r.optimizer = f.optimizer;
+  r.lr = f.lr;
+  r.momentum = f.momentum;
+  r.nesterov = false;
+  r.lr_steps = {};
+  return r;
+}
+
 uint64_t rdlm_seed(uint64_t seed, int64_t k) { return seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(k + 1); }
 
 
@@ -102,15 +114,7 @@ TrainOptions rdlm_train_options(const Config& cfg) {
   TrainOptions opts;
   opts.recipe = cfg.train;
   opts.recipe.epochs = cfg.rdlm.epochs;
-  if (cfg.rdlm.init == "base") {
-    const FinetuneConfig& f = cfg.rdlm.finetune;
-    opts.recipe.epochs = f.epochs;
-    opts.recipe.optimizer = f.optimizer;
-    opts.recipe.lr = f.lr;
-    opts.recipe.momentum = f.momentum;
-    opts.recipe.nesterov = false;
-    opts.recipe.lr_steps = {};
-  }
+  if (cfg.rdlm.init == "base") opts.recipe = finetune_recipe(cfg);
   return opts;
 }
 

@@ -118,6 +118,12 @@ int64_t recalibrate_batchnorm(NetImpl& model, const torch::Tensor& x, const Norm
   return count;
 }
 
+torch::Tensor recalibration_images(const Split& train, uint64_t seed, int64_t n) {
+  auto gen = at::detail::createCPUGenerator(seed * 104729ULL + 3ULL);
+  const int64_t take = std::min<int64_t>(n, train.size());
+  return train.x.index_select(0, torch::randperm(train.size(), gen, torch::kInt64).slice(0, 0, take));
+}
+
 void set_memory_format(torch::nn::Module& model, bool channels_last) {
   torch::NoGradGuard no_grad;
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;

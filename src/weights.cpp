@@ -206,28 +206,11 @@ AffineUpdate compose_updates(const torch::Tensor& correct, Strategy strategy, Di
   const auto m = mask.accessor<bool, 2>();
   auto u = upd.u.accessor<double, 1>();
   std::vector<double> v(n);
-  if (mode == StepMode::kPerBatch) {
-    // Each input's update with step 1 at the starting w is d(x) = alpha1*w + R^T v1 with
-    // alpha1 = -cc*p_c + ci*p_i and v1_j = cc/n (rDLM j right) or -ci/n (wrong); sum them, then scale
-    // by g / sum q: w' = (1 + g*A/Q) w + R^T (g*V/Q).
-    double A = 0, Q = 0;
-    for (int64_t f = 0; f < num_failing; ++f) {
-      int64_t a = 0;
-      for (int64_t j = 0; j < n; ++j) a += m[f][j] ? 1 : 0;
-      const int64_t b = n - a;
-      if (!changes_w(strategy, a, b)) continue;
-      const double p_c = static_cast<double>(a) / n;
-      const double p_i = static_cast<double>(b) / n;
-      A += -terms.cc * p_c + terms.ci * p_i;
-      Q += strategy == Strategy::k3 ? p_i : p_c;
-      for (int64_t j = 0; j < n; ++j) u[j] += m[f][j] ? terms.cc / n : -terms.ci / n;
-      ++upd.adjusted;
-    }
-    if (upd.adjusted == 0) return upd;
-    upd.s = 1.0 + g * A / Q;
-    for (int64_t j = 0; j < n; ++j) u[j] *= g / Q;
-    return upd;
-  }
+  // per-batch: each input's update with step 1 at the starting w is d(x) = alpha1*w + R^T v1 with
+  // alpha1 = -cc*p_c + ci*p_i and v1_j = cc/n (rDLM j right) or -ci/n (wrong); they are summed, then
+  // scaled by g / sum q: w' = (1 + g*A/Q) w + R^T (g*V/Q), V accumulated in u.
+  const bool per_batch = mode == StepMode::kPerBatch;
+  double A = 0, Q = 0;
   for (int64_t f = 0; f < num_failing; ++f) {
     int64_t a = 0;
     for (int64_t j = 0; j < n; ++j) a += m[f][j] ? 1 : 0;
@@ -235,11 +218,21 @@ AffineUpdate compose_updates(const torch::Tensor& correct, Strategy strategy, Di
     if (!changes_w(strategy, a, b)) continue;
     const double p_c = static_cast<double>(a) / n;
     const double p_i = static_cast<double>(b) / n;
+    ++upd.adjusted;
+    if (per_batch) {
+      A += -terms.cc * p_c + terms.ci * p_i;
+      Q += strategy == Strategy::k3 ? p_i : p_c;
+      for (int64_t j = 0; j < n; ++j) u[j] += m[f][j] ? terms.cc / n : -terms.ci / n;
+      continue;
+    }
     const double alpha = 1.0 - g * terms.cc * p_c + g * terms.ci * p_i;
     for (int64_t j = 0; j < n; ++j) v[j] = m[f][j] ? g * terms.cc / n : -g * terms.ci / n;
     upd.s *= alpha;
     for (int64_t j = 0; j < n; ++j) u[j] = alpha * u[j] + v[j];
-    ++upd.adjusted;
+  }
+  if (per_batch && upd.adjusted > 0) {
+    upd.s = 1.0 + g * A / Q;
+    for (int64_t j = 0; j < n; ++j) u[j] *= g / Q;
   }
   return upd;
 }

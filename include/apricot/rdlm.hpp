@@ -22,6 +22,9 @@ uint64_t rdlm_seed(uint64_t seed, int64_t k);
 // Training images all rDLMs process together: count * size * epochs (rdlm.finetune.epochs for init
 // base). The budget-matched control spends as many on the base.
 int64_t rdlm_images(const Config& cfg);
+// The fine-tuning recipe of rdlm.init base (train's recipe with rdlm.finetune's optimizer, constant
+// learning rate and epochs); the budget-matched control trains the base with it too.
+TrainConfig finetune_recipe(const Config& cfg);
 
 // "3,5-7" -> {3,5,6,7}; throws kUsage for malformed lists or indices >= count.
 std::vector<int64_t> parse_index_list(const std::string& text, int64_t count);

@@ -129,6 +129,10 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
 int64_t recalibrate_batchnorm(NetImpl& model, const torch::Tensor& x, const Normalizer& norm,
                               const torch::Device& device, int64_t batch_size);
 
+// The images adapt.bn_recalibrate (and eval --bn-recalibrate) recalibrate on: the first n rows
+// (at most all) of a permutation of the training split seeded by `seed`, the same for every arm.
+torch::Tensor recalibration_images(const Split& train, uint64_t seed, int64_t n);
+
 // Puts the 4-D parameters and buffers (convolution weights) of `model` in channels-last (NHWC)
 // memory order, or back to contiguous (NCHW). Values are unchanged.
 void set_memory_format(torch::nn::Module& model, bool channels_last);

@@ -43,9 +43,8 @@ void recalibrate_for_eval(const EvalOptions& o, const Session& s, const Dataset&
   if (o.bn_recalibrate <= 0) return;
   if (o.bn_recalibrate < 2)
     config_error("--bn-recalibrate 1: batch statistics need at least two images", "use 0 (off) or N >= 2");
-  const int64_t n = std::min<int64_t>(o.bn_recalibrate, data.train.size());
-  auto gen = at::detail::createCPUGenerator(s.cfg.seed * 104729ULL + 3ULL);
-  auto x = data.train.x.index_select(0, torch::randperm(data.train.size(), gen, torch::kInt64).slice(0, 0, n));
+  auto x = recalibration_images(data.train, s.cfg.seed, o.bn_recalibrate);
+  const int64_t n = x.size(0);
   const int64_t layers = recalibrate_batchnorm(*m.model, x, m.norm, s.device, s.cfg.train.eval_batch_size);
   spdlog::info("recalibrated {} BatchNorm layers on {} training images", layers, n);
 }
