@@ -250,6 +250,8 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
     auto pt = WorkDir(workdir).rdlm_model(k);
     if (!req.force && checkpoint_exists(pt)) {
       up_to_date(k, pt);
+      // A run killed between writing the model and removing its state leaves the state behind.
+      remove_state(WorkDir(workdir).rdlm_state(k));
       skipped.push_back(k);
       continue;
     }
