@@ -100,9 +100,11 @@ struct Arm {
   WeightLayout layout;                                // soups: with the BatchNorm statistics
   torch::Tensor R;                                    // (n, P); undefined for the control arms
   torch::Tensor bn_images;                            // adapt.bn_recalibrate's training images (uint8)
+  CorrectCount base_sel;                              // the base on the selection split (complete)
   torch::Tensor base_pred_val, base_pred_test;        // the base model's predictions (int64, CPU)
   torch::Tensor base_right_sel;                       // which selection inputs the base gets right (bool)
   int64_t base_right_sel_count = 0;
+  double base_eval_seconds = 0;                       // evaluating the base, in this process
   std::unique_ptr<CorrectnessCache> cache;
   TrainOptions retrain;
   bool retraining = false;
@@ -264,21 +266,29 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
   arm->state_key = {{"phase", "adapt"}, {"strategy", to_string(strategy)}, {"provenance", prov},
                     {"device", device.str()}};
   arm->state_path = wd.adapt_state(strategy);
-  // The base's answers, for what a candidate repairs and breaks (the model is still the base here).
-  arm->base_pred_val = predict(model, data.val.x, data.norm, device, arm->eval_batch);
-  arm->base_pred_test = predict(model, data.test.x, data.norm, device, arm->eval_batch);
-  arm->base_right_sel = (arm->select_on_test ? arm->base_pred_test : arm->base_pred_val).eq(arm->sel->y);
-  arm->base_right_sel_count = arm->base_right_sel.sum().item<int64_t>();
+  // The base on both splits, once (the model is still the base here): its count, answers and margins
+  // on the selection split start the loop; its answers on both splits tell what a candidate repairs
+  // and breaks.
+  const auto t0 = Clock::now();
+  arm->base_sel = count_correct(model, *arm->sel, {torch::arange(arm->sel->size(), torch::kInt64)}, -1, data.norm,
+                                device, arm->eval_batch);
+  const torch::Tensor other = predict(model, (arm->select_on_test ? data.val : data.test).x, data.norm, device,
+                                      arm->eval_batch);
+  arm->base_pred_val = arm->select_on_test ? other : arm->base_sel.pred;
+  arm->base_pred_test = arm->select_on_test ? arm->base_sel.pred : other;
+  arm->base_right_sel = arm->base_sel.right;
+  arm->base_right_sel_count = arm->base_sel.correct;
+  arm->base_eval_seconds = since(t0);
   return arm;
 }
 
-// The pair's errors (inputs of class src predicted as dst) on the validation and test splits.
-json pair_errors(const Arm& arm, NetImpl& model) {
-  auto count = [&](const Split& split) {
-    auto pred = predict(model, split.x, arm.data.norm, arm.device, arm.eval_batch);
+// The pair's errors (inputs of class src predicted as dst) on the validation and test splits, from a
+// model's predictions on them.
+json pair_errors(const Arm& arm, const torch::Tensor& pred_val, const torch::Tensor& pred_test) {
+  auto count = [&](const Split& split, const torch::Tensor& pred) {
     return (split.y.eq(arm.target->first) & pred.eq(arm.target->second)).sum().item<int64_t>();
   };
-  return {{"val", count(arm.data.val)}, {"test", count(arm.data.test)}};
+  return {{"val", count(arm.data.val, pred_val)}, {"test", count(arm.data.test, pred_test)}};
 }
 
 // adapt.target: the pair's errors of the base that the final model gets right, and the inputs of the
@@ -292,21 +302,19 @@ int64_t pair_broken(const Arm& arm, const Split& split, const torch::Tensor& bef
   return (src & before.eq(split.y) & after.ne(split.y)).sum().item<int64_t>();
 }
 
-// The state of a fresh run: the base model is the best so far.
-AdaptState initial_state(const Arm& arm, NetImpl& model) {
+// The state of a fresh run: the base model (evaluated by prepare_arm) is the best so far.
+AdaptState initial_state(const Arm& arm) {
   AdaptState st;
   st.gen = at::detail::createCPUGenerator(arm.cfg.seed * 7919ULL + 17ULL);  // the same batches for every arm
-  const auto t0 = Clock::now();
-  const Split& other = arm.select_on_test ? arm.data.val : arm.data.test;
-  const torch::Tensor all = torch::arange(arm.sel->size(), torch::kInt64);
-  CorrectCount c = count_correct(model, *arm.sel, {all}, -1, arm.data.norm, arm.device, arm.eval_batch);
-  const double sel_acc = arm.sel->size() ? static_cast<double>(c.correct) / arm.sel->size() : 0.0;
-  const double other_acc = accuracy(model, other, arm.data.norm, arm.device, arm.eval_batch);
-  st.base_val = arm.select_on_test ? other_acc : sel_acc;
-  st.base_test = arm.select_on_test ? sel_acc : other_acc;
-  st.best_correct = c.correct, st.best_acc = sel_acc, st.best_right = c.right, st.best_margin = c.margin;
-  if (arm.target) st.target_before = pair_errors(arm, model);
-  st.time.evaluation += since(t0);
+  auto acc = [](const Split& split, const torch::Tensor& pred) {
+    return split.size() ? pred.eq(split.y).sum().item<double>() / static_cast<double>(split.size()) : 0.0;
+  };
+  st.base_val = acc(arm.data.val, arm.base_pred_val);
+  st.base_test = acc(arm.data.test, arm.base_pred_test);
+  const CorrectCount& c = arm.base_sel;
+  st.best_correct = c.correct, st.best_acc = arm.select_on_test ? st.base_test : st.base_val;
+  st.best_right = c.right.clone(), st.best_margin = c.margin.clone();
+  if (arm.target) st.target_before = pair_errors(arm, arm.base_pred_val, arm.base_pred_test);
   return st;
 }
 
@@ -685,7 +693,7 @@ json finish(const Arm& arm, const WorkDir& wd, NetImpl& model, const ModelSpec& 
   // What the repair fixed and broke against the base (the selection split is val unless selection: test).
   result["changes"] = {{"val", val.to_json()}, {"test", test.to_json()}};
   if (arm.target) {
-    json after = pair_errors(arm, model);
+    json after = pair_errors(arm, pred_val, pred_test);
     result["target"] = {{"pair", {arm.target->first, arm.target->second}}, {"errors_before", st.target_before},
                         {"errors_after", after},
                         {"repaired", {{"val", pair_repaired(arm, arm.data.val, arm.base_pred_val, pred_val)},
@@ -747,9 +755,10 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130
   AdaptState st;
   if (!load_adapt_state(arm->state_path, arm->state_key, st, model, arm->name)) {
-    st = initial_state(*arm, model);
+    st = initial_state(*arm);
     start_candidate(*arm, model, st);  // not saved before the first batch: a kill here redoes it
   }
+  st.time.evaluation += arm->base_eval_seconds;
   const RunClock clock{st.elapsed, t_start};
   AppendFile trace(wd.adapt_trace(req.strategy), st.trace_bytes);  // cut back to what the state has seen
   const StopReason stop = adapt_loop(*arm, model, st, trace, clock, req.progress);

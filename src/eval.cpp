@@ -99,13 +99,14 @@ CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector
   InferenceScope scope(model, device);
   const int64_t n = split.size();
   CorrectCount out;
-  std::vector<torch::Tensor> rows, right, margin;
+  std::vector<torch::Tensor> rows, right, margin, pred;
   for (const auto& g : groups) {
     for (int64_t i = 0; i < g.size(0); i += batch_size) {
       auto idx = g.slice(0, i, std::min(g.size(0), i + batch_size));  // (b)
       auto logits = model.forward(data_norm_batch(split, idx, norm, device)).to(torch::kCPU);  // (b, classes)
       auto y = split.y.index_select(0, idx);
-      auto ok = logits.argmax(1).eq(y);  // (b) bool, exactly as predict() decides
+      auto p = logits.argmax(1);  // (b), exactly as predict() decides
+      auto ok = p.eq(y);
       auto truth = logits.gather(1, y.unsqueeze(1)).squeeze(1);
       auto rival = logits.scatter(1, y.unsqueeze(1), -std::numeric_limits<float>::infinity()).amax(1);
       out.correct += ok.sum().item<int64_t>();
@@ -113,6 +114,7 @@ CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector
       rows.push_back(idx);
       right.push_back(ok);
       margin.push_back(truth - rival);
+      pred.push_back(p);
       if (to_beat >= 0 && out.correct + (n - out.evaluated) <= to_beat) return out;  // cannot win any more
     }
   }
@@ -120,10 +122,12 @@ CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector
   out.complete = true;
   out.right = torch::zeros({n}, torch::kBool);
   out.margin = torch::zeros({n}, torch::kFloat32);
+  out.pred = torch::zeros({n}, torch::kInt64);
   if (n > 0) {
     auto all = torch::cat(rows);
     out.right.index_put_({all}, torch::cat(right));
     out.margin.index_put_({all}, torch::cat(margin).to(torch::kFloat32));
+    out.pred.index_put_({all}, torch::cat(pred));
   }
   return out;
 }

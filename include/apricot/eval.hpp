@@ -27,6 +27,7 @@ struct CorrectCount {
   bool complete = false;  // every input was evaluated: `correct` is the model's count
   torch::Tensor right;    // (N) bool on the CPU, by split row; only when complete
   torch::Tensor margin;   // (N) float32: true-class logit minus the largest other one; only when complete
+  torch::Tensor pred;     // (N) int64: the predicted classes, as predict() gives them; only when complete
   bool beats(int64_t to_beat) const { return complete && correct > to_beat; }
 };
 // `groups`: int64 row tensors that together hold every row of `split` once, evaluated group after
