@@ -184,6 +184,15 @@ std::optional<int64_t> cgroup_cpu_limit() {
   return limit;
 }
 
+std::optional<int64_t> slurm_cpus_per_task(const char* value) {
+  if (value == nullptr) return std::nullopt;
+  const auto w = words(value);
+  if (w.size() != 1) return std::nullopt;
+  const auto n = parse_int(w[0]);
+  if (!n || *n < 1) return std::nullopt;
+  return n;
+}
+
 int available_cpus() {
   int64_t n = 0;
   cpu_set_t set;
@@ -192,6 +201,7 @@ int available_cpus() {
   // More than CPU_SETSIZE (1024) CPUs, or no affinity call: every CPU online.
   if (n <= 0) n = std::max<long>(1, ::sysconf(_SC_NPROCESSORS_ONLN));
   if (auto quota = cgroup_cpu_limit()) n = std::min(n, *quota);
+  if (auto slurm = slurm_cpus_per_task(std::getenv("SLURM_CPUS_PER_TASK"))) n = std::min(n, *slurm);
   return static_cast<int>(std::max<int64_t>(1, n));
 }
 

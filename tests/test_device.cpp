@@ -62,14 +62,38 @@ TEST(Device, CgroupV1CfsQuota) {
 }
 
 TEST(Device, AvailableCpusIsTheAffinityMaskCappedByTheQuota) {
-  const int mask = affinity_count();
-  const auto quota = apricot::cgroup_cpu_limit();
-  if (quota) {
-    EXPECT_EQ(available_cpus(), std::min<int64_t>(mask, *quota));
-  } else {
-    EXPECT_EQ(available_cpus(), mask);  // no quota applies
-  }
+  int64_t expected = affinity_count();
+  if (const auto quota = apricot::cgroup_cpu_limit()) expected = std::min(expected, *quota);
+  if (const auto slurm = apricot::slurm_cpus_per_task(std::getenv("SLURM_CPUS_PER_TASK")))
+    expected = std::min(expected, *slurm);  // the tests themselves run in a Slurm job
+  EXPECT_EQ(available_cpus(), expected);
   EXPECT_GE(available_cpus(), 1);
+}
+
+TEST(Device, SlurmCpusPerTaskParses) {
+  EXPECT_EQ(apricot::slurm_cpus_per_task("4"), 4);
+  EXPECT_EQ(apricot::slurm_cpus_per_task(" 1\n"), 1);
+  EXPECT_FALSE(apricot::slurm_cpus_per_task(nullptr));
+  EXPECT_FALSE(apricot::slurm_cpus_per_task(""));
+  EXPECT_FALSE(apricot::slurm_cpus_per_task("0"));
+  EXPECT_FALSE(apricot::slurm_cpus_per_task("-2"));
+  EXPECT_FALSE(apricot::slurm_cpus_per_task("2x"));
+  EXPECT_FALSE(apricot::slurm_cpus_per_task("1 2"));
+}
+
+// A Slurm job whose node sets no affinity mask (no task/affinity or cgroup plugin) still gets the
+// CPUs the job was given, also when the user's batch script passes no --threads.
+TEST(Device, BinaryInASlurmJobUsesItsCpusPerTask) {
+  auto dir = apricot::test::fresh_dir("slurm-cpus");
+  auto r = apricot::test::run_shell("SLURM_CPUS_PER_TASK=1 " + std::string(APRICOT_BINARY) + " train-base --device cpu -w " +
+                                    dir.string() + " --set train.epochs=1 --set data.synthetic_train=300 --set data.val_size=50");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("| 1 CPU threads |"), std::string::npos) << r.err;
+  r = apricot::test::run_shell("SLURM_CPUS_PER_TASK=1 " + std::string(APRICOT_BINARY) +
+                               " bench matmul -n 8 --repeats 1 --device cpu --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["threads"], 1) << r.out;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Device, AvailableCpusFollowsANarrowedMask) {

@@ -26,9 +26,13 @@ class AutocastBf16 {
 };
 
 // The CPUs this process may use: the CPUs of its affinity mask (taskset, Slurm, cpusets), capped by
-// its cgroup's CPU quota rounded up (docker --cpus, Kubernetes limits, systemd CPUQuota), at least 1.
-// This is what `threads: 0` means; std::thread::hardware_concurrency counts the machine's CPUs.
+// its cgroup's CPU quota rounded up (docker --cpus, Kubernetes limits, systemd CPUQuota) and by the
+// CPUs a Slurm job was given (SLURM_CPUS_PER_TASK: a cluster without Slurm's affinity or cgroup
+// plugins leaves the mask at the whole node), at least 1. This is what `threads: 0` means;
+// std::thread::hardware_concurrency counts the machine's CPUs.
 int available_cpus();
+// SLURM_CPUS_PER_TASK's value as a CPU count: nullopt when unset, empty or not a positive integer.
+std::optional<int64_t> slurm_cpus_per_task(const char* value);
 // The whole CPUs a cgroup quota allows (ceil(quota / period)), or nullopt for no limit or text that
 // does not parse. v2: the text of cpu.max ("max 100000", "150000 100000"); v1: the texts of
 // cpu.cfs_quota_us ("-1" = none) and cpu.cfs_period_us.
