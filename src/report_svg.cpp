@@ -1,6 +1,8 @@
 // The SVG charts of the HTML page: Figure 2 (histogram of rDLM accuracies), Figure 3 (box plots of
 // final accuracies) and the adaptation curves, each a self-contained <svg> string drawn from plain
-// numbers. They choose no data (report_html.cpp picks it from the runs) and use no script.
+// numbers. They choose no data (report_html.cpp picks it from the runs) and use no script. Elements
+// that draw data (bars, boxes, whiskers, points, curves and their markers) have class "d": the
+// browser test (tests/browser/layout_check.js) checks that no label overlaps them.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -46,6 +48,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target = 5) {
   return t;
 }
 
+// The width of a label in the charts' 11 px font, generously (6.5 px a character; the page's
+// system-ui font measures about 6): for layout decisions, not for drawing.
+double text_width(const std::string& text) { return 6.5 * static_cast<double>(text.size()); }
+
 // A plot frame mapping data to pixels, with axes, ticks and labels.
 struct Frame {
   double w = 560, h = 280, left = 72, right = 16, top = 28, bottom = 44;
@@ -69,7 +75,8 @@ std::string y_axis(const Frame& f, const std::vector<double>& ticks, const char*
     if (v < f.y0 - 1e-12 || v > f.y1 + 1e-12) continue;
     s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"g\"/>", f.left, f.w - f.right, f.py(v),
               f.py(v));
-    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"yl\">", f.left - 5, f.py(v) + 4) + strf(fmt, v * scale + 0.0) + "</text>";
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"yl\" text-anchor=\"end\">", f.left - 5, f.py(v) + 4) +
+         strf(fmt, v * scale + 0.0) + "</text>";
   }
   s += strf("<text transform=\"translate(13,%.1f) rotate(-90)\" class=\"al\">", (f.top + f.h - f.bottom) / 2) +
        html_escape(label) + "</text>";
@@ -87,7 +94,11 @@ std::string x_axis(const Frame& f, const std::vector<double>& ticks, const char*
     if (v < f.x0 - 1e-12 || v > f.x1 + 1e-12) continue;
     s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"ax\"/>", f.px(v), f.px(v),
               f.h - f.bottom, f.h - f.bottom + 4);
-    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">", f.px(v), f.h - f.bottom + 16) + strf(fmt, v * scale + 0.0) +
+    // A label that would reach under the y axis's labels (or off the chart) is left out: its tick stays.
+    const std::string text = strf(fmt, v * scale + 0.0);
+    const double half = text_width(text) / 2;
+    if (f.px(v) - half < f.left - 2 || f.px(v) + half > f.w - 2) continue;
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"xl\" text-anchor=\"middle\">", f.px(v), f.h - f.bottom + 16) + text +
          "</text>";
   }
   s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"al\">", (f.left + f.w - f.right) / 2, f.h - 6) + html_escape(label) +
@@ -110,7 +121,7 @@ std::string histogram_svg(const std::string& title, const std::vector<double>& a
   const int cmax = *std::max_element(count.begin(), count.end());
   f.x0 = lo, f.x1 = lo + width * (bins + 1);
   if (!std::isnan(base_mean)) f.x0 = std::min(f.x0, base_mean - width), f.x1 = std::max(f.x1, base_mean + width);
-  f.y0 = 0, f.y1 = cmax + 0.5;
+  f.y0 = 0, f.y1 = std::max(cmax + 0.5, cmax / 0.88);  // headroom for the base model's label
   std::string s = svg_open(f, title);
   std::vector<double> yt;
   for (double v : nice_ticks(0, cmax, std::min(cmax, 5)))
@@ -120,13 +131,13 @@ std::string histogram_svg(const std::string& title, const std::vector<double>& a
   for (int b = 0; b <= bins; ++b) {
     if (!count[b]) continue;
     double xa = f.px(lo + b * width), xb = f.px(lo + (b + 1) * width);
-    s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#1f77b4\" fill-opacity=\"0.75\" "
+    s += strf("<rect class=\"d\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#1f77b4\" fill-opacity=\"0.75\" "
               "stroke=\"#fff\"><title>%d rDLMs in [%.2f%%, %.2f%%)</title></rect>",
               xa, f.py(count[b]), xb - xa, f.py(0) - f.py(count[b]), count[b], 100 * (lo + b * width),
               100 * (lo + (b + 1) * width));
   }
   if (!std::isnan(base_mean)) {
-    s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"2\" "
+    s += strf("<line class=\"d\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"2\" "
               "stroke-dasharray=\"5,3\"/>",
               f.px(base_mean), f.px(base_mean), f.top, f.h - f.bottom);
     const bool right_half = f.px(base_mean) > (f.left + f.w - f.right) / 2;  // label on the roomier side
@@ -157,20 +168,20 @@ std::string boxplot_svg(const std::string& title, const std::vector<std::pair<st
     if (v.empty()) continue;
     double q1 = quantile(v, 0.25), q2 = quantile(v, 0.5), q3 = quantile(v, 0.75);
     double mn = *std::min_element(v.begin(), v.end()), mx = *std::max_element(v.begin(), v.end());
-    s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", cx, cx, f.py(mn), f.py(mx),
+    s += strf("<line class=\"d\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", cx, cx, f.py(mn), f.py(mx),
               color.c_str());
     for (double e : {mn, mx})
-      s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", cx - bw / 4, cx + bw / 4,
+      s += strf("<line class=\"d\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>", cx - bw / 4, cx + bw / 4,
                 f.py(e), f.py(e), color.c_str());
-    s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.25\" "
+    s += strf("<rect class=\"d\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"0.25\" "
               "stroke=\"%s\"><title>%s: median %.2f%%, quartiles %.2f%%-%.2f%%, range %.2f%%-%.2f%%</title></rect>",
               cx - bw / 2, f.py(q3), bw, std::max(1.0, f.py(q1) - f.py(q3)), color.c_str(), color.c_str(),
               html_escape(name).c_str(), 100 * q2, 100 * q1, 100 * q3, 100 * mn, 100 * mx);
-    s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"/>", cx - bw / 2,
+    s += strf("<line class=\"d\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"/>", cx - bw / 2,
               cx + bw / 2, f.py(q2), f.py(q2), color.c_str());
     for (size_t j = 0; j < v.size(); ++j) {
       double jitter = v.size() == 1 ? 0 : (static_cast<double>(j) / (v.size() - 1) - 0.5) * bw * 0.6;
-      s += strf("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\" stroke=\"#fff\" stroke-width=\"0.8\"/>",
+      s += strf("<circle class=\"d\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\" stroke=\"#fff\" stroke-width=\"0.8\"/>",
                 cx + jitter, f.py(v[j]), color.c_str());
     }
   }
@@ -205,7 +216,7 @@ std::string class_change_svg(const std::string& title,
     const std::string color = kColor.count(key) ? kColor.at(key) : "#333";
     for (size_t k = 0; k < v.size(); ++k) {
       const double x = f.px(k) + group * 0.1 + a * bw, y = f.py(std::max(v[k], 0.0));
-      s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%s, class %zu: "
+      s += strf("<rect class=\"d\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%s, class %zu: "
                 "%+.2f pp</title></rect>",
                 x, y, std::max(bw - 1, 1.0), std::max(std::fabs(f.py(v[k]) - f.py(0)), 0.5), color.c_str(),
                 html_escape(strategy_name(key)).c_str(), k, 100 * v[k]);
@@ -243,7 +254,11 @@ Curve curve_of(const std::string& s, const json& result, const std::vector<json>
 
 std::string curves_svg(const std::string& title, const std::vector<Curve>& curves, const std::string& selection) {
   Frame f;
-  f.w = 560, f.right = 120;
+  // The legend, right of the plot, as wide as its longest name needs; the plot keeps 368 px.
+  double longest = text_width("retraining");
+  for (const auto& c : curves) longest = std::max(longest, text_width(strategy_name(c.strategy)));
+  f.right = std::max(120.0, 35 + longest + 6);
+  f.w = f.left + 368 + f.right;
   double xmax = 1, lo = 1, hi = 0;
   for (const auto& c : curves)
     for (const auto& [x, y] : c.points) xmax = std::max(xmax, x), lo = std::min(lo, y), hi = std::max(hi, y);
@@ -266,13 +281,13 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
       pts += strf("%.1f,%.1f ", f.px(x), f.py(y));
       prev_y = y;
     }
-    s += "<polyline fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.8\"" + dash + " points=\"" + pts + "\"/>";
+    s += "<polyline class=\"d\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.8\"" + dash + " points=\"" + pts + "\"/>";
     for (const auto& [x, y] : c.adjust_marks)
-      s += strf("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>batch %.0f: accepted adjustment, "
+      s += strf("<circle class=\"d\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>batch %.0f: accepted adjustment, "
                 "%.2f%%</title></circle>",
                 f.px(x), f.py(y), color.c_str(), x, 100 * y);
     for (const auto& [x, y] : c.retrain_marks)
-      s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"#fff\" stroke=\"%s\" stroke-width=\"1.5\">"
+      s += strf("<rect class=\"d\" x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"#fff\" stroke=\"%s\" stroke-width=\"1.5\">"
                 "<title>batch %.0f: accepted retraining, %.2f%%</title></rect>",
                 f.px(x) - 3.5, f.py(y) - 3.5, color.c_str(), x, 100 * y);
     s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>",
