@@ -16,12 +16,13 @@ shift 3
 [[ $K =~ ^[1-9][0-9]*$ ]] || { echo "K must be a positive integer: $usage" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 APRICOT=${APRICOT:-apricot}
-extra=$(printf ' %q' "$@")
+extra=""  # the apricot flags, quoted for the --wrap commands (printf with no argument would give '')
+(($#)) && extra=$(printf ' %q' "$@")
 # shellcheck source=submit-lib.sh
 source "$here/submit-lib.sh"
 base=$(submit base --job-name=apricot-base --cpus-per-task=8 \
   --wrap "$(printf '%q' "$APRICOT") train-base -c $(printf '%q' "$CONFIG") -w $(printf '%q' "$WORKDIR")$extra")
-rdlms=$(submit rdlms --dependency=afterok:"$base" --array=0-$((K - 1)) "$here/rdlms.sbatch" "$CONFIG" "$WORKDIR" "$@")
+rdlms=$(submit rdlms --dependency=afterok:"$base" --array=0-$((K - 1)) -- "$here/rdlms.sbatch" "$CONFIG" "$WORKDIR" "$@")
 adapt=$(submit adapt --dependency=afterok:"$rdlms" --job-name=apricot-adapt --cpus-per-task=8 \
   --wrap "$(printf '%q' "$APRICOT") run -c $(printf '%q' "$CONFIG") -w $(printf '%q' "$WORKDIR")$extra")
 report=$(submit report --dependency=afterok:"$adapt" --job-name=apricot-report --cpus-per-task=1 \

@@ -26,7 +26,7 @@ for item in "${items[@]}"; do
     dirs+=" $(printf '%q' "$ROOT/seed-$item")"
   fi
 done
-seeds=$(submit seeds --array="$SEEDS" "$here/sweep-seed.sbatch" "$CONFIG" "$ROOT" "$@")
+seeds=$(submit seeds --array="$SEEDS" -- "$here/sweep-seed.sbatch" "$CONFIG" "$ROOT" "$@")
 report=$(submit report --dependency=afterok:"$seeds" --job-name=apricot-report --cpus-per-task=1 \
   --wrap "$(printf '%q' "$APRICOT") report$dirs --out $(printf '%q' "$ROOT/report") --force")
 echo "submitted: seeds $seeds (array $SEEDS), report $report -> $ROOT/report/"
