@@ -157,6 +157,7 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   if (uses_rdlms(s))
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) rdlms.push_back(crc_of(wd.rdlm_model(k)));
   json c = to_json(cfg);
+  drop_added_defaults(c);  // results made before those keys existed stay valid
   json& a = c["adapt"];
   a.erase("strategies");
   a.erase("parallel");      // arms at once or one by one: the same loop
@@ -164,10 +165,6 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   if (!adjusts(s))
     for (const char* k : kAdjustmentOnlyKeys) a.erase(k);
   if (s == Strategy::kNone || s == Strategy::kNoneMatched) a.erase("bn_recalibrate");
-  // Keys added later whose defaults are the earlier behaviour: results made before them stay valid.
-  if (a.value("step_mode", "") == "per-input") a.erase("step_mode");
-  if (a.value("bn_recalibrate", int64_t{-1}) == 0) a.erase("bn_recalibrate");
-  if (a.value("max_break_rate", 0.0) == 1.0) a.erase("max_break_rate");
   json prov = {{"base_crc32", crc_of(wd.base_model())},
                {"rdlm_crc32", rdlms},
                {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", a}}}};
@@ -677,14 +674,18 @@ json result_json(const Arm& arm, const AdaptState& st, StopReason stop, double f
 // The outputs of a finished loop: the best model, result.json, the log line. The state goes last.
 json finish(const Arm& arm, const WorkDir& wd, NetImpl& model, const ModelSpec& spec, AdaptState& st,
             StopReason stop, const RunClock& clock, const json& prov) {
+  // Which selection inputs the final model (the best) gets right is in the state (best_right); only
+  // the other split, and the selection split's classes for a target pair, need a pass.
+  const bool need_val = arm.select_on_test || arm.target.has_value();
   torch::Tensor pred_val, pred_test;
   {
     ScopeTimer t(st.time.evaluation);
-    pred_val = predict(model, arm.data.val.x, arm.data.norm, arm.device, arm.eval_batch);
+    if (need_val) pred_val = predict(model, arm.data.val.x, arm.data.norm, arm.device, arm.eval_batch);
     pred_test = predict(model, arm.data.test.x, arm.data.norm, arm.device, arm.eval_batch);
   }
   const int64_t classes = arm.data.classes;
-  const Changes val = compare_predictions(arm.data.val.y, arm.base_pred_val, pred_val, classes);
+  const Changes val = need_val ? compare_predictions(arm.data.val.y, arm.base_pred_val, pred_val, classes)
+                               : compare_rightness(arm.data.val.y, arm.base_right_sel, st.best_right, classes);
   const Changes test = compare_predictions(arm.data.test.y, arm.base_pred_test, pred_test, classes);
   const double final_val = val.n ? static_cast<double>(val.right_after) / val.n : 0.0;
   const double final_test = test.n ? static_cast<double>(test.right_after) / test.n : 0.0;

@@ -146,9 +146,13 @@ nlohmann::json EvalResult::to_json() const {
 Changes compare_predictions(const torch::Tensor& y, const torch::Tensor& before, const torch::Tensor& after,
                             int64_t classes) {
   TORCH_CHECK(y.sizes() == before.sizes() && y.sizes() == after.sizes(), "compare_predictions: sizes differ");
+  return compare_rightness(y, before.eq(y), after.eq(y), classes);
+}
+
+Changes compare_rightness(const torch::Tensor& y, const torch::Tensor& rb, const torch::Tensor& ra, int64_t classes) {
+  TORCH_CHECK(y.sizes() == rb.sizes() && y.sizes() == ra.sizes(), "compare_rightness: sizes differ");
   Changes c;
   c.n = y.size(0);
-  const auto rb = before.eq(y), ra = after.eq(y);
   c.right_before = rb.sum().item<int64_t>();
   c.right_after = ra.sum().item<int64_t>();
   c.repaired = (ra & rb.logical_not()).sum().item<int64_t>();

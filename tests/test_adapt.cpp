@@ -269,3 +269,23 @@ TEST(AdaptLoop, EarlyRejectionChangesNoDecision) {
   EXPECT_TRUE(bitwise_equal(weights_of(WorkDir(fast.dir.string()).adapt_model(Strategy::k1)),
                             weights_of(WorkDir(full.dir.string()).adapt_model(Strategy::k1))));
 }
+
+// result.json's repairs and breaks come from the loop's own record of the best model's selection
+// answers (no second pass over the validation split): they must equal a fresh evaluation of the
+// saved final model against the saved base, for an adjusting arm with retraining and for the arms
+// whose first candidate is a soup or the budget-matched base.
+TEST(AdaptLoop, FinalChangesMatchAFreshEvaluation) {
+  Config cfg = small_config();
+  cfg.adapt.retrain_every = 3;
+  for (Strategy s : {Strategy::k1, Strategy::kSoup, Strategy::kNoneMatched}) {
+    ArmRun r = adapt("changes-" + to_string(s), cfg, s);
+    const WorkDir wd(r.dir.string());
+    auto final_model = load_checkpoint(wd.adapt_model(s)), base = load_checkpoint(wd.base_model());
+    for (const auto& [name, split] : {std::pair<std::string, const Split*>{"val", &data().val}, {"test", &data().test}}) {
+      auto after = predict(*final_model.model, split->x, data().norm, torch::kCPU, 1000);
+      auto before = predict(*base.model, split->x, data().norm, torch::kCPU, 1000);
+      const json want = compare_predictions(split->y, before, after, data().classes).to_json();
+      EXPECT_EQ(r.result["changes"][name], want) << to_string(s) << " " << name;
+    }
+  }
+}

@@ -68,6 +68,9 @@ struct Changes {
 // y, before, after: (N) int64 labels and predicted classes, on the CPU.
 Changes compare_predictions(const torch::Tensor& y, const torch::Tensor& before, const torch::Tensor& after,
                             int64_t classes);
+// The same from which inputs each model gets right: right_before, right_after (N) bool on the CPU.
+Changes compare_rightness(const torch::Tensor& y, const torch::Tensor& right_before, const torch::Tensor& right_after,
+                          int64_t classes);
 
 EvalResult evaluate(NetImpl& model, const Split& split, const std::string& name, int64_t classes,
                     const Normalizer& norm, const torch::Device& device, int64_t batch_size);
