@@ -3,7 +3,7 @@
 # for SECONDS (default 30) on a temporary copy of its seed corpus, so the committed corpus never
 # grows. Fails on any crash, sanitizer report, unexpected exception or timeout; the input that
 # triggered it is kept and its path printed.
-# Usage: scripts/fuzz.sh [SECONDS [TARGET ...]]   targets: config idx cifar checkpoint_meta safetensors
+# Usage: scripts/fuzz.sh [SECONDS [TARGET ...]]   targets: config idx cifar checkpoint_meta safetensors npy
 # Env: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_OUT (keep corpora, logs and crash inputs here instead
 # of a temporary directory), FUZZ_JOBS (build jobs, default nproc).
 set -euo pipefail
@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(config idx cifar checkpoint_meta safetensors)
+((${#targets[@]})) || targets=(config idx cifar checkpoint_meta safetensors npy)
 
 # Debian packages: the build's own (as scripts/setup.sh) plus clang and its runtime (libFuzzer, ASan).
-packages=(cmake ninja-build libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev clang-14
-          libclang-rt-14-dev)
+packages=(cmake ninja-build libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev libjpeg62-turbo-dev
+          libpng-dev clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,7 +26,7 @@ if ((${#missing[@]})); then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}

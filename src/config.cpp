@@ -19,10 +19,10 @@ namespace apricot {
 using nlohmann::json;
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataConfig, format, root, train_limit, test_limit, val_from,
-                                                val_size, normalize, synthetic_train, synthetic_test,
-                                                synthetic_shape, synthetic_classes)
+                                                val_size, normalize, channels, image_size, classes,
+                                                synthetic_train, synthetic_test, synthetic_shape, synthetic_classes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentConfig, shift, fill, flip)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_variant)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_variant, path)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size, optimizer, lr, momentum,
                                                 nesterov, weight_decay, lr_steps, lr_gamma, augment, precision,
                                                 memory_format, eval_batch_size)
@@ -39,6 +39,25 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, directi
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
                                                 train, rdlm, adapt, resume)
+
+void drop_added_defaults(json& config) {
+  auto drop_if = [](json& section, const char* key, const json& value) {
+    if (section.is_object() && section.contains(key) && section[key] == value) section.erase(key);
+  };
+  if (config.contains("data")) {
+    json& d = config["data"];
+    drop_if(d, "channels", 0);
+    drop_if(d, "image_size", json::array());
+    drop_if(d, "classes", 0);
+  }
+  if (config.contains("model")) drop_if(config["model"], "path", "");
+  if (config.contains("adapt")) {
+    json& a = config["adapt"];
+    drop_if(a, "step_mode", "per-input");
+    drop_if(a, "bn_recalibrate", 0);
+    drop_if(a, "max_break_rate", 1.0);
+  }
+}
 
 json to_json(const Config& c) {
   json j = c;
@@ -291,7 +310,11 @@ void validate(const Config& c) {
   require(c.resume.every_batches >= 0, "resume.every_batches", c.resume.every_batches, ">= 0 (0 = only on a signal)");
 
   const auto& d = c.data;
-  require_one_of("data.format", d.format, {"cifar10", "idx", "synthetic"});
+  require_one_of("data.format", d.format, {"cifar10", "idx", "imagefolder", "npy", "synthetic"});
+  require(d.channels == 0 || d.channels == 1 || d.channels == 3, "data.channels", d.channels, "0 (as the images), 1 or 3");
+  require(d.image_size.empty() || d.image_size.size() == 2, "data.image_size", d.image_size.size(), "[] or [H, W]");
+  for (auto v : d.image_size) require(v >= 1 && v <= 4096, "data.image_size", v, "in [1, 4096]");
+  require(d.classes >= 0 && d.classes <= 100000, "data.classes", d.classes, "0 (from the labels) or a class count");
   require_one_of("data.val_from", d.val_from, {"train", "test"});
   require_one_of("data.normalize", d.normalize, {"scale", "channel", "pixel"});
   require(d.train_limit >= 0, "data.train_limit", d.train_limit, ">= 0 (0 = all)");
@@ -304,7 +327,12 @@ void validate(const Config& c) {
   require(d.synthetic_classes >= 2 && d.synthetic_classes <= 1000, "data.synthetic_classes", d.synthetic_classes,
           "in [2, 1000]");
 
-  require_one_of("model.arch", c.model.arch, model_archs());
+  std::vector<std::string> archs = model_archs();
+  archs.push_back("torchscript");
+  require_one_of("model.arch", c.model.arch, archs);
+  if (c.model.arch == "torchscript" && c.model.path.empty())
+    config_error("config key 'model.path' is empty but model.arch is \"torchscript\"",
+                 "set model.path to a file written by torch.jit.save(torch.jit.script(model), path)");
   require_one_of("model.resnet_variant", c.model.resnet_variant, {"v1", "preact"});
 
   const auto& t = c.train;

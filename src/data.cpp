@@ -529,16 +529,33 @@ struct Hasher {
 Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
   Dataset ds;
   ds.name = cfg.format;
-  if (cfg.format == "cifar10" || cfg.format == "idx") {
+  if (cfg.format == "cifar10" || cfg.format == "idx" || cfg.format == "imagefolder" || cfg.format == "npy") {
     if (cfg.root.empty())
       config_error("data.root is empty but data.format = \"" + cfg.format + "\" reads files from it",
                    "set data.root to the dataset directory");
     if (cfg.format == "cifar10") {
       load_cifar10(cfg.root, ds.train, ds.test);
       ds.classes = kCifarClasses;
+    } else if (cfg.format == "imagefolder") {
+      std::vector<std::string> names;
+      load_imagefolder(cfg.root, cfg.channels, cfg.image_size, ds.train, ds.test, &names);
+      ds.classes = static_cast<int64_t>(names.size());
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      spdlog::info("{}: {} classes ({}), {} training and {} test images", cfg.root, names.size(), list,
+                   ds.train.size(), ds.test.size());
     } else {
-      load_idx(cfg.root, ds.train, ds.test);
-      ds.classes = std::max(ds.train.y.max().item<int64_t>(), ds.test.y.max().item<int64_t>()) + 1;
+      if (cfg.format == "idx") {
+        load_idx(cfg.root, ds.train, ds.test);
+      } else {
+        load_npy(cfg.root, cfg.classes, ds.train, ds.test);
+      }
+      const int64_t top = std::max(ds.train.y.max().item<int64_t>(), ds.test.y.max().item<int64_t>());
+      if (cfg.classes > 0 && top >= cfg.classes)
+        data_error(cfg.root + ": label " + std::to_string(top) + " is outside data.classes = " +
+                       std::to_string(cfg.classes),
+                   "raise data.classes, or set it to 0 to take the largest label + 1");
+      ds.classes = cfg.classes > 0 ? cfg.classes : top + 1;
     }
   } else if (cfg.format == "synthetic") {
     const auto& sh = cfg.synthetic_shape;
@@ -552,7 +569,7 @@ Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
     ds.classes = cfg.synthetic_classes;
   } else {
     config_error("data.format = \"" + cfg.format + "\": unknown format",
-                 "use one of: cifar10, idx, synthetic");
+                 "use one of: cifar10, idx, imagefolder, npy, synthetic");
   }
 
   if (cfg.train_limit < 0) config_error("data.train_limit must be >= 0 (0 = all)");

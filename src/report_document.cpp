@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "apricot/config.hpp"
 #include "apricot/report.hpp"
 #include "apricot/stats.hpp"
 #include "report_internal.hpp"
@@ -221,6 +222,7 @@ json group_config(const json& config) {
   json c = config;
   for (const char* k : {"seed", "workdir", "device", "threads", "resume"}) c.erase(k);
   if (c.contains("adapt") && c["adapt"].is_object()) c["adapt"].erase("strategies");
+  drop_added_defaults(c);  // runs from before a key existed group with runs that leave it at its default
   return c;
 }
 

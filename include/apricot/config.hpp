@@ -10,13 +10,17 @@
 namespace apricot {
 
 struct DataConfig {
-  std::string format = "synthetic";  // cifar10 | idx | synthetic
-  std::string root = "";             // directory with the dataset files (cifar10, idx)
+  std::string format = "synthetic";  // cifar10 | idx | imagefolder | npy | synthetic
+  std::string root = "";             // directory with the dataset files (all but synthetic)
   int64_t train_limit = 0;           // keep the first N training images (0 = all)
   int64_t test_limit = 0;            // keep the first N test images (0 = all)
   std::string val_from = "train";    // train | test: where the validation (selection) split comes from
   int64_t val_size = 500;            // images in the validation split (the presets set their own)
   std::string normalize = "scale";   // scale | channel | pixel
+  // imagefolder: channels (0 = from the first image, 1 gray, 3 RGB) and [H, W] to resize to ([] = as is)
+  int64_t channels = 0;
+  std::vector<int64_t> image_size = {};
+  int64_t classes = 0;  // npy and idx: the class count (0 = the largest label + 1)
   // synthetic data (format = synthetic)
   int64_t synthetic_train = 2000;  // images
   int64_t synthetic_test = 500;    // images
@@ -31,8 +35,9 @@ struct AugmentConfig {
 };
 
 struct ModelConfig {
-  std::string arch = "small";         // small | cnn1 | cnn2 | cnn3 | resnet20 | resnet32
+  std::string arch = "small";         // small | cnn1 | cnn2 | cnn3 | resnet20 | resnet32 | torchscript
   std::string resnet_variant = "v1";  // v1 (post-activation, Keras) | preact
+  std::string path = "";              // arch torchscript: the TorchScript file (torch.jit.save)
 };
 
 // A training recipe; used by train-base, by the rDLMs (with their own epochs) and by retraining.
@@ -130,6 +135,12 @@ struct Config {
 };
 
 nlohmann::json to_json(const Config& c);
+// Removes from a configuration's JSON the keys added after results were first stored, where they hold
+// their default (the behaviour from before they existed): data.channels 0, data.image_size [],
+// data.classes 0, model.path "", adapt.step_mode "per-input", adapt.bn_recalibrate 0,
+// adapt.max_break_rate 1. Results
+// and runs made before a key existed then compare equal to new ones that leave it at its default.
+void drop_added_defaults(nlohmann::json& config);
 
 // Defaults <- file (if not empty) <- overrides ("a.b=value", value parsed as JSON when it parses,
 // else taken as a string). Throws apricot::Error(kUsage) naming the file/key, the problem and the

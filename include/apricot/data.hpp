@@ -1,11 +1,13 @@
 // Datasets decoded once into one uint8 tensor per split; normalisation and augmentation are
-// vectorised per batch. Loaders: CIFAR-10 binary, IDX (MNIST/Fashion-MNIST, plain or .gz), synthetic.
+// vectorised per batch. Loaders: CIFAR-10 binary, IDX (MNIST/Fashion-MNIST, plain or .gz), image
+// folders (PNG/JPEG), NumPy .npy arrays, synthetic.
 // Subsets are index tensors into the train split, never copies.
 #pragma once
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace apricot {
 
@@ -53,6 +55,30 @@ void load_cifar10(const std::string& root, Split& train, Split& test);
 void load_idx(const std::string& root, Split& train, Split& test);
 // Reads one IDX file (plain or gzip by magic bytes) into a uint8 tensor with the file's dims.
 torch::Tensor read_idx_file(const std::string& path);
+// Image folder, torchvision's ImageFolder layout: root/train/<class>/* and root/test/<class>/*, PNG
+// or JPEG (told by their bytes; decoded as PIL decodes them), dot files skipped. Classes are the
+// training split's folders in sorted name order (class_names gets them); the test split may lack a
+// class but not add one. Rows interleave the classes (file i of every class in turn, files in name
+// order), so data.train_limit keeps a balanced slice. channels 0: 3 if the first image has colour,
+// else 1; 1 or 3: every image converted to it. image_size empty: every image must have the first's
+// size; [H, W]: each resized to it (bilinear, antialiased when shrinking).
+void load_imagefolder(const std::string& root, int64_t channels, const std::vector<int64_t>& image_size,
+                      Split& train, Split& test, std::vector<std::string>* class_names = nullptr);
+// NumPy: root/x_train.npy, y_train.npy, x_test.npy, y_test.npy, as numpy.save writes them. Images
+// uint8, N x H x W (gray), N x H x W x C or N x C x H x W (C from 1 to 4, the last dimension tried
+// first); labels one integer per image (any little-endian integer type), >= 0 and, when classes > 0,
+// below it.
+void load_npy(const std::string& root, int64_t classes, Split& train, Split& test);
+// One .npy file's element type (NumPy's descr, e.g. "|u1", "<i8"), shape and raw data bytes.
+struct NpyArray {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::string data;
+};
+NpyArray parse_npy(const std::string& bytes, const std::string& source);
+// An image array and a label array as one split (the checks of load_npy; the fuzz target calls it).
+Split npy_split(const NpyArray& x, const NpyArray& y, const std::string& x_source, const std::string& y_source,
+                int64_t classes);
 // The loaders' in-memory halves (the file loaders read the whole file, then call these; the fuzz
 // targets call them directly). `source` names the file in messages; same checks and
 // Error(kData) messages as above.

@@ -91,6 +91,23 @@ write("safetensors", "dtypes.safetensors", safetensors(
      ("i", "I32", [2], struct.pack("<2i", -1, 2))]))
 write("safetensors", "empty.safetensors", safetensors([]))
 
+
+def npy(descr, shape, data, fortran=False):
+    """A .npy file as numpy.save writes it (format 1.0, header padded to 64 bytes)."""
+    dims = ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "")
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (descr, fortran, dims)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + data
+
+
+# npy: uint8 images in the three layouts, and labels of several integer types.
+write("npy", "nhwc", npy("|u1", [2, 3, 3, 3], bytes(range(54))))
+write("npy", "nchw", npy("|u1", [2, 1, 4, 4], bytes(range(32))))
+write("npy", "nhw", npy("|u1", [3, 2, 2], bytes(range(12))))
+write("npy", "labels-i8", npy("<i8", [3], struct.pack("<3q", 0, 2, 1)))
+write("npy", "labels-i4-column", npy("<i4", [2, 1], struct.pack("<2i", 1, 0)))
+write("npy", "labels-u1", npy("|u1", [4], bytes([0, 1, 1, 0])))
+
 for target in sorted(os.listdir(OUT)):
     files = os.listdir(os.path.join(OUT, target))
     size = sum(os.path.getsize(os.path.join(OUT, target, f)) for f in files)
