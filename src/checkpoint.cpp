@@ -46,6 +46,7 @@ json checkpoint_meta(const ModelSpec& spec, const Dataset& data) {
   m["format_version"] = 1;
   m["arch"] = spec.arch;
   m["resnet_variant"] = spec.resnet_variant;
+  if (spec.arch == "torchscript") m["model_path"] = fs::absolute(spec.path).string();
   m["input"] = {spec.channels, spec.height, spec.width};
   m["classes"] = spec.classes;
   m["normalization"] = data.norm.to_json();
@@ -75,6 +76,7 @@ ModelSpec spec_from_meta(const json& meta, const std::string& source) {
     ModelSpec s;
     s.arch = meta.at("arch").get<std::string>();
     s.resnet_variant = meta.value("resnet_variant", "v1");
+    if (s.arch == "torchscript") s.path = meta.at("model_path").get<std::string>();
     // Integers only, checked before conversion: get<int64_t>() of a float such as 1e300 is undefined.
     auto whole = [](const json& v, const char* what, int64_t lo, int64_t hi) {
       if (!v.is_number_integer()) throw std::runtime_error(std::string(what) + " must be an integer, got " + v.dump());
@@ -163,7 +165,9 @@ LoadedModel load_checkpoint(const std::string& pt_path) {
 void require_same_recipe(const json& meta, const Config& cfg, const std::string& what,
                          const std::vector<std::string>& sections) {
   if (!meta.contains("config") || !meta["config"].is_object()) return;
-  const json now = to_json(cfg);
+  json now = to_json(cfg), then_all = meta["config"];
+  drop_added_defaults(now);  // keys added since, at their defaults, are not changes
+  drop_added_defaults(then_all);
   auto scrub = [](json j, const std::string& section) {
     if (section == "train" && j.is_object()) j.erase("eval_batch_size"), j.erase("memory_format");
     if (section == "rdlm" && j.is_object()) {
@@ -174,7 +178,7 @@ void require_same_recipe(const json& meta, const Config& cfg, const std::string&
   };
   std::vector<std::string> changed;
   for (const auto& sec : sections) {
-    json then_v = scrub(meta["config"].value(sec, json()), sec), now_v = scrub(now.value(sec, json()), sec);
+    json then_v = scrub(then_all.value(sec, json()), sec), now_v = scrub(now.value(sec, json()), sec);
     if (then_v == now_v) continue;
     if (then_v.is_object() && now_v.is_object()) {
       for (auto it = now_v.begin(); it != now_v.end(); ++it)

@@ -5,6 +5,7 @@
 
 #include "apricot/config.hpp"
 #include "apricot/data.hpp"
+#include "apricot/torchscript.hpp"
 
 #include <torch/torch.h>
 
@@ -297,17 +298,23 @@ Net make_model(const ModelSpec& spec) {
                  "valid: v1, preact");
   }
   const bool preact = spec.resnet_variant == "preact";
+  if (spec.arch == "torchscript") {
+    Net net = load_torchscript(spec);
+    reinitialise_torchscript(*net);
+    return net;
+  }
   if (spec.arch == "small") return std::make_shared<SmallNetImpl>(spec);
   if (spec.arch == "cnn1") return std::make_shared<Cnn1Impl>(spec);
   if (spec.arch == "cnn2") return std::make_shared<Cnn2Impl>(spec);
   if (spec.arch == "cnn3") return std::make_shared<Cnn3Impl>(spec);
   if (spec.arch == "resnet20") return std::make_shared<ResNetImpl>(spec, 3, preact);
   if (spec.arch == "resnet32") return std::make_shared<ResNetImpl>(spec, 5, preact);
-  config_error("unknown model.arch '" + spec.arch + "'", "valid: " + joined_archs());
+  config_error("unknown model.arch '" + spec.arch + "'", "valid: " + joined_archs() + ", torchscript");
 }
 
 ModelSpec model_spec(const ModelConfig& m, const Dataset& data) {
-  return ModelSpec{m.arch, data.channels, data.height, data.width, data.classes, m.resnet_variant};
+  return ModelSpec{m.arch, data.channels, data.height, data.width, data.classes, m.resnet_variant,
+                   m.arch == "torchscript" ? m.path : std::string()};
 }
 
 ParamCount count_params(const nn::Module& model) {

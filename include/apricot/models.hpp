@@ -16,6 +16,7 @@ struct ModelSpec {
   int64_t channels = 3, height = 32, width = 32;
   int64_t classes = 10;
   std::string resnet_variant = "v1";  // "v1" (Keras post-activation) or "preact"
+  std::string path;                   // arch "torchscript": the TorchScript file (torchscript.hpp)
 };
 
 // Base of every model: forward maps a normalised float batch (B, C, H, W) to logits (B, classes).
@@ -24,11 +25,13 @@ struct NetImpl : torch::nn::Module {
 };
 using Net = std::shared_ptr<NetImpl>;
 
-// Valid arch names, in the order `apricot models` prints them.
+// Valid built-in arch names, in the order `apricot models` prints them. model.arch may also be
+// "torchscript": the user's own module from model.path (torchscript.hpp).
 const std::vector<std::string>& model_archs();
 
 // Builds a freshly initialised model (Keras-like initialisation where the source used Keras:
-// glorot-uniform kernels and zero biases for CNN1-3, he-normal for the ResNets). Initialisation
+// glorot-uniform kernels and zero biases for CNN1-3, he-normal for the ResNets; a TorchScript model
+// is loaded from spec.path, checked, and re-initialised by reinitialise_torchscript). Initialisation
 // draws from torch's global generator: seed it with torch::manual_seed before calling.
 // Throws apricot::Error (kUsage) for an unknown arch (listing the valid ones) or an input too small
 // for the arch.

@@ -1,5 +1,7 @@
 // `apricot export`: a checkpoint as safetensors, every parameter and floating-point buffer under its
-// LibTorch name, with arch, input shape, classes and normalisation in the metadata.
+// LibTorch name (PyTorch's state_dict names for a TorchScript model), with arch, input shape, classes
+// and normalisation in the metadata; or, for a TorchScript model, as the user's own TorchScript
+// module holding the checkpoint's weights (--format torchscript), which torch.jit.load reads.
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -7,6 +9,7 @@
 #include "apricot/checkpoint.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/safetensors.hpp"
+#include "apricot/torchscript.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {
@@ -31,6 +34,16 @@ int run_export(const ExportOptions& o) {
   if (fs::exists(o.out) && !o.force)
     config_error("--out '" + o.out + "' exists", "pass --force to overwrite it, or choose another file");
   LoadedModel m = load_checkpoint(o.model);
+  if (o.format == "torchscript") {
+    if (!is_torchscript(*m.model))
+      config_error("'" + o.model + "' is a built-in " + m.spec.arch + " model; --format torchscript writes the user's "
+                   "own TorchScript module (model.arch: torchscript)",
+                   "export built-in models with --format safetensors (scripts/pytorch/models.py reads them)");
+    save_torchscript(*m.model, o.out);
+    spdlog::info("wrote {} as TorchScript ({} with its weights) to {}", o.model, m.spec.path, o.out);
+    if (o.json) print_json({{"out", o.out}, {"format", "torchscript"}, {"arch", m.spec.arch}});
+    return 0;
+  }
   std::vector<NamedTensor> tensors;
   for (const auto& p : m.model->named_parameters()) tensors.push_back({p.key(), p.value().detach().cpu()});
   for (const auto& b : m.model->named_buffers())
@@ -58,7 +71,9 @@ CLI::App* setup_export(CLI::App& app, Action& action) {
   auto o = std::make_shared<ExportOptions>();
   auto* sub = app.add_subcommand("export", "write a checkpoint's weights in another format");
   sub->add_option("-m,--model", o->model, "checkpoint (model.pt with its model.json)")->required();
-  sub->add_option("--format", o->format, "output format")->capture_default_str()->check(CLI::IsMember({"safetensors"}));
+  sub->add_option("--format", o->format, "output format: safetensors, or torchscript for a TorchScript model")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"safetensors", "torchscript"}));
   sub->add_option("-o,--out", o->out, "output file")->required();
   sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
       ->capture_default_str()

@@ -1,0 +1,37 @@
+// A user's own PyTorch classifier as a TorchScript file (model.arch: torchscript, model.path): the
+// module loaded with torch::jit::load behind the same NetImpl interface as the built-in models, so
+// training, the weights engine, adaptation, checkpoints and resume do not care which one they hold.
+// Its parameters and buffers are registered under their PyTorch names ("features.0.weight",
+// "bn1.running_mean"), aliasing the module's own tensors: an optimiser step, a weight update or a
+// checkpoint load changes the module that runs forward.
+#pragma once
+#include <string>
+
+#include "apricot/models.hpp"
+
+namespace apricot {
+
+// Loads spec.path and checks it against the spec before use (Error with the file named):
+//   kData (3)  the file is missing or not a TorchScript archive;
+//   kUsage (2) the module has no parameters, rejects a (2, C, H, W) float batch, or does not return
+//              (batch, classes) logits; or its BatchNorm statistics do not move / its dropout does not
+//              drop in training mode (a module made with torch.jit.trace records the mode it was
+//              traced in and never trains as it should: export it with torch.jit.script).
+// The weights are the file's; the module is left in eval mode.
+Net load_torchscript(const ModelSpec& spec);
+
+// Re-initialises every parameter by its kind, as PyTorch initialises a fresh layer: weights of two or
+// more dimensions (convolutions, linear layers) Kaiming-uniform with a = sqrt(5), i.e. uniform in
+// +-1/sqrt(fan_in); their biases uniform in +-1/sqrt(fan_in); one-dimensional weights (normalisation
+// layers) 1 and their biases 0; BatchNorm running means 0, variances 1, counters 0. Draws from torch's
+// global generator (seed it first, as for make_model).
+void reinitialise_torchscript(NetImpl& model);
+
+// Whether `model` is a TorchScript model (load_torchscript made it).
+bool is_torchscript(const NetImpl& model);
+
+// Writes the module, with the model's current weights, as a TorchScript file that torch.jit.load in
+// PyTorch reads. Error(kUsage) for a built-in model.
+void save_torchscript(const NetImpl& model, const std::string& path);
+
+}  // namespace apricot

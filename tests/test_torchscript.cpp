@@ -1,0 +1,199 @@
+// A user's PyTorch model as TorchScript (model.arch: torchscript), on the committed fixtures of
+// tests/fixtures/ (made by scripts/pytorch/export_torchscript.py; README there): the module computes
+// what PyTorch computed, its twin of the built-in `small` gives the built-in's logits with the same
+// weights, training changes the module itself, a traced module with BatchNorm is refused, bad files
+// are clear errors, and the whole tool runs on it and exports it back as TorchScript.
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "apricot/checkpoint.hpp"
+#include "apricot/errors.hpp"
+#include "apricot/models.hpp"
+#include "apricot/torchscript.hpp"
+#include "cli_util.hpp"
+
+using namespace apricot;
+using namespace apricot::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(APRICOT_SOURCE_DIR) + "/tests/fixtures/" + name; }
+
+ModelSpec spec_of(const std::string& file, int64_t channels = 1, int64_t classes = 4) {
+  ModelSpec s;
+  s.arch = "torchscript", s.channels = channels, s.height = 16, s.width = 16, s.classes = classes, s.path = fixture(file);
+  return s;
+}
+
+// The fixtures' documented input: arange(2*1*16*16) / 512 - 0.25.
+torch::Tensor fixture_input() { return torch::arange(2 * 1 * 16 * 16, torch::kFloat32).reshape({2, 1, 16, 16}) / 512.0 - 0.25; }
+
+torch::Tensor logits_file(const std::string& name) {
+  std::ifstream in(fixture(name));
+  std::vector<float> v;
+  for (float f; in >> f;) v.push_back(f);
+  return torch::tensor(v).reshape({2, 4});
+}
+
+int exit_code_of(const std::function<void()>& f, std::string* message = nullptr) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (message) *message = std::string(e.what()) + " | " + e.hint();
+    return static_cast<int>(e.code());
+  }
+  return 0;
+}
+
+torch::Tensor eval_logits(NetImpl& m, const torch::Tensor& x) {
+  torch::NoGradGuard g;
+  m.eval();
+  return m.forward(x);
+}
+
+}  // namespace
+
+TEST(TorchScript, ComputesWhatPyTorchComputed) {
+  for (const char* f : {"small-1x16x16-4.pt", "small-traced-1x16x16-4.pt"}) {
+    Net m = load_torchscript(spec_of(f));
+    EXPECT_TRUE(is_torchscript(*m));
+    EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), logits_file("small-1x16x16-4.logits.txt"), 1e-5, 1e-6))
+        << f;
+  }
+  Net bn = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  EXPECT_TRUE(torch::allclose(eval_logits(*bn, fixture_input()), logits_file("bn-dropout-1x16x16-4.logits.txt"), 1e-5, 1e-6));
+  // PyTorch's state_dict names, parameters and buffers.
+  std::vector<std::string> names;
+  for (const auto& p : bn->named_parameters()) names.push_back(p.key());
+  for (const auto& b : bn->named_buffers()) names.push_back(b.key());
+  EXPECT_NE(std::find(names.begin(), names.end(), "bn1.running_mean"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "fc.weight"), names.end());
+}
+
+TEST(TorchScript, TwinOfTheBuiltInSmallGivesItsLogits) {
+  Net ts = load_torchscript(spec_of("small-1x16x16-4.pt"));
+  ModelSpec s = spec_of("");
+  s.arch = "small", s.path.clear();
+  Net builtin = make_model(s);
+  auto theirs = ts->named_parameters();
+  auto ours = builtin->named_parameters();
+  ASSERT_EQ(theirs.size(), ours.size());
+  torch::NoGradGuard g;
+  for (const auto& p : ours) {
+    ASSERT_TRUE(theirs.contains(p.key())) << p.key();
+    p.value().copy_(theirs[p.key()]);
+  }
+  EXPECT_TRUE(torch::allclose(eval_logits(*builtin, fixture_input()), eval_logits(*ts, fixture_input()), 1e-5, 1e-6));
+}
+
+TEST(TorchScript, TrainingChangesTheModuleItselfAndCheckpointsRoundTrip) {
+  Net m = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  const auto before = eval_logits(*m, fixture_input());
+  m->train();
+  torch::optim::SGD opt(m->parameters(), 0.1);
+  auto loss = torch::nn::functional::cross_entropy(m->forward(fixture_input()), torch::tensor({1, 2}));
+  loss.backward();
+  opt.step();
+  EXPECT_EQ(m->named_buffers()["bn1.num_batches_tracked"].item<int64_t>(), 1);  // BatchNorm trained
+  const auto after = eval_logits(*m, fixture_input());
+  EXPECT_FALSE(torch::allclose(before, after)) << "the optimiser step did not reach the module's forward";
+  // Saved and loaded as every checkpoint: the same function.
+  auto dir = fresh_dir("ts-ckpt");
+  nlohmann::json meta = {{"format", "apricot-checkpoint"}, {"format_version", 1}, {"arch", "torchscript"},
+                         {"model_path", fixture("bn-dropout-1x16x16-4.pt")}, {"input", {1, 16, 16}}, {"classes", 4}};
+  save_checkpoint((dir / "model.pt").string(), *m, meta);
+  LoadedModel back = load_checkpoint((dir / "model.pt").string());
+  EXPECT_TRUE(torch::equal(eval_logits(*back.model, fixture_input()), after));
+  // Exported as TorchScript: torch::jit::load gives the same logits.
+  save_torchscript(*back.model, (dir / "exported.pt").string());
+  auto exported = torch::jit::load((dir / "exported.pt").string());
+  exported.eval();
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(exported.forward({fixture_input()}).toTensor(), after));
+  fs::remove_all(dir);
+}
+
+TEST(TorchScript, FreshModelsAreReinitialisedByKind) {
+  torch::manual_seed(1);
+  Net m = make_model(spec_of("bn-dropout-1x16x16-4.pt"));
+  Net file = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  auto p = m->named_parameters(), q = file->named_parameters();
+  EXPECT_FALSE(torch::equal(p["conv1.weight"], q["conv1.weight"]));
+  const double bound = 1.0 / std::sqrt(9.0);  // conv1: 1 input channel, 3x3
+  EXPECT_LE(p["conv1.weight"].abs().max().item<double>(), bound);
+  EXPECT_LE(p["conv1.bias"].abs().max().item<double>(), bound);
+  EXPECT_TRUE(torch::equal(p["bn1.weight"], torch::ones_like(p["bn1.weight"])));
+  EXPECT_TRUE(torch::equal(p["bn1.bias"], torch::zeros_like(p["bn1.bias"])));
+  auto b = m->named_buffers();
+  EXPECT_TRUE(torch::equal(b["bn1.running_var"], torch::ones_like(b["bn1.running_var"])));
+  EXPECT_EQ(b["bn1.num_batches_tracked"].item<int64_t>(), 0);
+  torch::manual_seed(1);
+  Net again = make_model(spec_of("bn-dropout-1x16x16-4.pt"));
+  EXPECT_TRUE(torch::equal(again->named_parameters()["fc.weight"], p["fc.weight"])) << "seeded, so reproducible";
+}
+
+TEST(TorchScript, TracedBatchNormIsRefusedAndBadFilesAreClearErrors) {
+  std::string msg;
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("bn-dropout-traced-1x16x16-4.pt")); }, &msg), 2);
+  EXPECT_NE(msg.find("torch.jit.script"), std::string::npos) << msg;
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-traced-1x16x16-4.pt")); }), 0)
+      << "tracing a model without BatchNorm or dropout loses nothing";
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("no-such-file.pt")); }, &msg), 3);
+  auto dir = fresh_dir("ts-bad");
+  std::ofstream(dir / "text.pt") << "not a TorchScript archive";
+  ModelSpec s = spec_of("");
+  s.path = (dir / "text.pt").string();
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(s); }, &msg), 3);
+  EXPECT_NE(msg.find("text.pt"), std::string::npos) << msg;
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 1, 10)); }, &msg), 2);
+  EXPECT_NE(msg.find("(batch, classes)"), std::string::npos) << msg;
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 3, 4)); }, &msg), 2);
+  EXPECT_NE(msg.find("fails on a batch"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+// The whole tool on the user's module: every phase, the result table, export back to TorchScript
+// with apricot's logits (and, where Debian's python3-torch is installed, PyTorch's torch.jit.load
+// gives them too).
+TEST(TorchScript, CliRunsEveryPhaseAndExportsBack) {
+  auto dir = fresh_dir("ts-cli");
+  const std::string args = " --device cpu -w " + (dir / "w").string() +
+                           " --set model.arch=torchscript --set model.path=" + fixture("bn-dropout-1x16x16-4.pt") +
+                           " --set data.synthetic_train=400 --set data.synthetic_test=100 --set data.val_size=100"
+                           " --set train.epochs=2 --set rdlm.count=3 --set rdlm.size=150 --set rdlm.stride=100"
+                           " --set rdlm.epochs=1 --set adapt.max_batches=4 --set adapt.retrain_every=2"
+                           " --set adapt.retrain.steps=5 --set 'adapt.strategies=[\"1\",\"none\",\"soup\"]'";
+  auto r = run_apricot("run" + args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("strategy 1"), std::string::npos) << r.out;
+  const std::string model = (dir / "w" / "adapt-1" / "model.pt").string();
+  r = run_apricot("export -m " + model + " --format torchscript -o " + (dir / "repaired.pt").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  LoadedModel ours = load_checkpoint(model);
+  auto exported = torch::jit::load((dir / "repaired.pt").string());
+  exported.eval();
+  torch::NoGradGuard g;
+  const auto want = eval_logits(*ours.model, fixture_input());
+  EXPECT_TRUE(torch::equal(exported.forward({fixture_input()}).toTensor(), want));
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "python3-torch not installed: PyTorch's side of the round trip is skipped";
+  const std::string py = "/usr/bin/python3 -c \"import torch; m = torch.jit.load('" + (dir / "repaired.pt").string() +
+                         "'); m.eval(); x = torch.arange(512, dtype=torch.float32).reshape(2, 1, 16, 16) / 512.0 - 0.25; "
+                         "print(' '.join('%.9g' % v for v in m(x).flatten().tolist()))\"";
+  r = run_shell(py);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream in(r.out);
+  std::vector<float> v;
+  for (float f; in >> f;) v.push_back(f);
+  ASSERT_EQ(v.size(), 8u) << r.out;
+  EXPECT_TRUE(torch::allclose(torch::tensor(v).reshape({2, 4}), want, 1e-5, 1e-6)) << r.out;
+  fs::remove_all(dir);
+}
