@@ -310,7 +310,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
   if (all && summary.is_null()) {
     summary = rdlm_summary(cfg, data, workdir, device);
     write_json_atomic(summary_path, summary);
-  } else {
+  } else if (!all) {
     spdlog::info("not all {} rDLMs exist yet; summary.json is written when the last one is trained", cfg.rdlm.count);
   }
   return {{"trained", trained}, {"skipped", skipped}, {"busy", busy}, {"summary", summary}};

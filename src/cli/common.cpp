@@ -33,7 +33,7 @@ void add_common_options(CLI::App* sub, CommonOptions& o, bool with_force) {
   sub->add_option("--set", o.sets, "override a config key: --set train.epochs=5 (repeatable)");
   sub->add_option("-w,--workdir", o.workdir, "work directory for all outputs (config key workdir)");
   sub->add_option("--device", o.device, "auto | cpu | cuda | cuda:N");
-  sub->add_option("--threads", o.threads, "CPU threads for LibTorch (0 = the CPUs this process may use: affinity mask and cgroup quota)");
+  sub->add_option("--threads", o.threads, "CPU threads for LibTorch (0 = the CPUs this process may use: affinity mask, cgroup quota, SLURM_CPUS_PER_TASK)");
   sub->add_option("--seed", o.seed, "random seed (config key seed)");
   sub->add_option("--log-level", o.log_level, "trace | debug | info | warn | error | off")
       ->capture_default_str()
