@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Smoke run on real data: `apricot run` with every arm (configs/cifar10-slice.json: cnn1, 4 rDLMs,
-# 10 adaptation batches) on a real CIFAR-10 slice of 500 training and 200 test images read as an
+# Smoke run on real data: `apricot run` with every arm (configs/cifar10-slice.json: cnn1, 3 rDLMs,
+# 6 adaptation batches) on a real CIFAR-10 slice of 500 training and 200 test images read as an
 # image folder (scripts/cifar-slice.sh), then checks that every arm wrote its result. Prints the
 # table and the wall time. Skips (exit 0, with a message) where the CIFAR-10 JPEG tarball is absent.
 # Env: APRICOT (binary, default build/apricot), CIFAR10_JPEG (the tarball), KEEP=1 keeps the files.

@@ -22,7 +22,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataConfig, format, root, train_
                                                 val_size, normalize, channels, image_size, classes,
                                                 synthetic_train, synthetic_test, synthetic_shape, synthetic_classes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentConfig, shift, fill, flip)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_variant, path)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_variant, path, pretrained)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size, optimizer, lr, momentum,
                                                 nesterov, weight_decay, lr_steps, lr_gamma, augment, precision,
                                                 memory_format, eval_batch_size)
@@ -50,7 +50,7 @@ void drop_added_defaults(json& config) {
     drop_if(d, "image_size", json::array());
     drop_if(d, "classes", 0);
   }
-  if (config.contains("model")) drop_if(config["model"], "path", "");
+  if (config.contains("model")) drop_if(config["model"], "path", ""), drop_if(config["model"], "pretrained", false);
   if (config.contains("adapt")) {
     json& a = config["adapt"];
     drop_if(a, "step_mode", "per-input");
@@ -333,6 +333,13 @@ void validate(const Config& c) {
   if (c.model.arch == "torchscript" && c.model.path.empty())
     config_error("config key 'model.path' is empty but model.arch is \"torchscript\"",
                  "set model.path to a file written by torch.jit.save(torch.jit.script(model), path)");
+  if (c.model.pretrained && c.model.arch != "torchscript")
+    config_error("config key 'model.pretrained' is true but model.arch is \"" + c.model.arch + "\"",
+                 "model.pretrained takes a TorchScript file's weights as the base model (model.arch torchscript)");
+  if (c.model.pretrained && c.rdlm.init == "base-early")
+    config_error("model.pretrained is true but rdlm.init is \"base-early\": a base that is not trained has no "
+                 "early-epoch copy",
+                 "set rdlm.init to \"base\" (rDLMs fine-tuned from your model) or \"scratch\"");
   require_one_of("model.resnet_variant", c.model.resnet_variant, {"v1", "preact"});
 
   const auto& t = c.train;

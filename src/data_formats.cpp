@@ -313,7 +313,11 @@ NpyArray parse_npy(const std::string& bytes, const std::string& source) {
   a.dtype = value_of("descr");
   if (value_of("fortran_order").find("True") != std::string::npos) bad("Fortran order");
   const std::string shape = value_of("shape");
+  // Element count, with every dimension's bound checked before the multiplication (a zero dimension
+  // makes the array empty but must not hide the others' overflow).
+  constexpr int64_t kMaxElements = int64_t{1} << 40;
   int64_t count = 1;
+  bool empty = false;
   for (size_t i = 0; i < shape.size();) {
     i = shape.find_first_of("0123456789", i);
     if (i == std::string::npos) break;
@@ -321,8 +325,10 @@ NpyArray parse_npy(const std::string& bytes, const std::string& source) {
     const std::string digits = shape.substr(i, end == std::string::npos ? std::string::npos : end - i);
     if (digits.size() > 12) bad("a dimension of " + digits);
     a.shape.push_back(std::stoll(digits));
-    count *= std::max<int64_t>(1, a.shape.back());
-    if (count > (int64_t{1} << 40)) bad("too many elements");
+    const int64_t d = a.shape.back();
+    if (d == 0) empty = true;
+    if (d > 0 && count > kMaxElements / d) bad("too many elements");
+    count *= std::max<int64_t>(1, d);
     i = end == std::string::npos ? shape.size() : end;
   }
   static const std::map<std::string, int> kSizes = {{"|u1", 1}, {"|i1", 1}, {"<u2", 2}, {"<i2", 2}, {"<u4", 4},
@@ -330,8 +336,7 @@ NpyArray parse_npy(const std::string& bytes, const std::string& source) {
   auto size = kSizes.find(a.dtype);
   if (size == kSizes.end())
     bad("element type '" + a.dtype + "'; uint8 images and integer labels are read (little-endian)");
-  int64_t n = 1;
-  for (auto d : a.shape) n *= d;
+  const int64_t n = empty ? 0 : count;
   const size_t need = static_cast<size_t>(n) * size->second;
   if (bytes.size() - at < need)
     data_error(source + ": truncated: the header declares " + std::to_string(need) + " bytes of data, the file holds " +

@@ -13,6 +13,7 @@
 #include "apricot/fsutil.hpp"
 #include "apricot/parallel.hpp"
 #include "apricot/rdlm.hpp"
+#include "apricot/torchscript.hpp"
 #include "apricot/resume.hpp"
 #include "apricot/train.hpp"
 #include "apricot/workdir.hpp"
@@ -53,7 +54,8 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
                data.classes, data.fingerprint);
   const ModelSpec spec = model_spec(cfg.model, data);
   torch::manual_seed(cfg.seed);
-  Net model = make_model(spec);
+  // model.pretrained: the user's TorchScript file, with its own weights, is the base model.
+  Net model = cfg.model.pretrained ? load_torchscript(spec) : make_model(spec);
   model->to(device);
   const auto counts = count_params(*model);
   spdlog::info("model {}: {} trainable parameters, {} in total", spec.arch, counts.trainable, counts.total);
@@ -78,14 +80,19 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
       spdlog::info("kept the epoch-{} copy for rDLM initialisation: {}", st.epoch, wd.base_early());
     }
   };
-  TrainResult tr = train_model(*model, data, torch::Tensor(), opts, device, cfg.seed);
+  TrainResult tr;
+  if (cfg.model.pretrained) {
+    spdlog::info("model.pretrained: the base model is {} as it is (not trained)", spec.path);
+  } else {
+    tr = train_model(*model, data, torch::Tensor(), opts, device, cfg.seed);
+  }
 
   const int64_t eb = cfg.train.eval_batch_size;
   json m = {{"train_acc", accuracy(*model, data.train, data.norm, device, eb)},
             {"val_acc", accuracy(*model, data.val, data.norm, device, eb)},
             {"test_acc", accuracy(*model, data.test, data.norm, device, eb)},
             {"best_epoch", tr.best_epoch},
-            {"epochs", cfg.train.epochs},
+            {"epochs", cfg.model.pretrained ? 0 : cfg.train.epochs},
             {"train_seconds", tr.seconds}};
   const double seconds = since(t0);
   json meta = checkpoint_meta(spec, data, "base", cfg.seed, cfg);

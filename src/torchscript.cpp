@@ -4,6 +4,7 @@
 // checkpoints, .to(device)) works on the module's own tensors.
 #include "apricot/torchscript.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/script.h>
 
 #include <cmath>
@@ -72,8 +73,15 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
   auto restore = [&] {
     for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved[i]);
   };
-  torch::manual_seed(0);  // callers re-seed; these draws only make a test batch
-  const torch::Tensor x = torch::randn({2, spec.channels, spec.height, spec.width});
+  // The check draws (its batch, dropout masks) must not move the caller's seeded generator.
+  auto global = at::detail::getDefaultCPUGenerator();
+  const torch::Tensor global_state = global.get_state();
+  struct RestoreGenerator {
+    at::Generator g;
+    torch::Tensor state;
+    ~RestoreGenerator() { g.set_state(state); }
+  } keep{global, global_state};
+  const torch::Tensor x = torch::randn({2, spec.channels, spec.height, spec.width}, at::detail::createCPUGenerator(17));
   torch::Tensor y;
   net.eval();
   try {

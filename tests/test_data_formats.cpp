@@ -304,6 +304,9 @@ TEST(Npy, BadInputNamesTheFile) {
   good();
   write_npy(root / "x_train.npy", "|u1", {2, 3, 3}, std::string(10, '\x01'));
   expect_error(0, "truncated", "a truncated file");
+  good();  // a zero dimension must not hide the others' overflow (found by the fuzzer)
+  write_npy(root / "x_train.npy", "|u1", {0, 266666666664, 88888888883}, "");
+  expect_error(0, "too many elements", "dimensions whose product overflows");
   good();
   std::ofstream(root / "x_test.npy") << "not numpy at all";
   expect_error(0, "x_test.npy", "not a .npy file");

@@ -138,6 +138,15 @@ TEST(TorchScript, FreshModelsAreReinitialisedByKind) {
   torch::manual_seed(1);
   Net again = make_model(spec_of("bn-dropout-1x16x16-4.pt"));
   EXPECT_TRUE(torch::equal(again->named_parameters()["fc.weight"], p["fc.weight"])) << "seeded, so reproducible";
+  torch::manual_seed(2);
+  Net other = make_model(spec_of("bn-dropout-1x16x16-4.pt"));
+  EXPECT_FALSE(torch::equal(other->named_parameters()["fc.weight"], p["fc.weight"])) << "another seed, another start";
+  // Loading (and its checks' draws) leaves the caller's generator where it was.
+  torch::manual_seed(3);
+  const auto want = torch::rand({4});
+  torch::manual_seed(3);
+  load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  EXPECT_TRUE(torch::equal(torch::rand({4}), want));
 }
 
 TEST(TorchScript, TracedBatchNormIsRefusedAndBadFilesAreClearErrors) {
@@ -195,5 +204,29 @@ TEST(TorchScript, CliRunsEveryPhaseAndExportsBack) {
   for (float f; in >> f;) v.push_back(f);
   ASSERT_EQ(v.size(), 8u) << r.out;
   EXPECT_TRUE(torch::allclose(torch::tensor(v).reshape({2, 4}), want, 1e-5, 1e-6)) << r.out;
+  fs::remove_all(dir);
+}
+
+// model.pretrained: the user's trained module is the base as it is; train-base only evaluates it.
+TEST(TorchScript, PretrainedFileIsTheBaseAsItIs) {
+  auto dir = fresh_dir("ts-pretrained");
+  const std::string args = " --device cpu -w " + (dir / "w").string() +
+                           " --set model.arch=torchscript --set model.path=" + fixture("small-1x16x16-4.pt") +
+                           " --set model.pretrained=true --set rdlm.init=base --set data.synthetic_train=300"
+                           " --set data.synthetic_test=100 --set data.val_size=50";
+  auto r = run_apricot("train-base" + args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  LoadedModel base = load_checkpoint((dir / "w" / "base" / "model.pt").string());
+  Net file = load_torchscript(spec_of("small-1x16x16-4.pt"));
+  auto want = file->named_parameters();
+  for (const auto& p : base.model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key();
+  EXPECT_EQ(base.meta["metrics"]["epochs"], 0);
+  EXPECT_TRUE(base.meta["metrics"].contains("test_acc"));
+  // Only for a TorchScript model, and not with an early-epoch copy that cannot exist.
+  r = run_apricot("train-base --device cpu -w " + (dir / "x").string() + " --set model.pretrained=true");
+  EXPECT_EQ(r.code, 2) << r.err;
+  r = run_apricot("train-base" + args + " --set rdlm.init=base-early --force");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("rdlm.init"), std::string::npos) << r.err;
   fs::remove_all(dir);
 }

@@ -38,6 +38,7 @@ struct ModelConfig {
   std::string arch = "small";         // small | cnn1 | cnn2 | cnn3 | resnet20 | resnet32 | torchscript
   std::string resnet_variant = "v1";  // v1 (post-activation, Keras) | preact
   std::string path = "";              // arch torchscript: the TorchScript file (torch.jit.save)
+  bool pretrained = false;            // torchscript: the file's weights are the base model (not trained again)
 };
 
 // A training recipe; used by train-base, by the rDLMs (with their own epochs) and by retraining.
@@ -137,7 +138,7 @@ struct Config {
 nlohmann::json to_json(const Config& c);
 // Removes from a configuration's JSON the keys added after results were first stored, where they hold
 // their default (the behaviour from before they existed): data.channels 0, data.image_size [],
-// data.classes 0, model.path "", adapt.step_mode "per-input", adapt.bn_recalibrate 0,
+// data.classes 0, model.path "", model.pretrained false, adapt.step_mode "per-input", adapt.bn_recalibrate 0,
 // adapt.max_break_rate 1. Results
 // and runs made before a key existed then compare equal to new ones that leave it at its default.
 void drop_added_defaults(nlohmann::json& config);
