@@ -5,11 +5,26 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "apricot/errors.hpp"
+
 namespace apricot::test {
+
+// Runs f in process: 0 when it returns, else the exit code of the apricot::Error it throws (with
+// the message and hint in *message when given).
+inline int exit_code_of(const std::function<void()>& f, std::string* message = nullptr) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (message) *message = std::string(e.what()) + " | " + e.hint();
+    return static_cast<int>(e.code());
+  }
+  return 0;
+}
 
 struct ProcResult {
   int code = -1;

@@ -73,16 +73,6 @@ torch::Tensor chw(const std::vector<uint8_t>& px, int h, int w, int c) {
   return torch::from_blob(const_cast<uint8_t*>(px.data()), {h, w, c}, torch::kUInt8).permute({2, 0, 1}).clone();
 }
 
-int exit_code_of(const std::function<void()>& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (message) *message = std::string(e.what()) + " | " + e.hint();
-    return static_cast<int>(e.code());
-  }
-  return 0;
-}
-
 // A .npy file as numpy.save writes it (format 1.0, header padded to 64 bytes, newline-terminated).
 void write_npy(const fs::path& path, const std::string& descr, const std::vector<int64_t>& shape, const std::string& data,
                bool fortran = false) {

@@ -118,15 +118,6 @@ std::vector<std::string> fake_sweep(const fs::path& root) {
           (root / "other").string()};
 }
 
-int exit_code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return static_cast<int>(e.code());
-  }
-  return 0;
-}
-
 }  // namespace
 
 TEST(ReportSweep, SeedLists) {

@@ -43,16 +43,6 @@ torch::Tensor logits_file(const std::string& name) {
   return torch::tensor(v).reshape({2, 4});
 }
 
-int exit_code_of(const std::function<void()>& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (message) *message = std::string(e.what()) + " | " + e.hint();
-    return static_cast<int>(e.code());
-  }
-  return 0;
-}
-
 torch::Tensor eval_logits(NetImpl& m, const torch::Tensor& x) {
   torch::NoGradGuard g;
   m.eval();
