@@ -36,51 +36,87 @@ std::pair<torch::Tensor, torch::Tensor> random_data(const ModelSpec& spec, int64
 }
 }  // namespace
 
-nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
-                           int64_t repeats, int64_t warmup, const torch::Device& device, bool channels_last) {
+std::vector<nlohmann::json> bench_train_models(const std::vector<ModelSpec>& specs, int64_t batch,
+                                               const std::string& precision, int64_t steps, int64_t repeats,
+                                               int64_t warmup, const torch::Device& device, bool channels_last) {
+  TORCH_CHECK(!specs.empty() && batch >= 1 && steps >= 1 && repeats >= 1 && warmup >= 0, "bench_train: bad arguments");
   check_precision(precision, {device});
   const bool bf16 = precision == "bf16";
-  torch::manual_seed(0);
-  Net model = make_model(spec);
-  model->to(device);
-  if (channels_last) set_memory_format(*model, true);
   const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const int64_t n = batch * 8;
-  auto [x_all, y_all] = random_data(spec, n, device);
+  struct Runner {
+    Net model;
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+    torch::Tensor x_all, y_all;
+    std::vector<double> train_ms, infer_ms;
+  };
+  std::vector<Runner> runners;
+  for (const auto& spec : specs) {
+    Runner r;
+    torch::manual_seed(0);
+    r.model = make_model(spec);
+    r.model->to(device);
+    if (channels_last) set_memory_format(*r.model, true);
+    std::tie(r.x_all, r.y_all) = random_data(spec, n, device);
+    r.optimizer = make_optimizer("sgd", 0.01, 0.9, false, 0.0, r.model->parameters());
+    runners.push_back(std::move(r));
+  }
   Normalizer norm;  // "scale", the same per-batch work as training
-  auto optimizer = make_optimizer("sgd", 0.01, 0.9, false, 0.0, model->parameters());
   auto batch_idx = [&](int64_t i) {
     return torch::arange(((i * batch) % n), ((i * batch) % n) + batch, torch::kInt64).remainder(n).to(device);
   };
-
-  model->train();
-  const double train_ms = median_ms(repeats, warmup, device, [&] {
+  auto train = [&](Runner& r) {
     for (int64_t s = 0; s < steps; ++s) {
       auto idx = batch_idx(s);
-      train_step(*model, *optimizer, norm.apply(x_all.index_select(0, idx)).contiguous(fmt), y_all.index_select(0, idx),
-                 bf16);
+      train_step(*r.model, *r.optimizer, norm.apply(r.x_all.index_select(0, idx)).contiguous(fmt),
+                 r.y_all.index_select(0, idx), bf16);
     }
-  });
-  model->eval();
-  const double infer_ms = median_ms(repeats, warmup, device, [&] {
+  };
+  auto infer = [&](Runner& r) {
     torch::NoGradGuard no_grad;
     AutocastBf16 autocast(bf16);
     for (int64_t s = 0; s < steps; ++s)
-      model->forward(norm.apply(x_all.index_select(0, batch_idx(s))).contiguous(fmt)).argmax(1);
-  });
+      r.model->forward(norm.apply(r.x_all.index_select(0, batch_idx(s))).contiguous(fmt)).argmax(1);
+  };
+  // Round by round, every model once per round, so that a busy spell of the machine hits all alike.
+  auto rounds = [&](bool training) {
+    for (auto& r : runners) training ? r.model->train() : r.model->eval();
+    for (int64_t round = 0; round < warmup + repeats; ++round)
+      for (auto& r : runners) {
+        sync_device(device);
+        const auto t0 = Clock::now();
+        training ? train(r) : infer(r);
+        sync_device(device);
+        if (round >= warmup) (training ? r.train_ms : r.infer_ms).push_back(1000 * since(t0));
+      }
+  };
+  rounds(true);
+  rounds(false);
   const double images = static_cast<double>(steps * batch);
-  return {{"arch", spec.arch},
-          {"batch", batch},
-          {"precision", precision},
-          {"memory_format", channels_last ? "channels_last" : "contiguous"},
-          {"device", device.str()},
-          {"input", {spec.channels, spec.height, spec.width}},
-          {"classes", spec.classes},
-          {"steps", steps},
-          {"repeats", repeats},
-          {"threads", torch::get_num_threads()},
-          {"train_images_per_s", images / (train_ms / 1000)},
-          {"infer_images_per_s", images / (infer_ms / 1000)}};
+  std::vector<nlohmann::json> out;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& spec = specs[i];
+    nlohmann::json j = {{"arch", spec.arch},
+                        {"batch", batch},
+                        {"precision", precision},
+                        {"memory_format", channels_last ? "channels_last" : "contiguous"},
+                        {"device", device.str()},
+                        {"input", {spec.channels, spec.height, spec.width}},
+                        {"classes", spec.classes},
+                        {"steps", steps},
+                        {"repeats", repeats},
+                        {"threads", torch::get_num_threads()},
+                        {"train_images_per_s", images / (median(runners[i].train_ms) / 1000)},
+                        {"infer_images_per_s", images / (median(runners[i].infer_ms) / 1000)}};
+    if (spec.arch == "torchscript") j["module"] = spec.path;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
+                           int64_t repeats, int64_t warmup, const torch::Device& device, bool channels_last) {
+  return bench_train_models({spec}, batch, precision, steps, repeats, warmup, device, channels_last).at(0);
 }
 
 nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, const std::string& precision,

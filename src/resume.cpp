@@ -20,6 +20,7 @@
 #include "apricot/adapt.hpp"
 #include "apricot/checkpoint.hpp"
 #include "apricot/fsutil.hpp"
+#include "apricot/torchscript.hpp"
 #include "apricot/train.hpp"
 
 namespace apricot {
@@ -156,9 +157,16 @@ void read_generator(torch::serialize::InputArchive& a, const std::string& key, a
   g.set_state(t);
 }
 
+// The module's tensors, and a TorchScript model's own random stream (torchscript.hpp) beside them.
+constexpr const char* kStreamKey = "apricot.random_stream";
+
 void write_module(torch::serialize::OutputArchive& a, const std::string& key, const torch::nn::Module& m) {
   torch::serialize::OutputArchive sub;
   m.save(sub);
+  if (auto* net = dynamic_cast<const NetImpl*>(&m)) {
+    const torch::Tensor stream = model_stream_state(*net);
+    if (stream.defined()) sub.write(kStreamKey, stream);
+  }
   a.write(key, sub);
 }
 
@@ -166,6 +174,8 @@ void read_module(torch::serialize::InputArchive& a, const std::string& key, torc
   torch::serialize::InputArchive sub;
   a.read(key, sub);
   m.load(sub);
+  torch::Tensor stream;
+  if (auto* net = dynamic_cast<NetImpl*>(&m); net && sub.try_read(kStreamKey, stream)) set_model_stream_state(*net, stream);
 }
 
 void write_optimizer(torch::serialize::OutputArchive& a, const std::string& key, torch::optim::Optimizer& o) {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 #include "apricot/errors.hpp"
@@ -26,13 +27,40 @@ class TorchScriptNet : public NetImpl {
       owner(p.name).register_parameter(leaf(p.name), p.value, p.value.requires_grad());
     for (const auto& b : module_.named_buffers(/*recurse=*/true)) owner(b.name).register_buffer(leaf(b.name), b.value);
   }
-  torch::Tensor forward(torch::Tensor x) override { return module_.forward({std::move(x)}).toTensor(); }
+  torch::Tensor forward(torch::Tensor x) override {
+    if (!draws_ || !is_training()) return module_.forward({std::move(x)}).toTensor();
+    // Training-mode randomness (dropout) comes from LibTorch's process-wide CPU generator: run the
+    // forward pass with that generator set to this model's own stream, so that the draws depend on
+    // this model's history only (not on other models training at once in this process), and the
+    // stream can be saved and restored with the model's state.
+    std::lock_guard<std::mutex> lock(global_generator_mutex());
+    auto global = at::detail::getDefaultCPUGenerator();
+    struct Swap {
+      at::Generator global, own;
+      torch::Tensor saved;
+      Swap(at::Generator g, at::Generator o) : global(std::move(g)), own(std::move(o)) {
+        std::scoped_lock both(global.mutex(), own.mutex());
+        saved = global.get_state();
+        global.set_state(own.get_state());
+      }
+      ~Swap() {
+        std::scoped_lock both(global.mutex(), own.mutex());
+        own.set_state(global.get_state());
+        global.set_state(saved);
+      }
+    } swap(global, stream_);
+    return module_.forward({std::move(x)}).toTensor();
+  }
   void train(bool on = true) override {
     torch::nn::Module::train(on);
     module_.train(on);
   }
   const torch::jit::Module& module() const { return module_; }
   torch::jit::Module& module() { return module_; }
+  // Whether its training-mode forward draws random numbers (check_module finds out).
+  void set_draws(bool on) { draws_ = on; }
+  bool draws() const { return draws_; }
+  at::Generator stream() const { return stream_; }  // shares the generator
 
  private:
   static std::string leaf(const std::string& dotted) { return dotted.substr(dotted.rfind('.') + 1); }
@@ -50,6 +78,8 @@ class TorchScriptNet : public NetImpl {
     return *at;
   }
   torch::jit::Module module_;
+  bool draws_ = false;
+  at::Generator stream_ = at::detail::createCPUGenerator(0);
   std::map<const torch::nn::Module*, std::map<std::string, std::shared_ptr<torch::nn::Module>>> mirrors_;
 };
 
@@ -101,7 +131,9 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
                      "apricot needs logits of shape (batch, classes) = (2, " + std::to_string(spec.classes) + ")",
                  "the dataset has " + std::to_string(spec.classes) +
                      " classes; the module must return one score per class (no softmax needed)");
-  // Training mode must change what BatchNorm and dropout do.
+  // Training mode must change what BatchNorm and dropout do. Two training-mode passes over the
+  // same batch differ only if the module draws random numbers (BatchNorm uses the batch's own
+  // statistics both times).
   auto ends_with = [](const std::string& k, const std::string& s) {
     return k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0;
   };
@@ -112,26 +144,25 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
     const auto type = m.value.type()->name();
     if (type && type->qualifiedName().find("Dropout") != std::string::npos) has_dropout = true;
   }
-  if (has_bn || has_dropout) {
-    net.train();
-    const torch::Tensor a = net.forward(x);
-    bool moved = false;
-    for (size_t i = 0; i < named.size(); ++i)
-      if (ends_with(named[i].key(), "running_mean") && !torch::equal(named[i].value(), saved[i])) moved = true;
-    const torch::Tensor c = net.forward(x);
-    restore();
-    net.eval();
-    const std::string hint =
-        "export it with torch.jit.script, not torch.jit.trace (scripts/pytorch/export_torchscript.py does): a traced "
-        "module records BatchNorm and dropout in the mode it was traced in";
-    if (has_bn && !moved)
-      config_error("model.path '" + path + "': its BatchNorm statistics do not move in training mode, so it would "
-                   "never train as it should (a module made with torch.jit.trace)", hint);
-    if (has_dropout && !has_bn && torch::equal(a, c))
-      config_error("model.path '" + path + "': its dropout does not drop in training mode (a module made with "
-                   "torch.jit.trace)", hint);
-  }
+  net.train();
+  const torch::Tensor a = net.forward(x);
+  bool moved = false;
+  for (size_t i = 0; i < named.size(); ++i)
+    if (ends_with(named[i].key(), "running_mean") && !torch::equal(named[i].value(), saved[i])) moved = true;
+  const torch::Tensor c = net.forward(x);
+  net.eval();
   restore();
+  const bool draws = !torch::equal(a, c);
+  const std::string hint =
+      "export it with torch.jit.script, not torch.jit.trace (scripts/pytorch/export_torchscript.py does): a traced "
+      "module records BatchNorm and dropout in the mode it was traced in";
+  if (has_bn && !moved)
+    config_error("model.path '" + path + "': its BatchNorm statistics do not move in training mode, so it would "
+                 "never train as it should (a module made with torch.jit.trace)", hint);
+  if (has_dropout && !draws)
+    config_error("model.path '" + path + "': its dropout does not drop in training mode (a module made with "
+                 "torch.jit.trace)", hint);
+  net.set_draws(draws);
 }
 
 }  // namespace
@@ -174,8 +205,8 @@ void reinitialise_torchscript(NetImpl& model) {
     const std::string prefix = k.substr(0, k.rfind('.') + 1);
     const bool is_weight = k.size() >= 6 && k.compare(k.size() - 6, 6, "weight") == 0;
     if (w.dim() >= 2) {
-      w.uniform_(-1.0 / std::sqrt(static_cast<double>(w.numel() / w.size(0))),
-                 1.0 / std::sqrt(static_cast<double>(w.numel() / w.size(0))));
+      const double bound = 1.0 / std::sqrt(static_cast<double>(w.numel() / w.size(0)));
+      w.uniform_(-bound, bound);
     } else if (!is_weight && fan_in.count(prefix)) {
       const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in[prefix]));
       w.uniform_(-bound, bound);
@@ -192,6 +223,30 @@ void reinitialise_torchscript(NetImpl& model) {
 }
 
 bool is_torchscript(const NetImpl& model) { return dynamic_cast<const TorchScriptNet*>(&model) != nullptr; }
+
+void seed_model_stream(NetImpl& model, uint64_t seed) {
+  auto* net = dynamic_cast<TorchScriptNet*>(&model);
+  if (!net || !net->draws()) return;
+  at::Generator stream = net->stream();
+  std::lock_guard<std::mutex> lock(stream.mutex());
+  stream.set_current_seed(seed);
+}
+
+torch::Tensor model_stream_state(const NetImpl& model) {
+  auto* net = dynamic_cast<const TorchScriptNet*>(&model);
+  if (!net || !net->draws()) return {};
+  at::Generator stream = net->stream();
+  std::lock_guard<std::mutex> lock(stream.mutex());
+  return stream.get_state();
+}
+
+void set_model_stream_state(NetImpl& model, const torch::Tensor& state) {
+  auto* net = dynamic_cast<TorchScriptNet*>(&model);
+  if (!net || !net->draws()) return;
+  at::Generator stream = net->stream();
+  std::lock_guard<std::mutex> lock(stream.mutex());
+  stream.set_state(state);
+}
 
 void save_torchscript(const NetImpl& model, const std::string& path) {
   auto* net = dynamic_cast<const TorchScriptNet*>(&model);

@@ -16,6 +16,7 @@
 #include "apricot/checkpoint.hpp"
 #include "apricot/clock.hpp"
 #include "apricot/eval.hpp"
+#include "apricot/torchscript.hpp"
 #include "apricot/weights.hpp"
 #include "apricot/device.hpp"
 #include "apricot/errors.hpp"
@@ -356,6 +357,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
 
   TrainState st;
   st.gen = at::detail::createCPUGenerator(seed);
+  seed_model_stream(model, seed ^ 0x9e3779b97f4a7c15ULL);  // a TorchScript model's dropout (a resumed state replaces it)
   TrainResult result;
   if (run.resumable) {
     install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130

@@ -480,3 +480,50 @@ TEST(Reliability, ArmsAdaptedAtOnceMatchOneAtATime) {
   EXPECT_EQ(trace_without_seconds(d / "w" / "adapt-1" / "trace.jsonl"),
             trace_without_seconds(ref / "w" / "adapt-1" / "trace.jsonl"));
 }
+
+TEST(Reliability, TorchScriptModelResumesAfterSigkillAndTrainsRdlmsInParallel) {
+  // The user's own module (the BatchNorm + Dropout fixture, so that running statistics and dropout
+  // draws must be restored too) through every phase: once uninterrupted, with rDLMs one by one;
+  // once with each phase killed (SIGKILL) after it saved a state and rerun, rDLMs two at once. Every
+  // checkpoint, the adaptation trace and a TorchScript export must match byte for byte.
+  auto d = fresh_dir("rel-ts");
+  auto cfg = write_config(d);
+  const std::string model = " --set model.arch=torchscript --set model.path=" + std::string(APRICOT_SOURCE_DIR) +
+                            "/tests/fixtures/bn-dropout-1x16x16-4.pt --set train.epochs=4 --set rdlm.epochs=3"
+                            " --set adapt.max_batches=60";
+  for (const auto& ph : phases(cfg, d / "ref")) {
+    auto r = run_apricot(ph.args + model + " --log-level warn");
+    ASSERT_EQ(r.code, 0) << ph.name << ": " << r.err;
+  }
+  int kills = 0;
+  for (const auto& ph : phases(cfg, d / "w")) {
+    const std::string args = ph.args + model + (ph.name == "train-rdlms" ? " --threads 2 --parallel 2" : "");
+    auto c = spawn_apricot(args, d, ph.name);
+    int code = -1;
+    if (wait_for_file(c, ph.state, &code)) {
+      std::this_thread::sleep_for(50ms);
+      ::kill(c.pid, SIGKILL);
+      kills += wait_exit(c) == 128 + SIGKILL;
+    } else {
+      if (code < 0) code = wait_exit(c);
+      ASSERT_EQ(code, 0) << ph.name << " ended before saving state: " << slurp(c.err.string());
+    }
+    auto r = run_apricot(args);
+    ASSERT_EQ(r.code, 0) << ph.name << ": " << r.err;
+    if (ph.name == "train-rdlms")
+      EXPECT_NE(r.err.find("up to 2 at once on cpu (1 CPU threads each)"), std::string::npos) << r.err;
+  }
+  EXPECT_GE(kills, 2) << "the test must actually kill phases mid-run";
+  for (const char* f : {"base/model.pt", "rdlms/rdlm-00/model.pt", "rdlms/rdlm-01/model.pt", "rdlms/rdlm-02/model.pt",
+                        "adapt-1/model.pt"})
+    EXPECT_TRUE(file_bytes(d / "w" / f) == file_bytes(d / "ref" / f)) << f;
+  EXPECT_EQ(trace_without_seconds(d / "w" / "adapt-1" / "trace.jsonl"),
+            trace_without_seconds(d / "ref" / "adapt-1" / "trace.jsonl"));
+  for (const char* run : {"w", "ref"}) {
+    auto r = run_apricot("export -m " + (d / run / "adapt-1" / "model.pt").string() + " --format torchscript -o " +
+                         (d / (std::string(run) + ".pt")).string());
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  EXPECT_TRUE(file_bytes(d / "w.pt") == file_bytes(d / "ref.pt")) << "the exported modules differ";
+  fs::remove_all(d);
+}

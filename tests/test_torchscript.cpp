@@ -43,6 +43,22 @@ torch::Tensor logits_file(const std::string& name) {
   return torch::tensor(v).reshape({2, 4});
 }
 
+// What PyTorch (Debian's python3-torch) computes for the fixtures' input after `setup`, a Python
+// statement that binds the module to m (run in scripts/pytorch/, so st_io imports); an undefined
+// tensor when python3-torch is not installed.
+torch::Tensor pytorch_logits(const std::string& setup) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return {};
+  const auto r = run_shell("cd " + std::string(APRICOT_SOURCE_DIR) + "/scripts/pytorch && /usr/bin/python3 -c \"import torch, st_io; " +
+                           setup + "; m.eval(); x = torch.arange(512, dtype=torch.float32).reshape(2, 1, 16, 16) / 512.0 - 0.25; "
+                           "print(' '.join('%.9g' % v for v in m(x).flatten().tolist()))\"");
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::istringstream in(r.out);
+  std::vector<float> v;
+  for (float f; in >> f;) v.push_back(f);
+  EXPECT_EQ(v.size(), 8u) << r.out;
+  return v.size() == 8 ? torch::tensor(v).reshape({2, 4}) : torch::zeros({2, 4});
+}
+
 torch::Tensor eval_logits(NetImpl& m, const torch::Tensor& x) {
   torch::NoGradGuard g;
   m.eval();
@@ -182,18 +198,9 @@ TEST(TorchScript, CliRunsEveryPhaseAndExportsBack) {
   torch::NoGradGuard g;
   const auto want = eval_logits(*ours.model, fixture_input());
   EXPECT_TRUE(torch::equal(exported.forward({fixture_input()}).toTensor(), want));
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "python3-torch not installed: PyTorch's side of the round trip is skipped";
-  const std::string py = "/usr/bin/python3 -c \"import torch; m = torch.jit.load('" + (dir / "repaired.pt").string() +
-                         "'); m.eval(); x = torch.arange(512, dtype=torch.float32).reshape(2, 1, 16, 16) / 512.0 - 0.25; "
-                         "print(' '.join('%.9g' % v for v in m(x).flatten().tolist()))\"";
-  r = run_shell(py);
-  ASSERT_EQ(r.code, 0) << r.err;
-  std::istringstream in(r.out);
-  std::vector<float> v;
-  for (float f; in >> f;) v.push_back(f);
-  ASSERT_EQ(v.size(), 8u) << r.out;
-  EXPECT_TRUE(torch::allclose(torch::tensor(v).reshape({2, 4}), want, 1e-5, 1e-6)) << r.out;
+  const auto theirs = pytorch_logits("m = torch.jit.load('" + (dir / "repaired.pt").string() + "')");
+  if (!theirs.defined()) GTEST_SKIP() << "python3-torch not installed: PyTorch's side of the round trip is skipped";
+  EXPECT_TRUE(torch::allclose(theirs, want, 1e-5, 1e-6)) << theirs;
   fs::remove_all(dir);
 }
 
@@ -219,4 +226,106 @@ TEST(TorchScript, PretrainedFileIsTheBaseAsItIs) {
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("rdlm.init"), std::string::npos) << r.err;
   fs::remove_all(dir);
+}
+
+// `apricot import --from torchscript`: the user's trained module becomes a work directory's base
+// model (evaluated, not trained), and the rest of the pipeline runs from the config it writes.
+TEST(TorchScript, ImportMakesTheModuleTheBaseOfAWorkDirectory) {
+  auto dir = fresh_dir("ts-import");
+  const std::string w = (dir / "w").string();
+  const std::string data = " --set data.synthetic_train=300 --set data.synthetic_test=100 --set data.val_size=50"
+                           " --set rdlm.init=base --set rdlm.count=2 --set rdlm.size=100 --set rdlm.stride=100"
+                           " --set rdlm.epochs=1 --set adapt.max_batches=2 --set adapt.retrain.steps=2"
+                           " --set 'adapt.strategies=[\"1\"]'";
+  auto r = run_apricot("import --from torchscript -i " + fixture("small-1x16x16-4.pt") + " --device cpu -w " + w + data +
+                       " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto out = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(out["metrics"].contains("test_acc")) << r.out;
+  LoadedModel base = load_checkpoint(w + "/base/model.pt");
+  EXPECT_EQ(base.meta["metrics"]["epochs"], 0);
+  auto want = load_torchscript(spec_of("small-1x16x16-4.pt"))->named_parameters();
+  for (const auto& p : base.model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key();
+  // Importing again keeps the base (as train-base does) unless --force.
+  r = run_apricot("import --from torchscript -i " + fixture("small-1x16x16-4.pt") + " --device cpu -w " + w + data);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to do"), std::string::npos) << r.err;
+  // The work directory's config names the module as the base: run continues from it.
+  r = run_apricot("run -c " + w + "/config.json --device cpu");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("base model exists"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(w + "/adapt-1/result.json"));
+  // Wrong uses are usage errors that say why.
+  r = run_apricot("import --from torchscript -i " + fixture("small-1x16x16-4.pt") + " -o x.pt -w " + w);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
+  r = run_apricot("import --from torchscript -i " + fixture("bn-dropout-traced-1x16x16-4.pt") + " --device cpu -w " +
+                  (dir / "traced").string() + data);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("torch.jit.script"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
+// Safetensors export of a TorchScript model carries PyTorch's state_dict names, and import fills
+// the module back (the recorded module, or --module) to the same logits.
+TEST(TorchScript, SafetensorsExportImportsBackIntoTheModule) {
+  auto dir = fresh_dir("ts-safetensors");
+  Net trained = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  {
+    // Move the running statistics away from the file's, so that buffers must travel too.
+    torch::NoGradGuard g;
+    trained->train();
+    trained->forward(fixture_input() * 3 + 1);
+  }
+  nlohmann::json meta = {{"format", "apricot-checkpoint"}, {"format_version", 1}, {"arch", "torchscript"},
+                         {"model_path", fixture("bn-dropout-1x16x16-4.pt")}, {"input", {1, 16, 16}}, {"classes", 4}};
+  const std::string ckpt = (dir / "model.pt").string();
+  save_checkpoint(ckpt, *trained, meta);
+  auto r = run_apricot("export -m " + ckpt + " -o " + (dir / "w.safetensors").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string st = slurp((dir / "w.safetensors").string());
+  for (const char* name : {"\"bn1.running_mean\"", "\"bn1.num_batches_tracked\"", "\"conv2.weight\"", "\"model_path\""})
+    EXPECT_NE(st.find(name), std::string::npos) << name;
+  r = run_apricot("import -i " + (dir / "w.safetensors").string() + " -o " + (dir / "back.pt").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto want = eval_logits(*trained, fixture_input());
+  EXPECT_TRUE(torch::equal(eval_logits(*load_checkpoint((dir / "back.pt").string()).model, fixture_input()), want));
+  // Another copy of the module, named with --module.
+  fs::copy_file(fixture("bn-dropout-1x16x16-4.pt"), dir / "copy.pt");
+  r = run_apricot("import -i " + (dir / "w.safetensors").string() + " --module " + (dir / "copy.pt").string() +
+                  " -o " + (dir / "back2.pt").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  LoadedModel back2 = load_checkpoint((dir / "back2.pt").string());
+  EXPECT_EQ(back2.spec.path, fs::absolute(dir / "copy.pt").string());
+  EXPECT_TRUE(torch::equal(eval_logits(*back2.model, fixture_input()), want));
+  // A module whose state_dict does not match the tensors is refused, naming the tensor.
+  r = run_apricot("import -i " + (dir / "w.safetensors").string() + " --module " + fixture("small-1x16x16-4.pt") +
+                  " -o " + (dir / "bad.pt").string());
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("state_dict"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "bad.pt"));
+  // PyTorch's side: the tensors load into the module with load_state_dict (strict) and give the logits.
+  const auto theirs = pytorch_logits("t, _ = st_io.load('" + (dir / "w.safetensors").string() + "'); m = torch.jit.load('" +
+                                     fixture("bn-dropout-1x16x16-4.pt") + "'); m.load_state_dict(t)");
+  if (!theirs.defined()) GTEST_SKIP() << "python3-torch not installed: PyTorch's load_state_dict of the export is skipped";
+  EXPECT_TRUE(torch::allclose(theirs, want, 1e-5, 1e-6)) << theirs;
+  fs::remove_all(dir);
+}
+
+// `apricot bench train` measures a TorchScript module, side by side with a built-in model.
+TEST(TorchScript, BenchTrainMeasuresAModuleAgainstABuiltIn) {
+  auto r = run_apricot("bench train --module " + fixture("small-1x16x16-4.pt") +
+                       " --against small --input 1,16,16 --classes 4 --batch 8 --steps 2 --repeats 1 --warmup 0"
+                       " --device cpu --threads 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto doc = nlohmann::json::parse(r.out);
+  ASSERT_EQ(doc["models"].size(), 2u) << r.out;
+  EXPECT_EQ(doc["models"][0]["arch"], "torchscript");
+  EXPECT_EQ(doc["models"][0]["module"], fixture("small-1x16x16-4.pt"));
+  EXPECT_EQ(doc["models"][1]["arch"], "small");
+  EXPECT_GT(doc["train_ratio"].get<double>(), 0);
+  EXPECT_GT(doc["infer_ratio"].get<double>(), 0);
+  // The module is checked against --input as anywhere else.
+  r = run_apricot("bench train --module " + fixture("small-1x16x16-4.pt") + " --input 3,32,32 --classes 4 --device cpu");
+  EXPECT_EQ(r.code, 2) << r.err;
 }

@@ -32,6 +32,14 @@ nlohmann::json bench_adjust(int64_t P, int64_t n, const std::vector<int64_t>& fa
 nlohmann::json bench_train(const ModelSpec& spec, int64_t batch, const std::string& precision, int64_t steps,
                            int64_t repeats, int64_t warmup, const torch::Device& device, bool channels_last = false);
 
+// bench_train of several models side by side: the same data, and round by round every model's
+// training repeat in turn (then every model's inference repeat), so that a shared machine's noise
+// falls on all of them alike and their ratios are fair. One document per model, in order; a
+// TorchScript model's also carries "module" (its file).
+std::vector<nlohmann::json> bench_train_models(const std::vector<ModelSpec>& specs, int64_t batch,
+                                               const std::string& precision, int64_t steps, int64_t repeats,
+                                               int64_t warmup, const torch::Device& device, bool channels_last = false);
+
 // Aggregate training images/s of k models (each with its own SGD optimiser, random data on its
 // device) trained one at a time against all k at once through run_parallel (a CUDA stream per
 // model; on the CPU each worker gets threads / k intra-op threads), `steps` steps per model per

@@ -57,6 +57,8 @@ struct BenchTrainOptions {
   std::string memory_format = "contiguous";
   std::string device = "auto";
   int64_t threads = 0;
+  std::string module;   // --module: a TorchScript file (arch torchscript)
+  std::string against;  // --against: a second model measured side by side
   bool json = false;
 };
 
@@ -64,21 +66,36 @@ int run_bench_train(const BenchTrainOptions& o) {
   configure_logging("warn");
   auto device = resolve_device(o.device);
   setup_runtime(o.threads, 0);
-  auto r = bench_train(spec_from(o.arch, o.input, o.classes), o.batch, o.precision, o.steps, o.repeats, o.warmup, device,
-                       o.memory_format == "channels_last");
+  ModelSpec spec = spec_from(o.module.empty() ? o.arch : "torchscript", o.input, o.classes);
+  spec.path = o.module;
+  std::vector<ModelSpec> specs = {spec};
+  if (!o.against.empty()) specs.push_back(spec_from(o.against, o.input, o.classes));
+  auto rs = bench_train_models(specs, o.batch, o.precision, o.steps, o.repeats, o.warmup, device,
+                               o.memory_format == "channels_last");
+  nlohmann::json doc = rs[0];
+  if (rs.size() == 2) {
+    doc = {{"models", rs},
+           {"train_ratio", rs[0]["train_images_per_s"].get<double>() / rs[1]["train_images_per_s"].get<double>()},
+           {"infer_ratio", rs[0]["infer_images_per_s"].get<double>() / rs[1]["infer_images_per_s"].get<double>()}};
+  }
   if (o.json) {
-    print_json(r);
+    print_json(doc);
     return 0;
   }
-  std::printf("%s batch %lld %s on %s (%d threads): train %.0f images/s, inference %.0f images/s\n",
-              o.arch.c_str(), static_cast<long long>(o.batch), o.precision.c_str(), device.str().c_str(),
-              r["threads"].get<int>(), r["train_images_per_s"].get<double>(), r["infer_images_per_s"].get<double>());
+  for (const auto& r : rs)
+    std::printf("%s batch %lld %s on %s (%d threads): train %.0f images/s, inference %.0f images/s\n",
+                r.contains("module") ? r["module"].get<std::string>().c_str() : r["arch"].get<std::string>().c_str(),
+                static_cast<long long>(o.batch), o.precision.c_str(), device.str().c_str(), r["threads"].get<int>(),
+                r["train_images_per_s"].get<double>(), r["infer_images_per_s"].get<double>());
+  if (rs.size() == 2)
+    std::printf("side by side (%lld rounds): first/second = %.3f training, %.3f inference\n",
+                static_cast<long long>(o.repeats), doc["train_ratio"].get<double>(), doc["infer_ratio"].get<double>());
   return 0;
 }
 
 ModelSpec spec_from(const std::string& arch, const std::string& input, int64_t classes) {
   const auto shape = parse_input_shape(input);
-  return ModelSpec{arch, shape[0], shape[1], shape[2], classes, "v1"};
+  return ModelSpec{arch, shape[0], shape[1], shape[2], classes, "v1", ""};
 }
 
 struct BenchRdlmsOptions {
@@ -157,6 +174,11 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   auto t = std::make_shared<BenchTrainOptions>();
   auto* tr = sub->add_subcommand("train", "training and inference images/s of one model (median of repeats)");
   tr->add_option("--arch", t->arch, "model")->capture_default_str()->check(CLI::IsMember(model_archs()));
+  tr->add_option("--module", t->module, "a TorchScript file to measure instead of --arch (model.arch torchscript)")
+      ->check(CLI::ExistingFile);
+  tr->add_option("--against", t->against,
+                 "also measure this built-in arch on the same data, side by side round by round, and print the ratio")
+      ->check(CLI::IsMember(model_archs()));
   tr->add_option("--batch", t->batch, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
   tr->add_option("--precision", t->precision, "fp32 | bf16 (CUDA autocast)")->capture_default_str();
   tr->add_option("--input", t->input, "input shape C,H,W")->capture_default_str();

@@ -1,6 +1,6 @@
 // `apricot export`: a checkpoint as safetensors, every parameter and floating-point buffer under its
-// LibTorch name (PyTorch's state_dict names for a TorchScript model), with arch, input shape, classes
-// and normalisation in the metadata; or, for a TorchScript model, as the user's own TorchScript
+// LibTorch name (for a TorchScript model its whole state_dict, under PyTorch's names), with arch,
+// input shape, classes and normalisation in the metadata; or, for a TorchScript model, as the user's own TorchScript
 // module holding the checkpoint's weights (--format torchscript), which torch.jit.load reads.
 #include <spdlog/spdlog.h>
 
@@ -46,8 +46,11 @@ int run_export(const ExportOptions& o) {
   }
   std::vector<NamedTensor> tensors;
   for (const auto& p : m.model->named_parameters()) tensors.push_back({p.key(), p.value().detach().cpu()});
+  // A TorchScript model's whole state_dict (BatchNorm's integer counters too), so that PyTorch's
+  // strict load_state_dict takes it; built-in models as scripts/pytorch/models.py reads them.
+  const bool whole_state = m.spec.arch == "torchscript";
   for (const auto& b : m.model->named_buffers())
-    if (b.value().is_floating_point()) tensors.push_back({b.key(), b.value().detach().cpu()});
+    if (whole_state || b.value().is_floating_point()) tensors.push_back({b.key(), b.value().detach().cpu()});
   std::map<std::string, std::string> meta = {
       {"format", "pt"},
       {"arch", m.spec.arch},
@@ -59,6 +62,8 @@ int run_export(const ExportOptions& o) {
       // [0, 1]; "{}" here would make `apricot import` refuse the file.
       {"normalization", m.meta.value("normalization", m.norm.to_json()).dump()},
       {"producer", std::string("apricot ") + APRICOT_VERSION}};
+  // The module whose state_dict these tensors are; `apricot import --module` names another copy.
+  if (m.spec.arch == "torchscript") meta["model_path"] = m.spec.path;
   write_safetensors(o.out, tensors, meta);
   spdlog::info("wrote {} tensors of {} to {}", tensors.size(), o.model, o.out);
   if (o.json) print_json({{"out", o.out}, {"tensors", tensors.size()}, {"arch", m.spec.arch}});

@@ -1,7 +1,14 @@
-// `apricot import --from safetensors`: the reverse of export. Builds the model its metadata names
-// (arch, input, classes, resnet_variant) and fills every parameter and floating-point buffer by
-// name, so that a model trained elsewhere under the documented names (scripts/pytorch/models.py) can
-// be evaluated and repaired. Refuses missing, extra or misshapen tensors.
+// `apricot import`: weights made elsewhere become an apricot checkpoint.
+//   --from safetensors: the reverse of export. Builds the model its metadata names (arch, input,
+//     classes, resnet_variant; for arch "torchscript" the module from --module or the metadata's
+//     model_path) and fills every parameter and floating-point buffer by name (a TorchScript
+//     module's whole state_dict), so that a model trained
+//     elsewhere under the documented names (scripts/pytorch/models.py, or PyTorch's state_dict names
+//     of a TorchScript module) can be evaluated and repaired. Refuses missing, extra or misshapen
+//     tensors.
+//   --from torchscript: the user's trained TorchScript module is the base model of a work directory:
+//     the config's model becomes {arch: torchscript, path: FILE, pretrained: true} and train-base
+//     evaluates it and writes WORKDIR/base/model.pt and model.json with its accuracies (no training).
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -10,7 +17,9 @@
 
 #include "apricot/checkpoint.hpp"
 #include "apricot/errors.hpp"
+#include "apricot/pipeline.hpp"
 #include "apricot/safetensors.hpp"
+#include "apricot/torchscript.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {
@@ -21,9 +30,8 @@ struct ImportOptions {
   std::string from = "safetensors";
   std::string in;
   std::string out;
-  std::string log_level = "info";
-  bool json = false;
-  bool force = false;
+  std::string module;  // --from safetensors of a TorchScript model: the module that gives its structure
+  CommonOptions common;
 };
 
 std::string meta_or_fail(const std::map<std::string, std::string>& meta, const std::string& key,
@@ -35,14 +43,32 @@ std::string meta_or_fail(const std::map<std::string, std::string>& meta, const s
   return it->second;
 }
 
-int run_import(const ImportOptions& o) {
-  configure_logging(o.log_level);
-  if (std::filesystem::exists(o.out) && !o.force)
+// The TorchScript module a safetensors file of arch "torchscript" fills: --module, else the
+// model_path apricot export recorded.
+std::string module_for(const ImportOptions& o, const std::map<std::string, std::string>& meta) {
+  if (!o.module.empty()) return o.module;
+  auto it = meta.find("model_path");
+  if (it != meta.end() && std::filesystem::exists(it->second)) return it->second;
+  config_error("'" + o.in + "' holds the weights of a TorchScript model" +
+                   (it != meta.end() ? " whose module '" + it->second + "' is not here" : std::string()),
+               "pass --module FILE: the TorchScript file (torch.jit.save) whose state_dict names these tensors");
+}
+
+int import_safetensors(const ImportOptions& o) {
+  configure_logging(o.common.log_level);
+  if (o.out.empty()) config_error("import --from safetensors needs --out", "for example --out imported/model.pt");
+  if (!o.common.config.empty() || !o.common.sets.empty() || !o.common.workdir.empty())
+    config_error("-c, --set and -w are for import --from torchscript",
+                 "import --from safetensors reads everything from the file's metadata; drop them");
+  if (std::filesystem::exists(o.out) && !o.common.force)
     config_error("--out '" + o.out + "' exists", "pass --force to overwrite it, or choose another file");
   SafetensorsFile file = read_safetensors(o.in);
   ModelSpec spec;
   spec.arch = meta_or_fail(file.metadata, "arch", o.in);
   spec.resnet_variant = file.metadata.count("resnet_variant") ? file.metadata.at("resnet_variant") : "v1";
+  if (!o.module.empty() && spec.arch != "torchscript")
+    config_error("--module is given but '" + o.in + "' holds a built-in " + spec.arch + " model",
+                 "--module names the TorchScript file of a model with arch torchscript; drop it");
   try {
     std::vector<int64_t> in;
     std::stringstream ss(meta_or_fail(file.metadata, "input", o.in));
@@ -54,30 +80,32 @@ int run_import(const ImportOptions& o) {
     state_error("'" + o.in + "': metadata input/classes are malformed (" + e.what() + ")",
                 "write input as \"C,H,W\" and classes as a number");
   }
-  Net model = make_model(spec);
+  if (spec.arch == "torchscript") spec.path = module_for(o, file.metadata);
+  Net model = spec.arch == "torchscript" ? load_torchscript(spec) : make_model(spec);
+  const std::string names_hint = spec.arch == "torchscript"
+                                     ? "the tensors must be the module's state_dict() (check --module)"
+                                     : "export it under LibTorch's names (see scripts/pytorch/models.py)";
   std::map<std::string, torch::Tensor> by_name;
   for (auto& t : file.tensors) by_name[t.name] = t.tensor;
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
   auto fill = [&](const std::string& name, torch::Tensor dst) {
     auto it = by_name.find(name);
-    if (it == by_name.end())
-      state_error("'" + o.in + "' lacks tensor '" + name + "' of " + spec.arch,
-                  "export it under LibTorch's names (see scripts/pytorch/models.py)");
+    if (it == by_name.end()) state_error("'" + o.in + "' lacks tensor '" + name + "' of " + spec.arch, names_hint);
     if (it->second.sizes() != dst.sizes())
       state_error("'" + o.in + "': tensor '" + name + "' has shape " + c10::str(it->second.sizes()) + ", " +
                       spec.arch + " needs " + c10::str(dst.sizes()),
-                  "check arch, input and classes in the metadata");
+                  spec.arch == "torchscript" ? names_hint : "check arch, input and classes in the metadata");
     dst.copy_(it->second.to(dst.dtype()));
     used.insert(name);
   };
   for (auto& p : model->named_parameters()) fill(p.key(), p.value());
   for (auto& b : model->named_buffers())
-    if (b.value().is_floating_point()) fill(b.key(), b.value());
+    if (b.value().is_floating_point() || spec.arch == "torchscript") fill(b.key(), b.value());
   for (const auto& t : file.tensors)
     if (!used.count(t.name))
       state_error("'" + o.in + "' holds tensor '" + t.name + "', which " + spec.arch + " does not have",
-                  "check arch and resnet_variant in the metadata");
+                  spec.arch == "torchscript" ? names_hint : "check arch and resnet_variant in the metadata");
 
   nlohmann::json meta = {{"format", "apricot-checkpoint"},
                          {"format_version", 1},
@@ -88,6 +116,7 @@ int run_import(const ImportOptions& o) {
                          {"classes", spec.classes},
                          {"imported_from", o.in},
                          {"tool_version", APRICOT_VERSION}};
+  if (spec.arch == "torchscript") meta["model_path"] = std::filesystem::absolute(spec.path).string();
   if (file.metadata.count("normalization")) {
     try {
       meta["normalization"] = nlohmann::json::parse(file.metadata.at("normalization"));
@@ -100,7 +129,27 @@ int run_import(const ImportOptions& o) {
   save_checkpoint(o.out, *model, meta);
   spdlog::info("imported {} tensors of {} ({}x{}x{}, {} classes) into {}", used.size(), spec.arch, spec.channels,
                spec.height, spec.width, spec.classes, o.out);
-  if (o.json) print_json({{"out", o.out}, {"tensors", used.size()}, {"arch", spec.arch}});
+  if (o.common.json) print_json({{"out", o.out}, {"tensors", used.size()}, {"arch", spec.arch}});
+  return 0;
+}
+
+int import_torchscript(const ImportOptions& o) {
+  if (!o.out.empty())
+    config_error("import --from torchscript writes WORKDIR/base/model.pt, not --out",
+                 "drop --out and name the work directory with -w (or the config's workdir)");
+  if (!o.module.empty())
+    config_error("--module is for --from safetensors", "the TorchScript file is --in");
+  CommonOptions common = o.common;
+  const auto quoted = [](const std::string& s) { return nlohmann::json(s).dump(); };
+  common.sets.push_back("model.arch=" + quoted("torchscript"));
+  common.sets.push_back("model.path=" + quoted(o.in));
+  common.sets.push_back("model.pretrained=true");
+  Session s = open_session(common, /*write_config=*/true);  // also refuses rdlm.init base-early
+  nlohmann::json out = train_base(s.cfg, s.workdir, s.device, o.common.force);
+  spdlog::info("continue with the work directory's config, which names the module as the base: "
+               "apricot run -c {}/config.json (or put model.arch torchscript, model.path and "
+               "model.pretrained true in your own)", s.workdir);
+  if (o.common.json) print_json(out);
   return 0;
 }
 
@@ -108,16 +157,23 @@ int run_import(const ImportOptions& o) {
 
 CLI::App* setup_import(CLI::App& app, Action& action) {
   auto o = std::make_shared<ImportOptions>();
-  auto* sub = app.add_subcommand("import", "make a checkpoint from weights in another format (reverse of export)");
-  sub->add_option("--from", o->from, "input format")->capture_default_str()->check(CLI::IsMember({"safetensors"}));
-  sub->add_option("-i,--in", o->in, "input file")->required()->check(CLI::ExistingFile);
-  sub->add_option("-o,--out", o->out, "checkpoint to write (model.pt; model.json goes beside it)")->required();
-  sub->add_option("--log-level", o->log_level, "trace | debug | info | warn | error | off")
+  auto* sub = app.add_subcommand(
+      "import",
+      "make a checkpoint from weights in another format: --from safetensors (reverse of export) --out FILE, or "
+      "--from torchscript: your trained TorchScript module becomes WORKDIR/base/model.pt, evaluated on the config's data");
+  sub->add_option("--from", o->from, "input format: safetensors or torchscript")
       ->capture_default_str()
-      ->check(CLI::IsMember(kLogLevels));
-  sub->add_flag("--json", o->json, "print a JSON summary on stdout");
-  sub->add_flag("--force", o->force, "overwrite an existing checkpoint");
-  sub->callback([o, &action] { action = [o] { return run_import(*o); }; });
+      ->check(CLI::IsMember({"safetensors", "torchscript"}));
+  sub->add_option("-i,--in", o->in, "input file")->required()->check(CLI::ExistingFile);
+  sub->add_option("-o,--out", o->out, "--from safetensors: checkpoint to write (model.pt; model.json goes beside it)");
+  sub->add_option("--module", o->module,
+                  "--from safetensors of a TorchScript model: its TorchScript file (default: the model_path that "
+                  "apricot export recorded)")
+      ->check(CLI::ExistingFile);
+  add_common_options(sub, o->common, /*with_force=*/true);
+  sub->callback([o, &action] {
+    action = [o] { return o->from == "torchscript" ? import_torchscript(*o) : import_safetensors(*o); };
+  });
   return sub;
 }
 

@@ -22,7 +22,7 @@ int run_models(const ModelsOptions& o) {
   nlohmann::json out = nlohmann::json::array();
   if (!o.json) std::printf("%-10s %12s %12s\n", "arch", "trainable", "total");
   for (const auto& arch : model_archs()) {
-    ModelSpec spec{arch, shape[0], shape[1], shape[2], o.classes, "v1"};
+    ModelSpec spec{arch, shape[0], shape[1], shape[2], o.classes, "v1", ""};
     auto c = count_params(*make_model(spec));
     out.push_back({{"arch", arch}, {"input", shape}, {"classes", o.classes}, {"trainable", c.trainable},
                    {"total", c.total}});
