@@ -23,7 +23,7 @@ scripts/cifar-slice.sh "$tmp/mydata" 100 30 || rc=$?
 if ((rc == 3)); then echo "walkthrough: skipped (no CIFAR-10 JPEG tarball)" >&2; exit 0; fi
 ((rc == 0)) || exit "$rc"
 # 1. The user's own training, in PyTorch.
-$PY scripts/pytorch/folder_classifier.py train "$tmp/mydata" --model lenet5 --epochs 8 --out "$tmp/lenet5.state.pt"
+$PY scripts/pytorch/folder_classifier.py train "$tmp/mydata" --model lenet5 --epochs 15 --lr 0.05 --out "$tmp/lenet5.state.pt"
 $PY scripts/pytorch/export_torchscript.py --model lenet5 --weights "$tmp/lenet5.state.pt" --out "$tmp/mymodel.pt" >/dev/null
 # 2. The README's config (budgets cut to fit a minute or two on 2 cores).
 cat >"$tmp/my.json" <<JSON
@@ -32,7 +32,8 @@ cat >"$tmp/my.json" <<JSON
  "model": {"arch": "torchscript", "path": "$tmp/mymodel.pt", "pretrained": true},
  "train": {"batch_size": 32, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
  "rdlm": {"init": "base", "count": 4, "size": 400, "stride": 200, "epochs": 2},
- "adapt": {"max_batches": 10, "strategies": ["1", "none"], "retrain_every": 2, "retrain": {"steps": 10}}}
+ "adapt": {"max_batches": 20, "step": 0.01, "strategies": ["1", "none"], "retrain_every": 2,
+           "retrain": {"steps": 20, "lr": 0.01}}}
 JSON
 "$APRICOT" run -c "$tmp/my.json" --log-level warn
 "$APRICOT" export -m "$tmp/runs/my/adapt-1/model.pt" --format torchscript -o "$tmp/repaired.pt" --log-level warn
