@@ -5,14 +5,18 @@
 // a diverging loss names phase, epoch and step.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 #include <thread>
@@ -123,15 +127,34 @@ std::string trace_without_seconds(const fs::path& p) {
   return out;
 }
 
-// One uninterrupted run of every phase, shared by the tests (made once per process).
+// One uninterrupted run of every phase, shared by the tests. ctest runs every test in a process of
+// its own, so the run is kept in the temp directory under a name made of the binary's size and
+// modification time and the config, and made by whichever test needs it first: the others wait on
+// an flock and then read it (nothing writes into it). A rebuilt binary gets a fresh one.
 const fs::path& reference_run() {
   static fs::path dir = [] {
-    auto d = fresh_dir("rel-ref");
-    auto cfg = write_config(d);
-    for (const auto& ph : phases(cfg, d / "w")) {
-      auto r = run_apricot(ph.args + " --log-level warn");
-      EXPECT_EQ(r.code, 0) << ph.name << ": " << r.err;
+    const fs::path bin(APRICOT_BINARY);
+    const std::string id = std::string(kConfig) + "|" + std::to_string(fs::file_size(bin)) + "|" +
+                           std::to_string(fs::last_write_time(bin).time_since_epoch().count());
+    char name[64];
+    std::snprintf(name, sizeof name, "apricot-rel-ref-%016zx", std::hash<std::string>{}(id));
+    const fs::path d = fs::temp_directory_path() / name;
+    const int fd = ::open((d.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0) << "cannot open the lock of " << d;
+    if (fd >= 0) ::flock(fd, LOCK_EX);
+    if (!fs::exists(d / "complete")) {
+      fs::remove_all(d);
+      fs::create_directories(d);
+      auto cfg = write_config(d);
+      bool ok = true;
+      for (const auto& ph : phases(cfg, d / "w")) {
+        auto r = run_apricot(ph.args + " --log-level warn");
+        EXPECT_EQ(r.code, 0) << ph.name << ": " << r.err;
+        ok = ok && r.code == 0;
+      }
+      if (ok) std::ofstream(d / "complete") << "every phase ran\n";
     }
+    if (fd >= 0) ::close(fd);  // releases the lock
     return d;
   }();
   return dir;
