@@ -5,6 +5,8 @@
 # Usage: scripts/cifar-slice.sh OUT [TRAIN_PER_CLASS (50)] [TEST_PER_CLASS (20)]
 # Exit 3 when the tarball is not there.
 set -euo pipefail
+# A relative $CIFAR10_JPEG is relative to where the script was started.
+if [[ -n ${CIFAR10_JPEG:-} ]]; then CIFAR10_JPEG=$(realpath -m -- "$CIFAR10_JPEG"); fi
 cd "$(dirname "$0")/.."
 usage="usage: $0 OUT [TRAIN_PER_CLASS] [TEST_PER_CLASS]"
 out=${1:?$usage}

@@ -28,7 +28,8 @@ class TorchScriptNet : public NetImpl {
     for (const auto& b : module_.named_buffers(/*recurse=*/true)) owner(b.name).register_buffer(leaf(b.name), b.value);
   }
   torch::Tensor forward(torch::Tensor x) override {
-    if (!draws_ || !is_training()) return module_.forward({std::move(x)}).toTensor();
+    // On CUDA the draws come from the device's generator, which this does not cover: no swap, no lock.
+  if (!draws_ || !is_training() || !x.is_cpu()) return module_.forward({std::move(x)}).toTensor();
     // Training-mode randomness (dropout) comes from LibTorch's process-wide CPU generator: run the
     // forward pass with that generator set to this model's own stream, so that the draws depend on
     // this model's history only (not on other models training at once in this process), and the
@@ -111,21 +112,30 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
     torch::Tensor state;
     ~RestoreGenerator() { g.set_state(state); }
   } keep{global, global_state};
+  // A fixed state, so that what the check finds does not depend on the caller's (restored below).
+  global.set_current_seed(17);
   const torch::Tensor x = torch::randn({2, spec.channels, spec.height, spec.width}, at::detail::createCPUGenerator(17));
-  torch::Tensor y;
-  net.eval();
-  try {
-    y = net.forward(x);
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (auto* c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
-    config_error("model.path '" + path + "': the module fails on a batch of shape (2, " + std::to_string(spec.channels) +
-                     ", " + std::to_string(spec.height) + ", " + std::to_string(spec.width) + "): " + first_line(what),
-                 "the data's images are " + std::to_string(spec.channels) + "x" + std::to_string(spec.height) + "x" +
-                     std::to_string(spec.width) + " (data.channels, data.image_size); export a module for that input");
-  } catch (...) {
-    config_error("model.path '" + path + "': the module fails on a batch of the data's shape");
-  }
+  const std::string shape = std::to_string(spec.channels) + "x" + std::to_string(spec.height) + "x" +
+                            std::to_string(spec.width);
+  // One forward pass in the given mode; a module that fails is a usage error naming the file.
+  auto pass = [&](bool training) {
+    net.train(training);
+    try {
+      const torch::Tensor out = net.forward(x);
+      if (!out.defined()) throw std::runtime_error("it returned an undefined tensor");
+      return out;
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      if (auto* c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
+      config_error("model.path '" + path + "': the module fails in " + (training ? "training" : "eval") +
+                       " mode on a batch of shape (2, " + std::to_string(spec.channels) + ", " +
+                       std::to_string(spec.height) + ", " + std::to_string(spec.width) + "): " + first_line(what),
+                   "the data's images are " + shape +
+                       " (data.channels, data.image_size); export a module for that input that returns one tensor "
+                       "of logits in training and in eval mode");
+    }
+  };
+  const torch::Tensor y = pass(false);
   if (y.dim() != 2 || y.size(0) != 2 || y.size(1) != spec.classes || !y.is_floating_point())
     config_error("model.path '" + path + "': the module returns " + c10::str(y.sizes()) + " for a batch of 2; " +
                      "apricot needs logits of shape (batch, classes) = (2, " + std::to_string(spec.classes) + ")",
@@ -144,12 +154,11 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
     const auto type = m.value.type()->name();
     if (type && type->qualifiedName().find("Dropout") != std::string::npos) has_dropout = true;
   }
-  net.train();
-  const torch::Tensor a = net.forward(x);
+  const torch::Tensor a = pass(true);
   bool moved = false;
   for (size_t i = 0; i < named.size(); ++i)
     if (ends_with(named[i].key(), "running_mean") && !torch::equal(named[i].value(), saved[i])) moved = true;
-  const torch::Tensor c = net.forward(x);
+  const torch::Tensor c = pass(true);
   net.eval();
   restore();
   const bool draws = !torch::equal(a, c);
@@ -159,7 +168,7 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
   if (has_bn && !moved)
     config_error("model.path '" + path + "': its BatchNorm statistics do not move in training mode, so it would "
                  "never train as it should (a module made with torch.jit.trace)", hint);
-  if (has_dropout && !draws)
+  if (has_dropout && !has_bn && !draws)  // with BatchNorm, the check above finds a traced module
     config_error("model.path '" + path + "': its dropout does not drop in training mode (a module made with "
                  "torch.jit.trace)", hint);
   net.set_draws(draws);

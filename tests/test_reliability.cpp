@@ -137,7 +137,8 @@ const fs::path& reference_run() {
     const std::string id = std::string(kConfig) + "|" + std::to_string(fs::file_size(bin)) + "|" +
                            std::to_string(fs::last_write_time(bin).time_since_epoch().count());
     char name[64];
-    std::snprintf(name, sizeof name, "apricot-rel-ref-%016zx", std::hash<std::string>{}(id));
+    std::snprintf(name, sizeof name, "apricot-rel-ref-%u-%016zx", static_cast<unsigned>(::getuid()),
+                  std::hash<std::string>{}(id));
     const fs::path d = fs::temp_directory_path() / name;
     const int fd = ::open((d.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
     EXPECT_GE(fd, 0) << "cannot open the lock of " << d;
@@ -518,13 +519,13 @@ TEST(Reliability, TorchScriptModelResumesAfterSigkillAndTrainsRdlmsInParallel) {
     auto r = run_apricot(ph.args + model + " --log-level warn");
     ASSERT_EQ(r.code, 0) << ph.name << ": " << r.err;
   }
-  int kills = 0;
+  int kills = 0, resumes = 0;
   for (const auto& ph : phases(cfg, d / "w")) {
     const std::string args = ph.args + model + (ph.name == "train-rdlms" ? " --threads 2 --parallel 2" : "");
     auto c = spawn_apricot(args, d, ph.name);
     int code = -1;
     if (wait_for_file(c, ph.state, &code)) {
-      std::this_thread::sleep_for(50ms);
+      std::this_thread::sleep_for(10ms);
       ::kill(c.pid, SIGKILL);
       kills += wait_exit(c) == 128 + SIGKILL;
     } else {
@@ -533,10 +534,12 @@ TEST(Reliability, TorchScriptModelResumesAfterSigkillAndTrainsRdlmsInParallel) {
     }
     auto r = run_apricot(args);
     ASSERT_EQ(r.code, 0) << ph.name << ": " << r.err;
+    resumes += r.err.find("resuming from saved state") != std::string::npos;
     if (ph.name == "train-rdlms")
       EXPECT_NE(r.err.find("up to 2 at once on cpu (1 CPU threads each)"), std::string::npos) << r.err;
   }
   EXPECT_GE(kills, 2) << "the test must actually kill phases mid-run";
+  EXPECT_GE(resumes, 2) << "the killed phases must resume from their saved states, not start over";
   for (const char* f : {"base/model.pt", "rdlms/rdlm-00/model.pt", "rdlms/rdlm-01/model.pt", "rdlms/rdlm-02/model.pt",
                         "adapt-1/model.pt"})
     EXPECT_TRUE(file_bytes(d / "w" / f) == file_bytes(d / "ref" / f)) << f;

@@ -173,9 +173,10 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
 
   auto t = std::make_shared<BenchTrainOptions>();
   auto* tr = sub->add_subcommand("train", "training and inference images/s of one model (median of repeats)");
-  tr->add_option("--arch", t->arch, "model")->capture_default_str()->check(CLI::IsMember(model_archs()));
+  auto* arch_opt = tr->add_option("--arch", t->arch, "model")->capture_default_str()->check(CLI::IsMember(model_archs()));
   tr->add_option("--module", t->module, "a TorchScript file to measure instead of --arch (model.arch torchscript)")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->excludes(arch_opt);
   tr->add_option("--against", t->against,
                  "also measure this built-in arch on the same data, side by side round by round, and print the ratio")
       ->check(CLI::IsMember(model_archs()));
@@ -188,10 +189,12 @@ CLI::App* setup_bench(CLI::App& app, Action& action) {
   tr->add_option("--classes", t->classes, "classes")->capture_default_str()->check(CLI::Range(2, 100000));
   tr->add_option("--steps", t->steps, "training steps per repeat")->capture_default_str()->check(CLI::PositiveNumber);
   tr->add_option("--repeats", t->repeats, "timed repeats")->capture_default_str()->check(CLI::PositiveNumber);
-  tr->add_option("--warmup", t->warmup, "untimed repeats first")->capture_default_str();
+  tr->add_option("--warmup", t->warmup, "untimed repeats first")->capture_default_str()->check(CLI::NonNegativeNumber);
   tr->add_option("--device", t->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   tr->add_option("--threads", t->threads, "CPU threads (0 = the CPUs this process may use)")->capture_default_str();
-  tr->add_flag("--json", t->json, "print {arch, batch, precision, device, train_images_per_s, infer_images_per_s}");
+  tr->add_flag("--json", t->json,
+               "print {arch, batch, precision, device, train_images_per_s, infer_images_per_s} (with --against: "
+               "{models: [both], train_ratio, infer_ratio}, first / second)");
   tr->callback([t, &action] { action = [t] { return run_bench_train(*t); }; });
 
   auto r = std::make_shared<BenchRdlmsOptions>();

@@ -74,15 +74,21 @@ Session open_session(const CommonOptions& o, bool write_config) {
   setup_runtime(s.cfg.threads, s.cfg.seed, s.cfg.deterministic);
   spdlog::info("device {} | {} CPU threads | work directory {}", s.device.str(), torch::get_num_threads(),
                s.workdir);
-  if (write_config) {
-    std::error_code ec;
-    fs::create_directories(s.workdir, ec);
-    if (ec || !fs::is_directory(s.workdir))
-      data_error("work directory '" + s.workdir + "' cannot be created: " + ec.message(),
-                 "choose a writable location with --workdir");
-    write_json_atomic((fs::path(s.workdir) / "config.json").string(), to_json(s.cfg));
-  }
+  if (write_config) write_session_config(s);
   return s;
+}
+
+void make_workdir(const Session& s) {
+  std::error_code ec;
+  fs::create_directories(s.workdir, ec);
+  if (ec || !fs::is_directory(s.workdir))
+    data_error("work directory '" + s.workdir + "' cannot be created: " + ec.message(),
+               "choose a writable location with --workdir");
+}
+
+void write_session_config(const Session& s) {
+  make_workdir(s);
+  write_json_atomic((fs::path(s.workdir) / "config.json").string(), to_json(s.cfg));
 }
 
 std::vector<int64_t> parse_input_shape(const std::string& text) {

@@ -51,6 +51,10 @@ struct Session {
 // threads and seed, resolves the device, prints the effective config; when write_config, creates the
 // work directory and writes WORKDIR/config.json.
 Session open_session(const CommonOptions& o, bool write_config);
+// Creates the work directory (Error kData when it cannot be); write_session_config also writes the
+// effective config there as WORKDIR/config.json.
+void make_workdir(const Session& s);
+void write_session_config(const Session& s);
 
 // Prints a JSON document on stdout (the only thing a --json run writes there).
 void print_json(const nlohmann::json& j);

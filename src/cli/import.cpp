@@ -57,8 +57,10 @@ std::string module_for(const ImportOptions& o, const std::map<std::string, std::
 int import_safetensors(const ImportOptions& o) {
   configure_logging(o.common.log_level);
   if (o.out.empty()) config_error("import --from safetensors needs --out", "for example --out imported/model.pt");
-  if (!o.common.config.empty() || !o.common.sets.empty() || !o.common.workdir.empty())
-    config_error("-c, --set and -w are for import --from torchscript",
+  const auto& c = o.common;
+  if (!c.config.empty() || !c.sets.empty() || !c.workdir.empty() || !c.device.empty() || !c.threads.empty() ||
+      !c.seed.empty() || c.deterministic)
+    config_error("-c, --set, -w, --device, --threads, --seed and --deterministic are for import --from torchscript",
                  "import --from safetensors reads everything from the file's metadata; drop them");
   if (std::filesystem::exists(o.out) && !o.common.force)
     config_error("--out '" + o.out + "' exists", "pass --force to overwrite it, or choose another file");
@@ -142,10 +144,15 @@ int import_torchscript(const ImportOptions& o) {
   CommonOptions common = o.common;
   const auto quoted = [](const std::string& s) { return nlohmann::json(s).dump(); };
   common.sets.push_back("model.arch=" + quoted("torchscript"));
-  common.sets.push_back("model.path=" + quoted(o.in));
+  // Absolute, so that WORKDIR/config.json works from any directory.
+  common.sets.push_back("model.path=" + quoted(std::filesystem::absolute(o.in).lexically_normal().string()));
   common.sets.push_back("model.pretrained=true");
-  Session s = open_session(common, /*write_config=*/true);  // also refuses rdlm.init base-early
+  Session s = open_session(common, /*write_config=*/false);  // also refuses rdlm.init base-early
+  // The config is written once the module has been checked and the base written (or found), so that
+  // a refused file leaves an existing work directory's config as it was.
+  make_workdir(s);
   nlohmann::json out = train_base(s.cfg, s.workdir, s.device, o.common.force);
+  write_session_config(s);
   spdlog::info("continue with the work directory's config, which names the module as the base: "
                "apricot run -c {}/config.json (or put model.arch torchscript, model.path and "
                "model.pretrained true in your own)", s.workdir);
