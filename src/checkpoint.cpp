@@ -170,6 +170,10 @@ void require_same_recipe(const json& meta, const Config& cfg, const std::string&
   drop_added_defaults(then_all);
   auto scrub = [](json j, const std::string& section) {
     if (section == "train" && j.is_object()) j.erase("eval_batch_size"), j.erase("memory_format");
+    // A module's path as a file, not as spelt: "mymodel.pt" and its absolute path are one file.
+    if (section == "model" && j.is_object() && j.contains("path") && j["path"].is_string() &&
+        !j["path"].get<std::string>().empty())
+      j["path"] = fs::absolute(j["path"].get<std::string>()).lexically_normal().string();
     if (section == "rdlm" && j.is_object()) {
       j.erase("count"), j.erase("parallel"), j.erase("devices");
       if (j.value("init", "") != "base") j.erase("finetune");  // only fine-tuned rDLMs follow it

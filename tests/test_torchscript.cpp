@@ -250,6 +250,11 @@ TEST(TorchScript, ImportMakesTheModuleTheBaseOfAWorkDirectory) {
   r = run_apricot("import --from torchscript -i " + fixture("small-1x16x16-4.pt") + " --device cpu -w " + w + data);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("nothing to do"), std::string::npos) << r.err;
+  // The user's own config may name the module by a relative path: the same file, the same base.
+  r = run_apricot("train-base --device cpu -w " + w + data + " --set model.arch=torchscript --set model.pretrained=true"
+                  " --set model.path=" + fs::relative(fixture("small-1x16x16-4.pt")).string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to do"), std::string::npos) << r.err;
   // The work directory's config names the module as the base: run continues from it.
   r = run_apricot("run -c " + w + "/config.json --device cpu");
   ASSERT_EQ(r.code, 0) << r.err;
