@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "apricot/errors.hpp"
@@ -29,7 +30,7 @@ class TorchScriptNet : public NetImpl {
   }
   torch::Tensor forward(torch::Tensor x) override {
     // On CUDA the draws come from the device's generator, which this does not cover: no swap, no lock.
-  if (!draws_ || !is_training() || !x.is_cpu()) return module_.forward({std::move(x)}).toTensor();
+    if (!draws_ || !is_training() || !x.is_cpu()) return module_.forward({std::move(x)}).toTensor();
     // Training-mode randomness (dropout) comes from LibTorch's process-wide CPU generator: run the
     // forward pass with that generator set to this model's own stream, so that the draws depend on
     // this model's history only (not on other models training at once in this process), and the
@@ -233,28 +234,34 @@ void reinitialise_torchscript(NetImpl& model) {
 
 bool is_torchscript(const NetImpl& model) { return dynamic_cast<const TorchScriptNet*>(&model) != nullptr; }
 
+namespace {
+// The model's own random stream; none for a built-in model or a module that draws nothing.
+std::optional<at::Generator> own_stream(const NetImpl& model) {
+  auto* net = dynamic_cast<const TorchScriptNet*>(&model);
+  if (!net || !net->draws()) return std::nullopt;
+  return net->stream();
+}
+}  // namespace
+
 void seed_model_stream(NetImpl& model, uint64_t seed) {
-  auto* net = dynamic_cast<TorchScriptNet*>(&model);
-  if (!net || !net->draws()) return;
-  at::Generator stream = net->stream();
-  std::lock_guard<std::mutex> lock(stream.mutex());
-  stream.set_current_seed(seed);
+  if (auto g = own_stream(model)) {
+    std::lock_guard<std::mutex> lock(g->mutex());
+    g->set_current_seed(seed);
+  }
 }
 
 torch::Tensor model_stream_state(const NetImpl& model) {
-  auto* net = dynamic_cast<const TorchScriptNet*>(&model);
-  if (!net || !net->draws()) return {};
-  at::Generator stream = net->stream();
-  std::lock_guard<std::mutex> lock(stream.mutex());
-  return stream.get_state();
+  auto g = own_stream(model);
+  if (!g) return {};
+  std::lock_guard<std::mutex> lock(g->mutex());
+  return g->get_state();
 }
 
 void set_model_stream_state(NetImpl& model, const torch::Tensor& state) {
-  auto* net = dynamic_cast<TorchScriptNet*>(&model);
-  if (!net || !net->draws()) return;
-  at::Generator stream = net->stream();
-  std::lock_guard<std::mutex> lock(stream.mutex());
-  stream.set_state(state);
+  if (auto g = own_stream(model)) {
+    std::lock_guard<std::mutex> lock(g->mutex());
+    g->set_state(state);
+  }
 }
 
 void save_torchscript(const NetImpl& model, const std::string& path) {

@@ -1,7 +1,8 @@
 // `apricot export`: a checkpoint as safetensors, every parameter and floating-point buffer under its
 // LibTorch name (for a TorchScript model its whole state_dict, under PyTorch's names), with arch,
-// input shape, classes and normalisation in the metadata; or, for a TorchScript model, as the user's own TorchScript
-// module holding the checkpoint's weights (--format torchscript), which torch.jit.load reads.
+// input shape, classes and normalisation in the metadata; or, for a TorchScript model, as the
+// user's own TorchScript module holding the checkpoint's weights (--format torchscript), which
+// torch.jit.load reads.
 #include <spdlog/spdlog.h>
 
 #include <filesystem>

@@ -82,11 +82,11 @@ int import_safetensors(const ImportOptions& o) {
     state_error("'" + o.in + "': metadata input/classes are malformed (" + e.what() + ")",
                 "write input as \"C,H,W\" and classes as a number");
   }
-  if (spec.arch == "torchscript") spec.path = module_for(o, file.metadata);
-  Net model = spec.arch == "torchscript" ? load_torchscript(spec) : make_model(spec);
-  const std::string names_hint = spec.arch == "torchscript"
-                                     ? "the tensors must be the module's state_dict() (check --module)"
-                                     : "export it under LibTorch's names (see scripts/pytorch/models.py)";
+  const bool torchscript = spec.arch == "torchscript";
+  if (torchscript) spec.path = module_for(o, file.metadata);
+  Net model = torchscript ? load_torchscript(spec) : make_model(spec);
+  const std::string names_hint = torchscript ? "the tensors must be the module's state_dict() (check --module)"
+                                             : "export it under LibTorch's names (see scripts/pytorch/models.py)";
   std::map<std::string, torch::Tensor> by_name;
   for (auto& t : file.tensors) by_name[t.name] = t.tensor;
   std::set<std::string> used;
@@ -97,17 +97,17 @@ int import_safetensors(const ImportOptions& o) {
     if (it->second.sizes() != dst.sizes())
       state_error("'" + o.in + "': tensor '" + name + "' has shape " + c10::str(it->second.sizes()) + ", " +
                       spec.arch + " needs " + c10::str(dst.sizes()),
-                  spec.arch == "torchscript" ? names_hint : "check arch, input and classes in the metadata");
+                  torchscript ? names_hint : "check arch, input and classes in the metadata");
     dst.copy_(it->second.to(dst.dtype()));
     used.insert(name);
   };
   for (auto& p : model->named_parameters()) fill(p.key(), p.value());
   for (auto& b : model->named_buffers())
-    if (b.value().is_floating_point() || spec.arch == "torchscript") fill(b.key(), b.value());
+    if (b.value().is_floating_point() || torchscript) fill(b.key(), b.value());
   for (const auto& t : file.tensors)
     if (!used.count(t.name))
       state_error("'" + o.in + "' holds tensor '" + t.name + "', which " + spec.arch + " does not have",
-                  spec.arch == "torchscript" ? names_hint : "check arch and resnet_variant in the metadata");
+                  torchscript ? names_hint : "check arch and resnet_variant in the metadata");
 
   nlohmann::json meta = {{"format", "apricot-checkpoint"},
                          {"format_version", 1},
@@ -118,7 +118,7 @@ int import_safetensors(const ImportOptions& o) {
                          {"classes", spec.classes},
                          {"imported_from", o.in},
                          {"tool_version", APRICOT_VERSION}};
-  if (spec.arch == "torchscript") meta["model_path"] = std::filesystem::absolute(spec.path).string();
+  if (torchscript) meta["model_path"] = std::filesystem::absolute(spec.path).string();
   if (file.metadata.count("normalization")) {
     try {
       meta["normalization"] = nlohmann::json::parse(file.metadata.at("normalization"));
