@@ -9,6 +9,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -218,6 +219,69 @@ void check_compatible(const LoadedModel& m, const ModelSpec& e, const std::strin
                       ")",
                   "check data.* in the config (root, limits, val_size, seed) or retrain");
   }
+}
+
+namespace {
+std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : m.named_buffers())
+    if (b.value().defined()) out.emplace_back(b.key(), b.value());
+  return out;
+}
+}  // namespace
+
+std::vector<TensorDiff> compare_tensors(const torch::nn::Module& a, const torch::nn::Module& b) {
+  const auto ta = named_state(a), tb = named_state(b);
+  std::map<std::string, torch::Tensor> in_b(tb.begin(), tb.end());
+  std::vector<TensorDiff> out;
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, x0] : ta) {
+    TensorDiff d;
+    d.name = name;
+    d.shape = x0.sizes().vec();
+    d.numel = x0.numel();
+    auto it = in_b.find(name);
+    if (it == in_b.end()) {
+      d.only_in = "a";
+      out.push_back(d);
+      continue;
+    }
+    const torch::Tensor x = x0.detach().cpu().contiguous(), y = it->second.detach().cpu().contiguous();
+    in_b.erase(it);
+    if (x.sizes() != y.sizes() || x.scalar_type() != y.scalar_type()) {
+      d.differing = -1;
+      d.note = c10::str(x.sizes(), " ", x.scalar_type(), " vs ", y.sizes(), " ", y.scalar_type());
+      out.push_back(d);
+      continue;
+    }
+    // Bitwise: compare the bytes element by element as integers of the element's width.
+    const auto bytes = [](const torch::Tensor& t) {
+      switch (t.element_size()) {
+        case 1: return t.view(torch::kUInt8);
+        case 2: return t.view(torch::kInt16);
+        case 4: return t.view(torch::kInt32);
+        default: return t.view(torch::kInt64);
+      }
+    };
+    const torch::Tensor ne = bytes(x).ne(bytes(y));
+    d.differing = ne.sum().item<int64_t>();
+    if (d.differing > 0) {
+      const torch::Tensor dx = x.to(torch::kDouble), dy = y.to(torch::kDouble);
+      d.max_abs_diff = (dx - dy).abs().masked_select(ne).max().item<double>();
+    }
+    out.push_back(d);
+  }
+  for (const auto& [name, y] : tb) {
+    if (!in_b.count(name)) continue;
+    TensorDiff d;
+    d.name = name;
+    d.shape = y.sizes().vec();
+    d.numel = y.numel();
+    d.only_in = "b";
+    out.push_back(d);
+  }
+  return out;
 }
 
 }  // namespace apricot

@@ -2,11 +2,13 @@
 // process may use (affinity mask and cgroup quota). It does not pin threads or change priorities.
 #include "apricot/device.hpp"
 
+#include <dlfcn.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <ATen/autocast_mode.h>
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 #include <torch/cuda.h>
@@ -16,6 +18,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <filesystem>
 #include <sstream>
 #include <vector>
@@ -205,11 +208,67 @@ int available_cpus() {
   return static_cast<int>(std::max<int64_t>(1, n));
 }
 
+namespace {
+
+// The BLAS library's thread-count functions, looked up among the libraries already loaded (LibTorch
+// links libblas.so.3, whichever implementation Debian's alternatives point it at).
+struct BlasApi {
+  const char* library = "";
+  void (*set_int)(int) = nullptr;       // OpenBLAS, MKL
+  void (*set_dim)(int64_t) = nullptr;   // BLIS takes a dim_t
+  int (*get)() = nullptr;
+};
+
+const BlasApi& blas_api() {
+  static const BlasApi api = [] {
+    BlasApi a;
+    auto sym = [](const char* name) { return ::dlsym(RTLD_DEFAULT, name); };
+    if (void* s = sym("openblas_set_num_threads")) {
+      a.library = "openblas";
+      a.set_int = reinterpret_cast<void (*)(int)>(s);
+      a.get = reinterpret_cast<int (*)()>(sym("openblas_get_num_threads"));
+    } else if (void* b = sym("bli_thread_set_num_threads")) {
+      a.library = "blis";
+      a.set_dim = reinterpret_cast<void (*)(int64_t)>(b);
+    } else if (void* m = sym("MKL_Set_Num_Threads")) {
+      a.library = "mkl";
+      a.set_int = reinterpret_cast<void (*)(int)>(m);
+      a.get = reinterpret_cast<int (*)()>(sym("MKL_Get_Max_Threads"));
+    }
+    return a;
+  }();
+  return api;
+}
+
+}  // namespace
+
+void set_compute_threads(int64_t n) {
+  const int threads = static_cast<int>(std::max<int64_t>(1, n));
+  at::set_num_threads(threads);
+  const BlasApi& blas = blas_api();
+  if (blas.set_int) blas.set_int(threads);
+  if (blas.set_dim) blas.set_dim(threads);
+}
+
+BlasThreads blas_threads() {
+  const BlasApi& blas = blas_api();
+  if (!blas.set_int && !blas.set_dim) return {};
+  return {blas.get ? blas.get() : 0, blas.library};
+}
+
 void setup_runtime(int64_t threads, uint64_t seed, bool deterministic) {
   // 0 = the CPUs this process may use. LibTorch's own default can be 1 thread (seen on Debian's
   // build), and the machine's core count oversubscribes a taskset or a container's quota.
   if (threads <= 0) threads = available_cpus();
-  torch::set_num_threads(static_cast<int>(threads));
+  set_compute_threads(threads);
+  // The inter-op pool (TorchScript's fork) can be sized once, before it starts: later calls keep it.
+  static std::once_flag interop_once;
+  std::call_once(interop_once, [threads] {
+    try {
+      at::set_num_interop_threads(static_cast<int>(threads));
+    } catch (const std::exception&) {  // already started by an earlier caller in this process
+    }
+  });
   torch::manual_seed(seed);
   if (deterministic) {
     // cuBLAS needs a fixed workspace to be reproducible; it reads this before its first use.

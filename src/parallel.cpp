@@ -115,6 +115,8 @@ void run_parallel(const std::vector<int64_t>& jobs, const ParallelPlan& plan,
     }
   };
   const int saved_threads = at::get_num_threads();
+  // The BLAS library's pool is one for the process: the workers' share, like their intra-op threads.
+  if (plan.threads_per_worker > 0) set_compute_threads(plan.threads_per_worker);
   std::vector<std::thread> threads;
   try {
     for (int64_t w = 0; w < plan.workers; ++w) threads.emplace_back(worker, w);
@@ -122,7 +124,7 @@ void run_parallel(const std::vector<int64_t>& jobs, const ParallelPlan& plan,
     record(std::current_exception());
   }
   for (auto& t : threads) t.join();
-  at::set_num_threads(saved_threads);  // workers changed the default that new threads start with
+  set_compute_threads(saved_threads);  // workers changed the default that new threads start with
   if (first_error) std::rethrow_exception(first_error);
 }
 

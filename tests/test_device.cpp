@@ -1,6 +1,7 @@
 // The CPUs this process may use (threads: 0): the affinity mask capped by the cgroup CPU quota,
 // the quota parsing as a function of the files' text, the binary under taskset, and the OpenMP
 // wait policy the binary runs with.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sched.h>
@@ -13,6 +14,9 @@
 #include "apricot/device.hpp"
 #include "cli_util.hpp"
 
+using apricot::blas_threads;
+using apricot::BlasThreads;
+using apricot::set_compute_threads;
 using apricot::available_cpus;
 using apricot::cgroup_v1_cpu_limit;
 using apricot::cgroup_v2_cpu_limit;
@@ -123,6 +127,56 @@ TEST(Device, BinaryUnderTasksetUsesOneThread) {
                                " --set train.epochs=1 --set data.synthetic_train=300 --set data.val_size=50");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("| 1 CPU threads |"), std::string::npos) << r.err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Device, ThreadsSetTheBlasLibrarysPoolToo) {
+  // LibTorch leaves the BLAS library's own pool alone; set_compute_threads sizes it with the rest.
+  const BlasThreads before = blas_threads();
+  if (before.library.empty()) GTEST_SKIP() << "the BLAS library has no thread pool (reference BLAS)";
+  const int saved = at::get_num_threads();
+  set_compute_threads(1);
+  EXPECT_EQ(at::get_num_threads(), 1);
+  if (before.library != "blis") {
+    EXPECT_EQ(blas_threads().threads, 1) << before.library;
+    set_compute_threads(2);
+    EXPECT_EQ(blas_threads().threads, 2) << before.library;
+  }
+  set_compute_threads(saved);
+}
+
+TEST(Device, SameThreadsGiveTheSameBitsWhateverTheBlasPoolStartedWith) {
+  // The root cause of a Slurm job and a plain run training different bits with the same --threads:
+  // OpenBLAS sizes its pool from the affinity mask (1 CPU in the job, all in the plain run), and its
+  // products sum in another order with another thread count (seen with the Haswell/Zen kernels that
+  // OPENBLAS_CORETYPE selects on any x86-64 machine). The pool's starting size is set here by
+  // OPENBLAS_NUM_THREADS; --threads 1 must override it.
+  if (blas_threads().library != "openblas") GTEST_SKIP() << "not OpenBLAS";
+  auto dir = apricot::test::fresh_dir("blas-threads");
+  const std::string args = " train-base --device cpu --threads 1 --log-level warn --set train.epochs=2 "
+                           "--set data.synthetic_train=600 --set data.val_size=100 -w " + dir.string();
+  for (const char* n : {"1", "2"}) {
+    auto r = apricot::test::run_shell(std::string("OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=") + n + " " +
+                                      APRICOT_BINARY + args + "/w" + n);
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  // apricot compare: exit 0 when every tensor is bitwise equal.
+  const std::string a = (dir / "w1/base/model.pt").string(), b = (dir / "w2/base/model.pt").string();
+  auto same = apricot::test::run_apricot("compare " + a + " " + b);
+  EXPECT_EQ(same.code, 0) << same.out << same.err;
+  EXPECT_NE(same.out.find("0 of "), std::string::npos) << same.out;
+  // Another seed: exit 1, and each differing tensor named with its largest difference.
+  auto r = apricot::test::run_shell(std::string(APRICOT_BINARY) + args + "/w3 --seed 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto other = apricot::test::run_apricot("compare --json " + a + " " + (dir / "w3/base/model.pt").string());
+  EXPECT_EQ(other.code, 1) << other.err;
+  const auto doc = nlohmann::json::parse(other.out);
+  EXPECT_GT(doc["differing"].get<int64_t>(), 0);
+  EXPECT_EQ(doc["differing"], doc["differences"].size());
+  for (const auto& d : doc["differences"]) {
+    EXPECT_GT(d["differing"].get<int64_t>(), 0) << d;
+    EXPECT_GT(d["max_abs_diff"].get<double>(), 0) << d;
+  }
   std::filesystem::remove_all(dir);
 }
 

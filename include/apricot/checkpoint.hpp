@@ -38,6 +38,21 @@ void save_checkpoint(const std::string& pt_path, const torch::nn::Module& model,
 // Throws Error(kState) for a file that is not an apricot checkpoint, a checksum mismatch or weights
 // that do not fit the arch; Error(kData) when the file is missing or unreadable.
 LoadedModel load_checkpoint(const std::string& pt_path);
+// One named tensor (parameter or buffer) of two models compared value by value.
+struct TensorDiff {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::string only_in;        // "a" or "b" when the other model has no tensor of this name
+  std::string note;           // a shape or dtype mismatch, in words ("(3,4) float vs (4,3) float")
+  int64_t numel = 0;
+  int64_t differing = 0;      // values that are not bitwise equal; -1 for a shape or dtype mismatch
+  double max_abs_diff = 0;    // the largest |a - b| (NaN where one side is NaN and the other not)
+  bool equal() const { return only_in.empty() && differing == 0; }
+};
+// Every parameter and buffer of a, in its order, then those only b has. Bitwise: -0.0 != 0.0 and a
+// NaN equals a NaN of the same bits.
+std::vector<TensorDiff> compare_tensors(const torch::nn::Module& a, const torch::nn::Module& b);
+
 // Error(kState) unless the checkpoint's arch, input shape and classes equal `expected` (and, when
 // `fingerprint` is not empty, the dataset fingerprint equals it).
 void check_compatible(const LoadedModel& m, const ModelSpec& expected, const std::string& fingerprint,

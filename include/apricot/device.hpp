@@ -41,7 +41,23 @@ std::optional<int64_t> cgroup_v1_cpu_limit(const std::string& cfs_quota_us, cons
 // The smallest quota over this process's cgroups and their ancestors (v1 and v2), or nullopt.
 std::optional<int64_t> cgroup_cpu_limit();
 
-// Applies threads (0 = available_cpus()) and seeds torch's global generator. deterministic: LibTorch's
+// Every pool that does arithmetic in parallel, set to n threads (n >= 1): LibTorch's intra-op threads
+// of the calling thread (OpenMP, also what oneDNN uses) and the BLAS library's own pool. LibTorch
+// never sets the latter: OpenBLAS sizes it from the affinity mask when it loads, and its
+// matrix-vector products sum in a different order with another thread count, so without this the
+// same --threads gave other bits under another mask (a Slurm job bound to one CPU vs a plain run).
+// The BLAS library is found at run time: OpenBLAS, BLIS or MKL; the reference BLAS has no threads.
+void set_compute_threads(int64_t n);
+// The BLAS library's thread count as it reports it, and its name ("openblas", "blis", "mkl");
+// {0, ""} for a BLAS without a thread pool (the reference BLAS) or one not recognised.
+struct BlasThreads {
+  int threads = 0;
+  std::string library;
+};
+BlasThreads blas_threads();
+
+// Applies threads (0 = available_cpus()) to every pool (set_compute_threads, and LibTorch's
+// inter-op pool once per process) and seeds torch's global generator. deterministic: LibTorch's
 // deterministic algorithms (an error for an op that has none), deterministic cuDNN without
 // autotuning, and a fixed cuBLAS workspace. CPU runs are deterministic without it.
 void setup_runtime(int64_t threads, uint64_t seed, bool deterministic = false);

@@ -359,7 +359,7 @@ check() {  # NAME OK DESCRIPTION
     failed=$((failed + 1))
   fi
   results+=("$verdict $1: $desc")
-  printf '%s %s: %s\n' "$verdict" "$1" "$desc"
+  printf '%s %s: %s\n' "$verdict" "$1" "$3"  # the details on lines of their own
 }
 
 same_files() {  # DIR1 DIR2 RELPATH...: 0 if each file is byte-identical in both; lists differences
@@ -368,6 +368,10 @@ same_files() {  # DIR1 DIR2 RELPATH...: 0 if each file is byte-identical in both
   for f in "$@"; do
     if ! cmp -s "$a/$f" "$b/$f"; then
       echo "differs: $f"
+      # Which tensors differ and by how much (apricot compare; the metadata may differ too).
+      if [[ $f == *.pt && -f $a/$f && -f $b/$f ]]; then
+        "$APRICOT" compare --show 8 "$a/$f" "$b/$f" 2>&1 | sed 's/^/    /'
+      fi
       rc=1
     fi
   done
@@ -393,6 +397,15 @@ for arm in arms:
 sys.exit(bad)
 EOF
 }
+
+# OpenBLAS's Haswell kernels (AVX2, the ones a Zen or pre-AVX-512 Intel CPU gets) sum in another order
+# with another thread count for more shapes than its AVX-512 kernels: with them the chain-vs-plain
+# comparison (a2) catches a pool that --threads does not size on any x86-64 machine with AVX2, not
+# only on those CPUs. Every job inherits it (sbatch exports the environment).
+if [[ -z ${OPENBLAS_CORETYPE:-} ]] && grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
+  export OPENBLAS_CORETYPE=Haswell
+  log "OPENBLAS_CORETYPE=Haswell (OpenBLAS's AVX2 kernels, as on CPUs without AVX-512)"
+fi
 
 # --- the config: configs/smoke.json plus small rdlm and adapt sections ----------------------------
 cfg=$tmp/selftest.json

@@ -78,5 +78,6 @@ CLI::App* setup_export(CLI::App& app, Action& action);
 CLI::App* setup_import(CLI::App& app, Action& action);
 CLI::App* setup_report(CLI::App& app, Action& action);
 CLI::App* setup_sweep(CLI::App& app, Action& action);
+CLI::App* setup_compare(CLI::App& app, Action& action);
 
 }  // namespace apricot::cli

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   cli::setup_train_rdlms(app, action);
   cli::setup_adapt(app, action);
   cli::setup_eval(app, action);
+  cli::setup_compare(app, action);
   cli::setup_models(app, action);
   cli::setup_export(app, action);
   cli::setup_import(app, action);
