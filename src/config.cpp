@@ -227,7 +227,8 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
 }
 
 Config config_from_json(const json& user, const std::string& source) {
-  json schema = to_json(Config{});
+  const Config defaults;  // a named object: GCC 12 warns (maybe-uninitialized) about a temporary here
+  json schema = to_json(defaults);
   json merged = check_value(schema, user, "", source);
   Config c = merged.get<Config>();
   validate(c);

@@ -262,8 +262,9 @@ TEST(AdaptLoop, EarlyRejectionChangesNoDecision) {
   for (size_t i = 0; i < fast.trace.size(); ++i) {
     EXPECT_EQ(fast.trace[i]["accepted"], full.trace[i]["accepted"]) << i;
     EXPECT_EQ(fast.trace[i]["best_acc"], full.trace[i]["best_acc"]) << i;
-    if (!fast.trace[i]["acc_adjusted"].is_null())
+    if (!fast.trace[i]["acc_adjusted"].is_null()) {
       EXPECT_EQ(fast.trace[i]["acc_adjusted"], full.trace[i]["acc_adjusted"]) << i;
+    }
   }
   EXPECT_EQ(fast.result["final"], full.result["final"]);
   EXPECT_TRUE(bitwise_equal(weights_of(WorkDir(fast.dir.string()).adapt_model(Strategy::k1)),

@@ -38,7 +38,7 @@ TEST(Cuda, ForwardAndTrainingStepMatchCpu) {
   if (!has_cuda()) GTEST_SKIP() << "no CUDA device";
   torch::Device cuda(torch::kCUDA, 0);
   for (const auto& arch : model_archs()) {
-    ModelSpec spec{arch, 3, 32, 32, 10, "v1"};
+    ModelSpec spec{arch, 3, 32, 32, 10, "v1", ""};
     torch::manual_seed(1);
     Net cpu = make_model(spec);
     Net gpu = copy_to(cpu, spec, cuda);
@@ -80,7 +80,7 @@ TEST(Cuda, Bf16TrainingLowersTheLoss) {
   opts.recipe.precision = "bf16";
   opts.progress = false;
   torch::manual_seed(2);
-  Net m = make_model({"cnn2", 3, 16, 16, 4, "v1"});
+  Net m = make_model({"cnn2", 3, 16, 16, 4, "v1", ""});
   auto r = train_model(*m, d, torch::Tensor(), opts, torch::Device(torch::kCUDA, 0), 2);
   EXPECT_LT(r.history.back().loss, r.history.front().loss);
   EXPECT_GT(r.best_val_acc, 0.5);
@@ -103,7 +103,7 @@ TEST(Cuda, ConcurrentTrainingOnStreamsMatchesOneAtATime) {
   // within float tolerance (cuDNN may pick other algorithms); each job ran on a side stream.
   if (!has_cuda()) GTEST_SKIP() << "no CUDA device";
   torch::Device cuda(torch::kCUDA, 0);
-  ModelSpec spec{"resnet20", 3, 32, 32, 10, "v1"};
+  ModelSpec spec{"resnet20", 3, 32, 32, 10, "v1", ""};
   auto x = torch::rand({64, 3, 32, 32}).to(cuda);
   auto y = torch::randint(0, 10, {64}, torch::kInt64).to(cuda);
   auto train = [&](int64_t j, std::vector<torch::Tensor>& out) {

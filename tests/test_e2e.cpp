@@ -116,7 +116,9 @@ TEST(EndToEnd, CifarSliceAllPhases) {
     EXPECT_EQ(res["batches"], 12);
     EXPECT_EQ(res["stopped_by"], "max_batches");
     EXPECT_GE(res["final"]["val_acc"].get<double>(), res["base"]["val_acc"].get<double>());
-    if (st == "none") EXPECT_EQ(res["adjusted_inputs"], 0);
+    if (st == "none") {
+      EXPECT_EQ(res["adjusted_inputs"], 0);
+    }
     auto dir = w / ("adapt-" + st);
     EXPECT_TRUE(fs::exists(dir / "model.pt"));
     EXPECT_TRUE(fs::exists(dir / "result.json"));

@@ -32,8 +32,12 @@ TEST(RdlmSubset, SlidingWindowsAreThePapers) {
   for (int64_t k = 0; k < 20; ++k) {
     auto s = rdlm_subset(cfg, train, 10, 0, k);
     ASSERT_EQ(s.size(0), 10000);
-    if (k == 0) EXPECT_EQ(s[9999].item<int64_t>(), 9999);
-    if (k == 2) EXPECT_EQ(s[0].item<int64_t>(), 4000);
+    if (k == 0) {
+      EXPECT_EQ(s[9999].item<int64_t>(), 9999);
+    }
+    if (k == 2) {
+      EXPECT_EQ(s[0].item<int64_t>(), 4000);
+    }
     covered.index_fill_(0, s, true);
   }
   // Window 19 spans [38000, 48000): the last 2,000 images are in no subset, as APRICOT.md notes.

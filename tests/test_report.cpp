@@ -34,9 +34,9 @@ struct FakeRun {
   std::string arch = "small";
   double base_train = 0.9, base_val = 0.85, base_test = 0.8;
   bool rdlms = true;
-  std::map<std::string, double> final_test;  // strategy -> final test accuracy
-  int rdlm_count = 3;                        // their test accuracies: 0.70, 0.71, ... unless rdlm_acc
-  std::vector<double> rdlm_acc;
+  std::map<std::string, double> final_test = {};  // strategy -> final test accuracy
+  int rdlm_count = 3;                             // their test accuracies: 0.70, 0.71, ... unless rdlm_acc
+  std::vector<double> rdlm_acc = {};
   int classes = 0;  // > 0: result.json has "changes" with this many classes
 };
 

@@ -237,8 +237,11 @@ TEST(BatchNormRecalibration, RecomputesRunningStatisticsAsThePlainAverageAndNoth
     if (name.find("running") != std::string::npos) changed += torch::equal(t, before.at(name)) ? 0 : 1;
   EXPECT_GT(changed, 0);
   size_t i = 0;
-  for (auto& b : m->named_buffers())
-    if (!b.value().is_floating_point()) EXPECT_TRUE(torch::equal(b.value(), counters.at(i++))) << b.key();
+  for (auto& b : m->named_buffers()) {
+    if (!b.value().is_floating_point()) {
+      EXPECT_TRUE(torch::equal(b.value(), counters.at(i++))) << b.key();
+    }
+  }
   // The plain average: two chunks of 100 give the mean of each half's recalibrated running mean.
   auto stats_of = [&](const torch::Tensor& images, int64_t chunk) {
     recalibrate_batchnorm(*m, images, data.norm, torch::kCPU, chunk);
@@ -246,9 +249,11 @@ TEST(BatchNormRecalibration, RecomputesRunningStatisticsAsThePlainAverageAndNoth
   };
   auto first = stats_of(x.slice(0, 0, 100), 100), second = stats_of(x.slice(0, 100, 200), 100);
   auto both = stats_of(x, 100);
-  for (auto& [name, t] : both)
-    if (name.find("running_mean") != std::string::npos)
+  for (auto& [name, t] : both) {
+    if (name.find("running_mean") != std::string::npos) {
       EXPECT_LT(max_diff(t, (first.at(name) + second.at(name)) / 2), 1e-5) << name;
+    }
+  }
   // `eval --bn-recalibrate N` evaluates a checkpoint with its statistics recomputed the same way.
   auto d = fresh_dir("variants-eval-recal");
   bn.train.epochs = 1;

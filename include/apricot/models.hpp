@@ -16,7 +16,7 @@ struct ModelSpec {
   int64_t channels = 3, height = 32, width = 32;
   int64_t classes = 10;
   std::string resnet_variant = "v1";  // "v1" (Keras post-activation) or "preact"
-  std::string path;                   // arch "torchscript": the TorchScript file (torchscript.hpp)
+  std::string path = {};              // arch "torchscript": the TorchScript file (torchscript.hpp)
 };
 
 // Base of every model: forward maps a normalised float batch (B, C, H, W) to logits (B, classes).
