@@ -58,7 +58,7 @@ std::vector<nlohmann::json> bench_train_models(const std::vector<ModelSpec>& spe
     r.model->to(device);
     if (channels_last) set_memory_format(*r.model, true);
     std::tie(r.x_all, r.y_all) = random_data(spec, n, device);
-    r.optimizer = make_optimizer("sgd", 0.01, 0.9, false, 0.0, r.model->parameters());
+    r.optimizer = make_optimizer("sgd", 0.01, 0.9, false, 0.0, trainable_parameters(*r.model));
     runners.push_back(std::move(r));
   }
   Normalizer norm;  // "scale", the same per-batch work as training
@@ -134,7 +134,7 @@ nlohmann::json bench_rdlms(const ModelSpec& spec, int64_t k, int64_t batch, cons
     models.push_back(make_model(spec));
     models.back()->to(devices[j % devices.size()]);
     models.back()->train();
-    optimizers.push_back(make_optimizer("sgd", 0.01, 0.9, false, 0.0, models.back()->parameters()));
+    optimizers.push_back(make_optimizer("sgd", 0.01, 0.9, false, 0.0, trainable_parameters(*models.back())));
   }
   Normalizer norm;
   // `count` training steps of model j on its device's data (the rDLM loop's per-step work).

@@ -5,6 +5,7 @@
 #include "apricot/torchscript.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "apricot/errors.hpp"
@@ -21,16 +23,54 @@ namespace apricot {
 
 namespace {
 
+// The logits in what a module's forward returns: a tensor; the first element of a tuple or list
+// (torchvision's GoogLeNet and many user models return (logits, features) or aux outputs); a dict's
+// "logits" or "out" entry. Anything else is refused with what it was.
+torch::Tensor logits_of(const c10::IValue& out) {
+  if (out.isTensor()) return out.toTensor();
+  if (out.isTuple()) {
+    const auto& items = out.toTuple()->elements();
+    if (!items.empty() && items[0].isTensor()) return items[0].toTensor();
+    throw std::runtime_error("it returns a tuple whose first element is not a tensor of logits");
+  }
+  if (out.isList()) {
+    const auto items = out.toList();
+    if (items.size() > 0 && items.get(0).isTensor()) return items.get(0).toTensor();
+    throw std::runtime_error("it returns a list whose first element is not a tensor of logits");
+  }
+  if (out.isGenericDict()) {
+    const auto dict = out.toGenericDict();
+    std::string keys;
+    for (const auto& e : dict) keys += (keys.empty() ? "" : ", ") + (e.key().isString() ? "'" + e.key().toStringRef() + "'" : "?");
+    for (const char* key : {"logits", "out"}) {
+      auto it = dict.find(c10::IValue(std::string(key)));
+      if (it != dict.end() && it->value().isTensor()) return it->value().toTensor();
+    }
+    throw std::runtime_error("it returns a dict with keys [" + keys + "] and none of them is 'logits' or 'out'");
+  }
+  throw std::runtime_error("it returns a " + std::string(out.tagKind()) + ", not a tensor of logits");
+}
+
 class TorchScriptNet : public NetImpl {
  public:
   explicit TorchScriptNet(torch::jit::Module m) : module_(std::move(m)) {
+    // A tensor under two names (tied weights: `self.b.weight = self.a.weight`) is registered once,
+    // under the first, as PyTorch's named_parameters() lists it: an optimiser that saw it twice
+    // would step it twice, and the weights engine would count it twice.
+    std::map<const c10::TensorImpl*, std::string> seen;
+    auto first = [&](const std::string& name, const torch::Tensor& t) {
+      auto [it, fresh] = seen.emplace(t.unsafeGetTensorImpl(), name);
+      if (!fresh) aliases_.emplace_back(name, it->second);
+      return fresh;
+    };
     for (const auto& p : module_.named_parameters(/*recurse=*/true))
-      owner(p.name).register_parameter(leaf(p.name), p.value, p.value.requires_grad());
-    for (const auto& b : module_.named_buffers(/*recurse=*/true)) owner(b.name).register_buffer(leaf(b.name), b.value);
+      if (first(p.name, p.value)) owner(p.name).register_parameter(leaf(p.name), p.value, p.value.requires_grad());
+    for (const auto& b : module_.named_buffers(/*recurse=*/true))
+      if (first(b.name, b.value)) owner(b.name).register_buffer(leaf(b.name), b.value);
   }
   torch::Tensor forward(torch::Tensor x) override {
     // On CUDA the draws come from the device's generator, which this does not cover: no swap, no lock.
-    if (!draws_ || !is_training() || !x.is_cpu()) return module_.forward({std::move(x)}).toTensor();
+    if (!draws_ || !is_training() || !x.is_cpu()) return logits_of(module_.forward({std::move(x)}));
     // Training-mode randomness (dropout) comes from LibTorch's process-wide CPU generator: run the
     // forward pass with that generator set to this model's own stream, so that the draws depend on
     // this model's history only (not on other models training at once in this process), and the
@@ -51,7 +91,7 @@ class TorchScriptNet : public NetImpl {
         global.set_state(saved);
       }
     } swap(global, stream_);
-    return module_.forward({std::move(x)}).toTensor();
+    return logits_of(module_.forward({std::move(x)}));
   }
   void train(bool on = true) override {
     torch::nn::Module::train(on);
@@ -63,6 +103,10 @@ class TorchScriptNet : public NetImpl {
   void set_draws(bool on) { draws_ = on; }
   bool draws() const { return draws_; }
   at::Generator stream() const { return stream_; }  // shares the generator
+  const std::vector<std::pair<std::string, std::string>>& aliases() const { return aliases_; }
+  // Parameters the file marks trainable that get no gradient (used under torch.no_grad(), or not at
+  // all): apricot holds them as frozen (requires_grad false while loaded; the export restores it).
+  std::vector<std::string> gradless;
 
  private:
   static std::string leaf(const std::string& dotted) { return dotted.substr(dotted.rfind('.') + 1); }
@@ -80,6 +124,7 @@ class TorchScriptNet : public NetImpl {
     return *at;
   }
   torch::jit::Module module_;
+  std::vector<std::pair<std::string, std::string>> aliases_;  // (second name, registered name)
   bool draws_ = false;
   at::Generator stream_ = at::detail::createCPUGenerator(0);
   std::map<const torch::nn::Module*, std::map<std::string, std::shared_ptr<torch::nn::Module>>> mirrors_;
@@ -87,10 +132,58 @@ class TorchScriptNet : public NetImpl {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// What went wrong in a module's forward: the TorchScript interpreter's error opens with "The
+// following operation failed in the TorchScript interpreter." and a traceback, then names the cause
+// on a line of its own ("RuntimeError: Could not run ... 'CUDA' backend ..."), which may be followed
+// by pages of dispatcher details: that cause line is the one a user needs.
+std::string cause_of(const std::string& what) {
+  const std::string head = first_line(what);
+  if (head.find("failed in the TorchScript interpreter") == std::string::npos) return head;
+  std::istringstream lines(what);
+  for (std::string line; std::getline(lines, line);) {
+    const auto colon = line.find(": ");
+    if (colon == std::string::npos || line.empty() || line[0] == ' ') continue;
+    const std::string kind = line.substr(0, colon);  // "RuntimeError", "torch.jit.Error", ...
+    const bool named = kind.find(' ') == std::string::npos &&
+                       (kind.size() >= 5 && (kind.compare(kind.size() - 5, 5, "Error") == 0 ||
+                                             kind.find("Exception") != std::string::npos));
+    if (named) return line.size() > 300 ? line.substr(0, 300) + "..." : line;
+  }
+  return head;
+}
+
 std::vector<torch::Tensor> copies(const std::vector<torch::Tensor>& ts) {
   std::vector<torch::Tensor> out;
   for (const auto& t : ts) out.push_back(t.detach().clone());
   return out;
+}
+
+// Which trainable parameters a training step would not reach: one training-mode forward and backward
+// of the check batch (the caller restores the buffers it moves). They become frozen while loaded.
+void find_gradless(TorchScriptNet& net, const torch::Tensor& x, const std::string& path) {
+  torch::AutoGradMode grad_on(true);
+  net.train(true);
+  const auto params = net.named_parameters();
+  for (const auto& p : params) p.value().mutable_grad() = torch::Tensor();
+  const torch::Tensor out = net.forward(x);
+  if (!out.requires_grad())
+    config_error("model.path '" + path + "': no parameter gets a gradient from the module's output (its forward "
+                 "runs under torch.no_grad(), or every parameter is frozen), so training cannot change it",
+                 "keep torch.no_grad() to the parts that must not train, and leave the layers to repair trainable");
+  out.sum().backward();
+  std::string names;
+  for (const auto& p : params) {
+    torch::Tensor t = p.value();
+    if (t.requires_grad() && !t.grad().defined()) {
+      net.gradless.push_back(p.key());
+      names += (names.empty() ? "" : ", ") + p.key();
+    }
+    t.mutable_grad() = torch::Tensor();
+  }
+  for (const auto& name : net.gradless) net.named_parameters()[name].requires_grad_(false);
+  if (!net.gradless.empty())
+    spdlog::info("model.path '{}': {} parameter(s) get no gradient in training (used under torch.no_grad(), or not "
+                 "at all): {}; apricot keeps them as they are, like frozen ones", path, net.gradless.size(), names);
 }
 
 // The traps of torch.jit.trace, and a module that does not fit the data, found by running it.
@@ -99,6 +192,12 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
   if (net.parameters().empty())
     config_error("model.path '" + path + "': the module has no parameters, so there is nothing to repair",
                  "export the trained classifier itself (scripts/pytorch/export_torchscript.py)");
+  bool trainable = false;
+  for (const auto& p : net.parameters()) trainable |= p.requires_grad();
+  if (!trainable)
+    config_error("model.path '" + path + "': every parameter is frozen (requires_grad=False), so apricot may "
+                 "change none of them",
+                 "unfreeze the layers to repair (requires_grad_(True)) before torch.jit.save");
   torch::NoGradGuard no_grad;
   const auto buffers = net.buffers();
   const auto saved = copies(buffers);
@@ -128,12 +227,20 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
     } catch (const std::exception& e) {
       std::string what = e.what();
       if (auto* c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
+      const std::string cause = cause_of(what);
+      if (cause.find("'CUDA' backend") != std::string::npos || cause.find("CUDA error") != std::string::npos)
+        config_error("model.path '" + path + "': the module's forward makes or moves a tensor to CUDA itself (" +
+                         cause.substr(0, 160) + "), and apricot checks and runs it on the CPU",
+                     "create tensors on the input's device in forward (torch.zeros(..., device=x.device), "
+                     "x.new_zeros(...)) instead of \"cuda\", and script it again; a module saved on a GPU "
+                     "otherwise loads fine here");
       config_error("model.path '" + path + "': the module fails in " + (training ? "training" : "eval") +
                        " mode on a batch of shape (2, " + std::to_string(spec.channels) + ", " +
-                       std::to_string(spec.height) + ", " + std::to_string(spec.width) + "): " + first_line(what),
+                       std::to_string(spec.height) + ", " + std::to_string(spec.width) + "): " + cause,
                    "the data's images are " + shape +
-                       " (data.channels, data.image_size); export a module for that input that returns one tensor "
-                       "of logits in training and in eval mode");
+                       " (data.channels, data.image_size); export a module for that input that returns the "
+                       "logits in training and in eval mode: a tensor, a tuple whose first element is the "
+                       "logits, or a dict with the key 'logits'");
     }
   };
   const torch::Tensor y = pass(false);
@@ -172,6 +279,9 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
   if (has_dropout && !has_bn && !draws)  // with BatchNorm, the check above finds a traced module
     config_error("model.path '" + path + "': its dropout does not drop in training mode (a module made with "
                  "torch.jit.trace)", hint);
+  find_gradless(net, x, path);
+  net.eval();
+  restore();
   net.set_draws(draws);
 }
 
@@ -209,10 +319,15 @@ void reinitialise_torchscript(NetImpl& model) {
     if (k.size() < 6 || k.compare(k.size() - 6, 6, "weight") != 0 || w.dim() < 2) continue;
     fan_in[k.substr(0, k.size() - 6)] = w.numel() / w.size(0);
   }
+  std::set<std::string> frozen_layers;  // prefixes of layers whose parameters are frozen
   for (const auto& p : params) {
     const std::string& k = p.key();
     auto w = p.value();
     const std::string prefix = k.substr(0, k.rfind('.') + 1);
+    if (!w.requires_grad()) {  // frozen by the user: kept as the file has it, like its layer's statistics
+      frozen_layers.insert(prefix);
+      continue;
+    }
     const bool is_weight = k.size() >= 6 && k.compare(k.size() - 6, 6, "weight") == 0;
     if (w.dim() >= 2) {
       const double bound = 1.0 / std::sqrt(static_cast<double>(w.numel() / w.size(0)));
@@ -226,6 +341,7 @@ void reinitialise_torchscript(NetImpl& model) {
   }
   for (const auto& b : model.named_buffers()) {
     const std::string& k = b.key();
+    if (frozen_layers.count(k.substr(0, k.rfind('.') + 1))) continue;
     auto ends = [&](const std::string& s) { return k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0; };
     if (ends("running_mean") || ends("num_batches_tracked")) b.value().zero_();
     if (ends("running_var")) b.value().fill_(1.0);
@@ -233,6 +349,11 @@ void reinitialise_torchscript(NetImpl& model) {
 }
 
 bool is_torchscript(const NetImpl& model) { return dynamic_cast<const TorchScriptNet*>(&model) != nullptr; }
+
+std::vector<std::pair<std::string, std::string>> tied_names(const NetImpl& model) {
+  auto* net = dynamic_cast<const TorchScriptNet*>(&model);
+  return net ? net->aliases() : std::vector<std::pair<std::string, std::string>>{};
+}
 
 namespace {
 // The model's own random stream; none for a built-in model or a module that draws nothing.
@@ -270,6 +391,12 @@ void save_torchscript(const NetImpl& model, const std::string& path) {
     config_error("--format torchscript needs a model of arch torchscript (a TorchScript file the user brought)",
                  "built-in models export as safetensors (apricot export --format safetensors)");
   torch::jit::Module copy = net->module().deepcopy();
+  if (!net->gradless.empty()) {  // the file's own flags: trainable, though no gradient reaches them
+    torch::NoGradGuard no_grad;
+    std::set<std::string> names(net->gradless.begin(), net->gradless.end());
+    for (const auto& p : copy.named_parameters(/*recurse=*/true))
+      if (names.count(p.name)) p.value.requires_grad_(true);
+  }
   copy.eval();
   copy.to(torch::kCPU);
   std::ostringstream os;

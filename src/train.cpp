@@ -35,6 +35,13 @@ double lr_at_epoch(const TrainConfig& recipe, int64_t epoch) {
   return lr;
 }
 
+std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model.parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, double lr, double momentum,
                                                         bool nesterov, double weight_decay,
                                                         std::vector<torch::Tensor> params) {
@@ -203,13 +210,13 @@ struct TrainRun {
   const TrainOptions& opts;
   const Dataset& data;
   torch::Device device;
-  torch::Tensor rows;          // training rows to train on (int64)
-  torch::Tensor src_x, src_y;  // the training split, on the device when it is a GPU
+  torch::Tensor rows = {};                // training rows to train on (int64)
+  torch::Tensor src_x = {}, src_y = {};   // the training split, on the device when it is a GPU
   bool augment = false, channels_last = false, bf16 = false, resumable = false;
   int64_t epochs = 0, steps_per_epoch = 0;
   int64_t resumed_step = 0;    // step of the state this process started from
   double elapsed_before = 0;   // seconds spent by earlier processes
-  Clock::time_point t_start;
+  Clock::time_point t_start = {};
   double elapsed() const { return elapsed_before + since(t_start); }
   Progress* progress = nullptr;
   const std::string& state_path() const { return opts.state_path; }
@@ -336,7 +343,8 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
   if (rc.precision == "bf16" && !device.is_cuda())
     config_error("train.precision bf16 needs a CUDA device (this run is on " + device.str() + ")",
                  "use train.precision fp32 on the CPU");
-  auto optimizer = make_optimizer(rc.optimizer, rc.lr, rc.momentum, rc.nesterov, rc.weight_decay, model.parameters());
+  auto optimizer = make_optimizer(rc.optimizer, rc.lr, rc.momentum, rc.nesterov, rc.weight_decay,
+                                  trainable_parameters(model));
   Progress progress(opts.label, opts.progress);
   TrainRun run{model, *optimizer, opts, data, device};
   run.rows = subset.defined() ? subset.to(torch::kInt64) : torch::arange(data.train.size(), torch::kInt64);

@@ -14,14 +14,17 @@ namespace apricot {
 
 namespace {
 
-// The model's weight tensors, in the layout's fixed order: named_parameters() (recursive, registration
-// order), then, if include_buffers, the floating-point named_buffers(). The tensors share storage with
-// the model, so writing into them (under NoGradGuard) writes the model.
+// The model's weight tensors, in the layout's fixed order: the trainable named_parameters()
+// (recursive, registration order), then, if include_buffers, the floating-point named_buffers(). The
+// tensors share storage with the model, so writing into them (under NoGradGuard) writes the model.
+// A frozen parameter (requires_grad false, as the user's module says) is not a weight here: no
+// adjustment or soup moves it, not even by rounding (s*w + R^T u is not exactly w when every rDLM
+// holds w).
 std::vector<std::pair<std::string, torch::Tensor>> collect(const torch::nn::Module& model,
                                                            bool include_buffers) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
-    out.emplace_back(item.key(), item.value());
+    if (item.value().requires_grad()) out.emplace_back(item.key(), item.value());
   }
   if (include_buffers) {
     for (const auto& item : model.named_buffers(/*recurse=*/true)) {

@@ -102,6 +102,9 @@ std::string metrics_jsonl(const std::vector<EpochStats>& history);
 // The learning rate at `epoch` (0-based) of a step schedule: lr * gamma^(number of steps <= epoch).
 double lr_at_epoch(const TrainConfig& recipe, int64_t epoch);
 
+// The parameters an optimiser may change: those with requires_grad (a user's module may freeze some;
+// weight decay and momentum never touch those either).
+std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module& model);
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& name, double lr, double momentum,
                                                         bool nesterov, double weight_decay,
                                                         std::vector<torch::Tensor> params);

@@ -11,9 +11,10 @@
 
 namespace apricot {
 
-// Which tensors of a model form "the weights", in a fixed order: every parameter, and when
-// include_buffers every floating-point buffer (BatchNorm running mean/var); never integer buffers
-// such as num_batches_tracked.
+// Which tensors of a model form "the weights", in a fixed order: every trainable parameter (frozen
+// ones, requires_grad false, are never changed), and when include_buffers every floating-point
+// buffer (BatchNorm running mean/var, frozen layers' too); never integer buffers such as
+// num_batches_tracked.
 struct WeightLayout {
   std::vector<std::string> names;
   std::vector<std::vector<int64_t>> shapes;

@@ -52,6 +52,10 @@ int run_export(const ExportOptions& o) {
   const bool whole_state = m.spec.arch == "torchscript";
   for (const auto& b : m.model->named_buffers())
     if (whole_state || b.value().is_floating_point()) tensors.push_back({b.key(), b.value().detach().cpu()});
+  // Tied tensors under their second names too: PyTorch's state_dict() lists both.
+  for (const auto& [alias, name] : tied_names(*m.model))
+    for (const auto& t : std::vector<NamedTensor>(tensors))
+      if (t.name == name) tensors.push_back({alias, t.tensor});
   std::map<std::string, std::string> meta = {
       {"format", "pt"},
       {"arch", m.spec.arch},

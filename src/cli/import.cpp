@@ -104,6 +104,16 @@ int import_safetensors(const ImportOptions& o) {
   for (auto& p : model->named_parameters()) fill(p.key(), p.value());
   for (auto& b : model->named_buffers())
     if (b.value().is_floating_point() || torchscript) fill(b.key(), b.value());
+  // A tied tensor's second name (state_dict() lists both) must hold what its first name holds.
+  for (const auto& [alias, name] : tied_names(*model)) {
+    auto a = by_name.find(alias), n = by_name.find(name);
+    if (a == by_name.end()) continue;
+    if (n == by_name.end() || !a->second.sizes().equals(n->second.sizes()) ||
+        !torch::equal(a->second.to(n->second.dtype()), n->second))
+      state_error("'" + o.in + "': tensors '" + alias + "' and '" + name + "' differ, but the module ties them "
+                  "(one tensor under two names)", "export a state_dict of this module, whose tied tensors agree");
+    used.insert(alias);
+  }
   for (const auto& t : file.tensors)
     if (!used.count(t.name))
       state_error("'" + o.in + "' holds tensor '" + t.name + "', which " + spec.arch + " does not have",
