@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "apricot/checkpoint.hpp"
+#include "apricot/torchscript.hpp"
 #include "apricot/clock.hpp"
 #include "apricot/errors.hpp"
 #include "apricot/eval.hpp"
@@ -112,6 +113,7 @@ struct Arm {
   int64_t batches_per_pass = 0, total_batches = 0;
   json state_key;
   std::string state_path;
+  std::string start_state_path;      // none-matched's training before the loop (train_matching)
 
   bool adjusting() const { return adjusts(strategy); }
   bool retrain_due(int64_t batches_done) const { return retraining && (batches_done + 1) % ac.retrain_every == 0; }
@@ -250,6 +252,9 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
     }
   }
   if (ac.bn_recalibrate > 0) arm->bn_images = recalibration_images(data.train, cfg.seed, ac.bn_recalibrate);
+  if (ac.bn_recalibrate > 0 && is_torchscript(model))
+    spdlog::warn("{}: adapt.bn_recalibrate recomputes the statistics of built-in BatchNorm layers only; this "
+                 "TorchScript module's statistics are left as they are", arm->name);
   const int64_t n_train = data.train.size();
   arm->retrain = retrain_options(cfg, n_train);
   arm->retraining = ac.retrain_every > 0 && arm->retrain.max_steps > 0;
@@ -263,6 +268,7 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
   arm->state_key = {{"phase", "adapt"}, {"strategy", to_string(strategy)}, {"provenance", prov},
                     {"device", device.str()}};
   arm->state_path = wd.adapt_state(strategy);
+  arm->start_state_path = wd.adapt_start_state(strategy);
   // The base on both splits, once (the model is still the base here): its count, answers and margins
   // on the selection split start the loop; its answers on both splits tell what a candidate repairs
   // and breaks.
@@ -474,6 +480,11 @@ int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
   o.log_epochs = false;
   o.label = "budget-matched training";
   o.device_train = arm.retrain.device_train;
+  // Resumable like every training: saved each epoch and on SIGINT/SIGTERM (which then end the run).
+  o.state_path = arm.start_state_path;
+  o.state_key = {{"phase", "matching"}, {"arm", arm.state_key}};
+  o.state_every_epochs = cfg.resume.every_epochs;
+  o.resume_hint = "rerun the same command to resume the budget-matched training";
   *ok = true;
   try {
     TrainResult tr = train_model(model, arm.data, torch::Tensor(), o, arm.device, cfg.seed * 31ULL + 999983ULL);
@@ -741,7 +752,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   if (!lock.try_lock(wd.adapt_lock(req.strategy)))
     state_error("strategy " + to_string(req.strategy) + " is being adapted in '" + workdir + "' by " + lock.holder(),
                 "wait for it to finish, or use another --workdir");
-  if (req.force) remove_state(wd.adapt_state(req.strategy));
+  if (req.force) remove_state(wd.adapt_state(req.strategy)), remove_state(wd.adapt_start_state(req.strategy));
   const auto t_start = Clock::now();
   const ModelSpec spec = model_spec(cfg.model, data);
   if (!checkpoint_exists(wd.base_model()))
@@ -757,7 +768,12 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   AdaptState st;
   if (!load_adapt_state(arm->state_path, arm->state_key, st, model, arm->name)) {
     st = initial_state(*arm);
-    start_candidate(*arm, model, st);  // not saved before the first batch: a kill here redoes it
+    start_candidate(*arm, model, st);
+    if (st.start.is_object()) {  // saved at once: a kill in the first batches does not redo it
+      save_adapt_state(arm->state_path, arm->state_key, st, model);
+      save_cache(*arm);
+    }
+    remove_state(arm->start_state_path);  // the loop's state has the candidate now
   }
   st.time.evaluation += arm->base_eval_seconds;
   const RunClock clock{st.elapsed, t_start};

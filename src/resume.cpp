@@ -233,7 +233,8 @@ void save_adapt_state(const std::string& pt_path, const json& key, const AdaptSt
   write_module(a, "model", model);
   at::Generator gen = st.gen;  // shares the generator; only its state is read
   write_generator(a, "gen", gen);
-  a.write("perm", st.perm);
+  // Before the first batch (a state saved right after the starting candidate) there is no order yet.
+  a.write("perm", st.perm.defined() ? st.perm : torch::empty({0}, torch::kInt64));
   a.write("best_right", st.best_right);
   a.write("best_margin", st.best_margin);
   save_state(pt_path, a, {{"format", kAdaptFormat}, {"key", key}, {"loop", st}});

@@ -252,6 +252,40 @@ TEST(Reliability, SigtermAndSigintSaveStateAndExit130) {
   }
 }
 
+// The budget-matched control's training before its loop is a training like any other: SIGTERM during
+// it saves its state (adapt-none-matched/start-state.*) and exits 130, and the rerun resumes it to the
+// model and result of an uninterrupted run. Once the loop starts, the loop's state holds the start.
+TEST(Reliability, MatchedControlsTrainingResumesAfterSigterm) {
+  auto d = fresh_dir("rel-matched");
+  copy_phases(d, {"base", "rdlms"});
+  auto cfg = write_config(d);
+  const fs::path w = d / "w";
+  const std::string args = "adapt --strategy none-matched -c " + cfg.string() + " -w " + w.string();
+  // The uninterrupted run, in a copy made before anything ran.
+  const fs::path u = d / "u";
+  fs::copy(w, u, fs::copy_options::recursive);
+  auto r = run_apricot("adapt --strategy none-matched --log-level warn -c " + cfg.string() + " -w " + u.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto c = spawn_apricot(args, d, "matched");
+  int code = -1;
+  ASSERT_TRUE(wait_for_file(c, w / "adapt-none-matched" / "start-state.json", &code)) << slurp(c.err.string());
+  ::kill(c.pid, SIGTERM);
+  code = wait_exit(c);
+  auto err = slurp(c.err.string());
+  EXPECT_EQ(code, 130) << err;
+  EXPECT_NE(err.find("budget-matched training"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(w / "adapt-none-matched" / "result.json"));
+  r = run_apricot(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming from saved state"), std::string::npos) << r.err;
+  EXPECT_TRUE(file_bytes(w / "adapt-none-matched" / "model.pt") == file_bytes(u / "adapt-none-matched" / "model.pt"));
+  const auto a = json::parse(slurp((w / "adapt-none-matched" / "result.json").string()));
+  const auto b = json::parse(slurp((u / "adapt-none-matched" / "result.json").string()));
+  for (const char* key : {"final", "accepted", "images", "start", "batches"}) EXPECT_EQ(a[key], b[key]) << key;
+  EXPECT_FALSE(fs::exists(w / "adapt-none-matched" / "start-state.json"));
+  EXPECT_FALSE(fs::exists(w / "adapt-none-matched" / "start-state.pt"));
+}
+
 TEST(Reliability, CorruptStateIsRefusedNotLoaded) {
   auto d = fresh_dir("rel-corrupt");
   auto cfg = write_config(d);
@@ -535,8 +569,9 @@ TEST(Reliability, TorchScriptModelResumesAfterSigkillAndTrainsRdlmsInParallel) {
     auto r = run_apricot(args);
     ASSERT_EQ(r.code, 0) << ph.name << ": " << r.err;
     resumes += r.err.find("resuming from saved state") != std::string::npos;
-    if (ph.name == "train-rdlms")
+    if (ph.name == "train-rdlms") {
       EXPECT_NE(r.err.find("up to 2 at once on cpu (1 CPU threads each)"), std::string::npos) << r.err;
+    }
   }
   EXPECT_GE(kills, 2) << "the test must actually kill phases mid-run";
   EXPECT_GE(resumes, 2) << "the killed phases must resume from their saved states, not start over";

@@ -43,6 +43,8 @@ class WorkDir {
   std::string adapt_result(Strategy s) const { return join(adapt_dir(s), "result.json"); }
   std::string adapt_trace(Strategy s) const { return join(adapt_dir(s), "trace.jsonl"); }
   std::string adapt_state(Strategy s) const { return join(adapt_dir(s), "state.pt"); }
+  // The starting candidate's training (none-matched), resumable on its own until the loop's state exists.
+  std::string adapt_start_state(Strategy s) const { return join(adapt_dir(s), "start-state.pt"); }
   std::string adapt_lock(Strategy s) const { return join(adapt_dir(s), "lock"); }
 
   std::string report_dir() const { return join(root_, "report"); }
