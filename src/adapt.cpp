@@ -227,7 +227,7 @@ TrainOptions retrain_options(const Config& cfg, int64_t n_train) {
 // Everything fixed for the arm: settings, the rDLMs stacked on the device, the retraining recipe.
 std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const WorkDir& wd, NetImpl& model,
                                  const ModelSpec& spec, const torch::Device& device, Strategy strategy,
-                                 const json& prov) {
+                                 const json& prov, const std::string& base_crc32) {
   auto arm = std::make_unique<Arm>(cfg, data, device, strategy);
   const AdaptConfig& ac = cfg.adapt;
   if (arm->select_on_test)
@@ -271,12 +271,19 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
   arm->start_state_path = wd.adapt_start_state(strategy);
   // The base on both splits, once (the model is still the base here): its count, answers and margins
   // on the selection split start the loop; its answers on both splits tell what a candidate repairs
-  // and breaks.
+  // and breaks. train-base kept them (base/answers.pt) when it evaluated the base on the same
+  // device with the same threads and batch size, which gives the same bits: then they are read.
   const auto t0 = Clock::now();
-  arm->base_sel = count_correct(model, *arm->sel, {torch::arange(arm->sel->size(), torch::kInt64)}, -1, data.norm,
-                                device, arm->eval_batch);
-  const torch::Tensor other = predict(model, (arm->select_on_test ? data.val : data.test).x, data.norm, device,
-                                      arm->eval_batch);
+  torch::Tensor other;
+  const json key = answers_key(base_crc32, data.fingerprint, device, arm->eval_batch);
+  if (auto kept = base_crc32.empty() ? std::nullopt : load_answers(wd.base_answers(), key, data.val, data.test)) {
+    arm->base_sel = arm->select_on_test ? kept->test : kept->val;
+    other = (arm->select_on_test ? kept->val : kept->test).pred;
+    spdlog::debug("{}: the base's answers on both splits read from {}", arm->name, wd.base_answers());
+  } else {
+    arm->base_sel = count_all(model, *arm->sel, data.norm, device, arm->eval_batch);
+    other = predict(model, (arm->select_on_test ? data.val : data.test).x, data.norm, device, arm->eval_batch);
+  }
   arm->base_pred_val = arm->select_on_test ? other : arm->base_sel.pred;
   arm->base_pred_test = arm->select_on_test ? arm->base_sel.pred : other;
   arm->base_right_sel = arm->base_sel.right;
@@ -762,7 +769,8 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   check_compatible(base, spec, data.fingerprint, "base model '" + wd.base_model() + "'");
   NetImpl& model = *base.model;
   model.to(device);
-  auto arm = prepare_arm(cfg, data, wd, model, spec, device, req.strategy, prov);
+  const std::string base_crc32 = base.meta.value("weights", json::object()).value("crc32", "");
+  auto arm = prepare_arm(cfg, data, wd, model, spec, device, req.strategy, prov, base_crc32);
 
   install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130
   AdaptState st;

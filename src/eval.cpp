@@ -3,11 +3,17 @@
 #include "apricot/eval.hpp"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <torch/serialize.h>
+
+#include <filesystem>
+#include <sstream>
 
 #include <limits>
 #include <mutex>
 #include <optional>
 
+#include "apricot/fsutil.hpp"
 #include "apricot/parallel.hpp"
 
 namespace apricot {
@@ -37,6 +43,33 @@ class AutotunePause {
   static inline bool saved_ = false;
 };
 
+// Convolution weights in channels-last (NHWC) order while alive, on the CPU, for the 4-D tensors
+// that are plain NCHW now (a model training in channels-last is left as it is); back to NCHW at the
+// end, values untouched. Inference runs oneDNN's NHWC kernels then: `small` at 1x28x28, batch 1000,
+// 2 threads: 18.1-20.4k images/s against 14.1-15.8k.
+class ChannelsLastScope {
+ public:
+  explicit ChannelsLastScope(torch::nn::Module& model) {
+    torch::NoGradGuard no_grad;
+    auto take = [&](torch::Tensor t) {
+      if (t.dim() != 4 || !t.is_contiguous() || t.is_contiguous(at::MemoryFormat::ChannelsLast)) return;
+      t.set_data(t.data().contiguous(at::MemoryFormat::ChannelsLast));
+      moved_.push_back(t);
+    };
+    for (auto& t : model.parameters()) take(t);
+    for (auto& t : model.buffers()) take(t);
+  }
+  ~ChannelsLastScope() {
+    torch::NoGradGuard no_grad;
+    for (auto& t : moved_) t.set_data(t.data().contiguous());
+  }
+  ChannelsLastScope(const ChannelsLastScope&) = delete;
+  ChannelsLastScope& operator=(const ChannelsLastScope&) = delete;
+
+ private:
+  std::vector<torch::Tensor> moved_;
+};
+
 // Eval mode, no gradients and (on a GPU) no cuDNN autotuning while alive; the training flag is
 // restored at the end.
 class InferenceScope {
@@ -48,6 +81,7 @@ class InferenceScope {
     // Not on a worker of concurrent trainings: the flag is process-wide, so a pause would switch
     // autotuning off for the others' training steps too (and cuDNN keeps what it picked then).
     if (device.is_cuda() && !in_parallel_worker()) pause_.emplace();
+    if (device.is_cpu()) nhwc_.emplace(model_);
   }
   ~InferenceScope() {
     if (was_training_) model_.train();
@@ -60,6 +94,7 @@ class InferenceScope {
   bool was_training_;
   torch::NoGradGuard no_grad_;
   std::optional<AutotunePause> pause_;
+  std::optional<ChannelsLastScope> nhwc_;
 };
 
 // Predicted classes of the uint8 images x (n, C, H, W), on the device.
@@ -130,6 +165,57 @@ CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector
     out.pred.index_put_({all}, torch::cat(pred));
   }
   return out;
+}
+
+CorrectCount count_all(NetImpl& model, const Split& split, const Normalizer& norm, const torch::Device& device,
+                       int64_t batch_size) {
+  return count_correct(model, split, {torch::arange(split.size(), torch::kInt64)}, -1, norm, device, batch_size);
+}
+
+double accuracy_of(const CorrectCount& c) {
+  return c.evaluated > 0 ? static_cast<double>(c.correct) / static_cast<double>(c.evaluated) : 0.0;
+}
+
+nlohmann::json answers_key(const std::string& weights_crc32, const std::string& fingerprint,
+                           const torch::Device& device, int64_t batch_size) {
+  return {{"weights_crc32", weights_crc32}, {"fingerprint", fingerprint}, {"device", device.str()},
+          {"threads", at::get_num_threads()}, {"batch_size", batch_size}};
+}
+
+void save_answers(const std::string& path, const SplitAnswers& a, const nlohmann::json& key) {
+  std::vector<torch::Tensor> t = {a.val.pred, a.val.margin, a.test.pred, a.test.margin};
+  std::ostringstream os;
+  torch::save(t, os);
+  write_file_atomic(path, os.str());
+  write_json_atomic(path + ".json", key);
+}
+
+std::optional<SplitAnswers> load_answers(const std::string& path, const nlohmann::json& key, const Split& val,
+                                         const Split& test) {
+  try {
+    if (!std::filesystem::exists(path) || !std::filesystem::exists(path + ".json")) return std::nullopt;
+    if (nlohmann::json::parse(read_file(path + ".json")) != key) return std::nullopt;
+    std::vector<torch::Tensor> t;
+    std::istringstream is(read_file(path));
+    torch::load(t, is);
+    auto complete = [](const Split& s, const torch::Tensor& pred, const torch::Tensor& margin) {
+      const int64_t n = s.size();
+      if (pred.sizes() != c10::IntArrayRef{n} || margin.sizes() != c10::IntArrayRef{n} ||
+          pred.scalar_type() != torch::kInt64 || margin.scalar_type() != torch::kFloat32)
+        return std::optional<CorrectCount>();
+      CorrectCount c;
+      c.pred = pred, c.margin = margin, c.right = pred.eq(s.y);
+      c.correct = c.right.sum().item<int64_t>();
+      c.evaluated = n, c.complete = true;
+      return std::optional<CorrectCount>(c);
+    };
+    if (t.size() != 4) return std::nullopt;
+    auto v = complete(val, t[0], t[1]), w = complete(test, t[2], t[3]);
+    if (!v || !w) return std::nullopt;
+    return SplitAnswers{*v, *w};
+  } catch (const std::exception&) {  // unreadable: evaluate instead
+    return std::nullopt;
+  }
 }
 
 std::vector<torch::Tensor> reference_order(const torch::Tensor& right, const torch::Tensor& margin) {

@@ -88,9 +88,12 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
   }
 
   const int64_t eb = cfg.train.eval_batch_size;
+  // The answers on both splits (not just the accuracies) are kept for the adaptation arms.
+  const SplitAnswers answers{count_all(*model, data.val, data.norm, device, eb),
+                             count_all(*model, data.test, data.norm, device, eb)};
   json m = {{"train_acc", accuracy(*model, data.train, data.norm, device, eb)},
-            {"val_acc", accuracy(*model, data.val, data.norm, device, eb)},
-            {"test_acc", accuracy(*model, data.test, data.norm, device, eb)},
+            {"val_acc", accuracy_of(answers.val)},
+            {"test_acc", accuracy_of(answers.test)},
             {"best_epoch", tr.best_epoch},
             {"epochs", cfg.model.pretrained ? 0 : cfg.train.epochs},
             {"train_seconds", tr.seconds}};
@@ -102,6 +105,8 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
   meta["device"] = device.str();
   save_checkpoint(wd.base_model(), *model, meta);
   remove_state(wd.base_state());  // the final model is safe on disk
+  const std::string crc = json::parse(read_file(wd.base_meta())).at("weights").at("crc32").get<std::string>();
+  save_answers(wd.base_answers(), answers, answers_key(crc, data.fingerprint, device, eb));
   spdlog::info("base model: train {:.2f}%  val {:.2f}% (best epoch {})  test {:.2f}%  in {:.1f}s -> {}",
                100 * m["train_acc"].get<double>(), 100 * m["val_acc"].get<double>(), tr.best_epoch,
                100 * m["test_acc"].get<double>(), seconds, wd.base_model());

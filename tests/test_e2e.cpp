@@ -174,3 +174,40 @@ TEST(EndToEnd, RdlmsOfAnotherShapeAreRefused) {
   EXPECT_NE(r.err.find("1x12x12"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("rDLM 0"), std::string::npos) << r.err;
 }
+
+// train-base keeps the base's answers on both splits (base/answers.pt); each arm reads them instead of
+// evaluating the base again, when they were made on the same device with the same threads and batch
+// size, and the adaptation is then the same as with a fresh evaluation, to the last bit.
+TEST(EndToEnd, BaseAnswersKeptByTrainBaseGiveTheSameAdaptation) {
+  auto d = fresh_dir("e2e-answers");
+  const std::string w = (d / "w").string();
+  const std::string common = " --device cpu -w " + w + " --set data.synthetic_train=500 --set data.synthetic_test=200"
+                             " --set data.val_size=100 --set train.epochs=2 --set rdlm.count=3 --set rdlm.size=200"
+                             " --set rdlm.stride=100 --set rdlm.epochs=1 --set adapt.max_batches=6"
+                             " --set adapt.retrain_every=2 --set adapt.retrain.steps=4 --set adapt.step=0.05";
+  for (const char* phase : {"train-base", "train-rdlms"}) {
+    auto r = run_apricot(std::string(phase) + " --threads 1 --log-level warn" + common);
+    ASSERT_EQ(r.code, 0) << phase << ": " << r.err;
+  }
+  ASSERT_TRUE(fs::exists(d / "w" / "base" / "answers.pt"));
+  auto r = run_apricot("adapt --strategy 1 --threads 1 --log-level debug" + common);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("answers on both splits read from"), std::string::npos) << r.err;
+  const json kept = read_json(d / "w" / "adapt-1" / "result.json");
+  fs::copy_file(d / "w" / "adapt-1" / "model.pt", d / "kept.pt");
+  fs::copy_file(d / "w" / "adapt-1" / "model.json", d / "kept.json");  // a checkpoint is both files
+  // Other threads: another key, so the base is evaluated again.
+  r = run_apricot("adapt --strategy 1 --force --threads 2 --log-level debug" + common);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("answers on both splits read from"), std::string::npos) << r.err;
+  // Without the file, with the threads of the first run: the same adaptation.
+  fs::remove(d / "w" / "base" / "answers.pt");
+  r = run_apricot("adapt --strategy 1 --force --threads 1 --log-level debug" + common);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("answers on both splits read from"), std::string::npos) << r.err;
+  const json fresh = read_json(d / "w" / "adapt-1" / "result.json");
+  for (const char* key : {"base", "final", "accepted", "changes", "batches"}) EXPECT_EQ(kept[key], fresh[key]) << key;
+  r = run_apricot("compare " + (d / "kept.pt").string() + " " + (d / "w" / "adapt-1" / "model.pt").string());
+  EXPECT_EQ(r.code, 0) << r.out;
+  fs::remove_all(d);
+}

@@ -3,6 +3,7 @@
 // to compare a candidate with the best model. Inference only: eval mode, no gradients.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,28 @@ CorrectCount count_correct(NetImpl& model, const Split& split, const std::vector
 
 // That order for a reference model's `right` answers and their `margin`s (CorrectCount's).
 std::vector<torch::Tensor> reference_order(const torch::Tensor& right, const torch::Tensor& margin);
+
+// A model's answers on the whole validation and test splits (complete CorrectCounts: predictions,
+// rightness, margins), kept beside the base model (WorkDir::base_answers) by train-base, which
+// evaluates the base on both splits anyway, so that no adaptation arm evaluates the base again.
+// The key names what the answers depend on to the last bit: the weights (their crc32), the data,
+// the device, the CPU threads and the inference batch size; answers under another key are not used.
+struct SplitAnswers {
+  CorrectCount val, test;
+};
+nlohmann::json answers_key(const std::string& weights_crc32, const std::string& fingerprint,
+                           const torch::Device& device, int64_t batch_size);
+// Writes path (tensors) and path + ".json" (the key), atomically, the tensors first.
+void save_answers(const std::string& path, const SplitAnswers& answers, const nlohmann::json& key);
+// The answers at path when its key equals `key` and they fit the splits; nullopt otherwise (absent,
+// another key, unreadable: the caller evaluates instead).
+std::optional<SplitAnswers> load_answers(const std::string& path, const nlohmann::json& key, const Split& val,
+                                         const Split& test);
+// The whole split, counted: count_correct over every row in order, no early stop.
+CorrectCount count_all(NetImpl& model, const Split& split, const Normalizer& norm, const torch::Device& device,
+                       int64_t batch_size);
+// correct / n (0 for an empty split), as accuracy() gives it.
+double accuracy_of(const CorrectCount& c);
 
 struct EvalResult {
   std::string split;

@@ -27,6 +27,8 @@ class WorkDir {
   std::string base_early() const { return join(base_dir(), "early.pt"); }
   std::string base_metrics() const { return join(base_dir(), "metrics.jsonl"); }
   std::string base_state() const { return join(base_dir(), "state.pt"); }
+  // The base's answers on the validation and test splits (eval.hpp's SplitAnswers), for the arms.
+  std::string base_answers() const { return join(base_dir(), "answers.pt"); }
 
   std::string rdlms_dir() const { return join(root_, "rdlms"); }
   std::string rdlm_dir(int64_t k) const;  // rdlms/rdlm-NN (two digits at least)
