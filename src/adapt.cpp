@@ -275,7 +275,7 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
   // device with the same threads and batch size, which gives the same bits: then they are read.
   const auto t0 = Clock::now();
   torch::Tensor other;
-  const json key = answers_key(base_crc32, data.fingerprint, device, arm->eval_batch);
+  const json key = answers_key(base_crc32, data.fingerprint, device, arm->eval_batch, spec.path);
   if (auto kept = base_crc32.empty() ? std::nullopt : load_answers(wd.base_answers(), key, data.val, data.test)) {
     arm->base_sel = arm->select_on_test ? kept->test : kept->val;
     other = (arm->select_on_test ? kept->val : kept->test).pred;
@@ -778,7 +778,9 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
     st = initial_state(*arm);
     start_candidate(*arm, model, st);
     if (st.start.is_object()) {  // saved at once: a kill in the first batches does not redo it
-      save_adapt_state(arm->state_path, arm->state_key, st, model);
+      AdaptState saved = st;  // a resumed run counts the starting candidate's time, as the loop's
+      saved.elapsed = since(t_start);
+      save_adapt_state(arm->state_path, arm->state_key, saved, model);
       save_cache(*arm);
     }
     remove_state(arm->start_state_path);  // the loop's state has the candidate now

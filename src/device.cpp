@@ -250,6 +250,15 @@ void set_compute_threads(int64_t n) {
   if (blas.set_dim) blas.set_dim(threads);
 }
 
+std::string blas_core() {
+  using CoreName = char* (*)();
+  if (auto f = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
+    const char* name = f();
+    return name ? name : "";
+  }
+  return "";
+}
+
 BlasThreads blas_threads() {
   const BlasApi& blas = blas_api();
   if (!blas.set_int && !blas.set_dim) return {};

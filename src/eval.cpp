@@ -4,8 +4,11 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
 #include <torch/serialize.h>
+#include <torch/version.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -13,8 +16,10 @@
 #include <mutex>
 #include <optional>
 
+#include "apricot/device.hpp"
 #include "apricot/fsutil.hpp"
 #include "apricot/parallel.hpp"
+#include "apricot/torchscript.hpp"
 
 namespace apricot {
 
@@ -44,6 +49,7 @@ class AutotunePause {
 };
 
 // Convolution weights in channels-last (NHWC) order while alive, on the CPU, for the 4-D tensors
+// of a built-in model
 // that are plain NCHW now (a model training in channels-last is left as it is); back to NCHW at the
 // end, values untouched. Inference runs oneDNN's NHWC kernels then: `small` at 1x28x28, batch 1000,
 // 2 threads: 18.1-20.4k images/s against 14.1-15.8k.
@@ -81,7 +87,9 @@ class InferenceScope {
     // Not on a worker of concurrent trainings: the flag is process-wide, so a pause would switch
     // autotuning off for the others' training steps too (and cuDNN keeps what it picked then).
     if (device.is_cuda() && !in_parallel_worker()) pause_.emplace();
-    if (device.is_cpu()) nhwc_.emplace(model_);
+    // Built-in models only: their forward passes are written for either layout, while a user's
+    // TorchScript forward may .view() a feature map, which an NHWC activation refuses.
+    if (device.is_cpu() && !is_torchscript(model_)) nhwc_.emplace(model_);
   }
   ~InferenceScope() {
     if (was_training_) model_.train();
@@ -177,17 +185,38 @@ double accuracy_of(const CorrectCount& c) {
 }
 
 nlohmann::json answers_key(const std::string& weights_crc32, const std::string& fingerprint,
-                           const torch::Device& device, int64_t batch_size) {
-  return {{"weights_crc32", weights_crc32}, {"fingerprint", fingerprint}, {"device", device.str()},
-          {"threads", at::get_num_threads()}, {"batch_size", batch_size}};
+                           const torch::Device& device, int64_t batch_size, const std::string& module_path) {
+  nlohmann::json key = {{"weights_crc32", weights_crc32}, {"fingerprint", fingerprint}, {"device", device.str()},
+                        {"threads", at::get_num_threads()}, {"batch_size", batch_size},
+                        // The kernels: the same weights give other bits with other BLAS or ATen kernels.
+                        {"blas", blas_threads().library + " " + blas_core()},
+                        {"aten_cpu_capability", std::getenv("ATEN_CPU_CAPABILITY") ? std::getenv("ATEN_CPU_CAPABILITY") : ""},
+                        {"versions", std::string(APRICOT_VERSION) + " / " + TORCH_VERSION}};
+  if (!module_path.empty()) {  // a TorchScript model: its code is the file's, not in the checkpoint
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(module_path, ec);
+    const auto time = std::filesystem::last_write_time(module_path, ec);
+    key["module"] = {{"path", module_path}, {"bytes", ec ? -1 : static_cast<int64_t>(size)},
+                     {"mtime", ec ? 0 : static_cast<int64_t>(time.time_since_epoch().count())}};
+  }
+  return key;
 }
 
 void save_answers(const std::string& path, const SplitAnswers& a, const nlohmann::json& key) {
-  std::vector<torch::Tensor> t = {a.val.pred, a.val.margin, a.test.pred, a.test.margin};
-  std::ostringstream os;
-  torch::save(t, os);
-  write_file_atomic(path, os.str());
-  write_json_atomic(path + ".json", key);
+  // The key goes first and comes back last, so a kill in between leaves no key (nothing is read),
+  // never new tensors under an old key. A failure costs only the saving: the arms evaluate instead.
+  try {
+    std::error_code ec;
+    std::filesystem::remove(path + ".json", ec);
+    std::vector<torch::Tensor> t = {a.val.pred, a.val.margin, a.test.pred, a.test.margin};
+    std::ostringstream os;
+    torch::save(t, os);
+    write_file_atomic(path, os.str());
+    write_json_atomic(path + ".json", key);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not keep the base's answers in {} ({}); each arm evaluates the base instead", path,
+                 e.what());
+  }
 }
 
 std::optional<SplitAnswers> load_answers(const std::string& path, const nlohmann::json& key, const Split& val,

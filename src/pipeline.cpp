@@ -106,7 +106,7 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
   save_checkpoint(wd.base_model(), *model, meta);
   remove_state(wd.base_state());  // the final model is safe on disk
   const std::string crc = json::parse(read_file(wd.base_meta())).at("weights").at("crc32").get<std::string>();
-  save_answers(wd.base_answers(), answers, answers_key(crc, data.fingerprint, device, eb));
+  save_answers(wd.base_answers(), answers, answers_key(crc, data.fingerprint, device, eb, spec.path));
   spdlog::info("base model: train {:.2f}%  val {:.2f}% (best epoch {})  test {:.2f}%  in {:.1f}s -> {}",
                100 * m["train_acc"].get<double>(), 100 * m["val_acc"].get<double>(), tr.best_epoch,
                100 * m["test_acc"].get<double>(), seconds, wd.base_model());

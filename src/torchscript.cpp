@@ -165,12 +165,19 @@ void find_gradless(TorchScriptNet& net, const torch::Tensor& x, const std::strin
   net.train(true);
   const auto params = net.named_parameters();
   for (const auto& p : params) p.value().mutable_grad() = torch::Tensor();
-  const torch::Tensor out = net.forward(x);
+  torch::Tensor out;
+  try {
+    out = net.forward(x);
+    if (out.requires_grad()) out.sum().backward();
+  } catch (const c10::Error& e) {
+    config_error("model.path '" + path + "': the module's backward pass fails in training mode: " +
+                     cause_of(e.what_without_backtrace()),
+                 "check that the module trains in PyTorch (loss.backward()) before scripting it");
+  }
   if (!out.requires_grad())
     config_error("model.path '" + path + "': no parameter gets a gradient from the module's output (its forward "
                  "runs under torch.no_grad(), or every parameter is frozen), so training cannot change it",
                  "keep torch.no_grad() to the parts that must not train, and leave the layers to repair trainable");
-  out.sum().backward();
   std::string names;
   for (const auto& p : params) {
     torch::Tensor t = p.value();
@@ -228,7 +235,11 @@ void check_module(TorchScriptNet& net, const ModelSpec& spec) {
       std::string what = e.what();
       if (auto* c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
       const std::string cause = cause_of(what);
-      if (cause.find("'CUDA' backend") != std::string::npos || cause.find("CUDA error") != std::string::npos)
+      const bool cuda = cause.find("'CUDA' backend") != std::string::npos ||
+                        cause.find("CUDA error") != std::string::npos ||
+                        cause.find("NVIDIA driver") != std::string::npos ||
+                        (cause.find("same device") != std::string::npos && cause.find("cuda") != std::string::npos);
+      if (cuda)
         config_error("model.path '" + path + "': the module's forward makes or moves a tensor to CUDA itself (" +
                          cause.substr(0, 160) + "), and apricot checks and runs it on the CPU",
                      "create tensors on the input's device in forward (torch.zeros(..., device=x.device), "
@@ -325,7 +336,7 @@ void reinitialise_torchscript(NetImpl& model) {
     auto w = p.value();
     const std::string prefix = k.substr(0, k.rfind('.') + 1);
     if (!w.requires_grad()) {  // frozen by the user: kept as the file has it, like its layer's statistics
-      frozen_layers.insert(prefix);
+      if (!prefix.empty()) frozen_layers.insert(prefix);
       continue;
     }
     const bool is_weight = k.size() >= 6 && k.compare(k.size() - 6, 6, "weight") == 0;

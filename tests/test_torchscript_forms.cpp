@@ -61,7 +61,7 @@ std::map<std::string, torch::Tensor> params_of(const torch::nn::Module& m) {
 
 TEST(TorchScriptForms, EachLoadsAndComputesWhatPyTorchComputed) {
   for (const char* name : {"tuple-out", "dict-out", "groupnorm", "layernorm", "intbuf", "tied", "nograd",
-                           "gpu-saved", "frozen"}) {
+                           "gpu-saved", "frozen", "view-flatten"}) {
     const std::string base = std::string(name) + "-1x16x16-4";
     Net m = load_torchscript(spec_of(base + ".pt"));
     EXPECT_TRUE(torch::allclose(eval_logits(*m, input()), logits_file(base + ".logits.txt"), 1e-5, 1e-6)) << name;
@@ -74,6 +74,19 @@ TEST(TorchScriptForms, EachLoadsAndComputesWhatPyTorchComputed) {
             static_cast<int>(ExitCode::kUsage));
   EXPECT_NE(msg.find("(2, 1, 16, 16)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Error: "), std::string::npos) << msg;
+}
+
+// A forward that flattens with x.view(x.size(0), -1) needs NCHW activations: apricot's evaluation
+// (channels-last for built-in models on the CPU) must hand it the layout it was written for.
+TEST(TorchScriptForms, ViewFlattenModuleIsEvaluatedAndTrained) {
+  auto dir = fresh_dir("ts-view");
+  auto r = run_apricot("train-base --device cpu --threads 1 -w " + (dir / "w").string() +
+                       " --set model.arch=torchscript --set model.path=" + fixture("view-flatten-1x16x16-4.pt") +
+                       " --set train.epochs=1 --set data.synthetic_train=300 --set data.synthetic_test=100"
+                       " --set data.val_size=50");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "w" / "base" / "model.pt"));
+  fs::remove_all(dir);
 }
 
 TEST(TorchScriptForms, CudaInForwardIsAClearErrorNamingTheCause) {

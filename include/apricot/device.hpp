@@ -55,6 +55,9 @@ struct BlasThreads {
   std::string library;
 };
 BlasThreads blas_threads();
+// The kernels the BLAS library chose for this CPU (OpenBLAS's core name, "Haswell", "SkylakeX", ...;
+// OPENBLAS_CORETYPE overrides it), or "" where the library does not say.
+std::string blas_core();
 
 // Applies threads (0 = available_cpus()) to every pool (set_compute_threads, and LibTorch's
 // inter-op pool once per process) and seeds torch's global generator. deterministic: LibTorch's

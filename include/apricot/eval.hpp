@@ -50,9 +50,10 @@ std::vector<torch::Tensor> reference_order(const torch::Tensor& right, const tor
 struct SplitAnswers {
   CorrectCount val, test;
 };
+// module_path: a TorchScript model's file (its size and time join the key), "" for a built-in model.
 nlohmann::json answers_key(const std::string& weights_crc32, const std::string& fingerprint,
-                           const torch::Device& device, int64_t batch_size);
-// Writes path (tensors) and path + ".json" (the key), atomically, the tensors first.
+                           const torch::Device& device, int64_t batch_size, const std::string& module_path);
+// Writes path (tensors) and path + ".json" (the key); a failure is a warning, not an error.
 void save_answers(const std::string& path, const SplitAnswers& answers, const nlohmann::json& key);
 // The answers at path when its key equals `key` and they fit the splits; nullopt otherwise (absent,
 // another key, unreadable: the caller evaluates instead).

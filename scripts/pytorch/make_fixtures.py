@@ -271,6 +271,16 @@ class CudaInForwardNet(PlainBnNet):
         return self.fc(x.flatten(1))
 
 
+class ViewFlattenNet(PlainBnNet):
+    """The same layers, flattened with x.view(x.size(0), -1), as many user models do: a view needs
+    NCHW-contiguous activations, so a tool must not hand this forward channels-last ones."""
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
 # name -> (class, (C, H, W)); the file is NAME-CxHxW-4.pt
 FIXTURES = {
     "frozen": (FrozenNet, (1, 16, 16)),
@@ -284,6 +294,7 @@ FIXTURES = {
     "nograd": (NoGradNet, (1, 16, 16)),
     "gpu-saved": (PlainBnNet, (1, 16, 16)),
     "cuda-in-forward": (CudaInForwardNet, (1, 16, 16)),
+    "view-flatten": (ViewFlattenNet, (1, 16, 16)),
 }
 
 
