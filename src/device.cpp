@@ -217,6 +217,7 @@ struct BlasApi {
   void (*set_int)(int) = nullptr;       // OpenBLAS, MKL
   void (*set_dim)(int64_t) = nullptr;   // BLIS takes a dim_t
   int (*get)() = nullptr;
+  char* (*core)() = nullptr;            // OpenBLAS's kernel name
 };
 
 const BlasApi& blas_api() {
@@ -227,6 +228,7 @@ const BlasApi& blas_api() {
       a.library = "openblas";
       a.set_int = reinterpret_cast<void (*)(int)>(s);
       a.get = reinterpret_cast<int (*)()>(sym("openblas_get_num_threads"));
+      a.core = reinterpret_cast<char* (*)()>(sym("openblas_get_corename"));
     } else if (void* b = sym("bli_thread_set_num_threads")) {
       a.library = "blis";
       a.set_dim = reinterpret_cast<void (*)(int64_t)>(b);
@@ -251,12 +253,9 @@ void set_compute_threads(int64_t n) {
 }
 
 std::string blas_core() {
-  using CoreName = char* (*)();
-  if (auto f = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
-    const char* name = f();
-    return name ? name : "";
-  }
-  return "";
+  const BlasApi& blas = blas_api();
+  const char* name = blas.core ? blas.core() : nullptr;
+  return name ? name : "";
 }
 
 BlasThreads blas_threads() {

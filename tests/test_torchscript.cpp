@@ -18,6 +18,7 @@
 #include "apricot/models.hpp"
 #include "apricot/torchscript.hpp"
 #include "cli_util.hpp"
+#include "torchscript_fixtures.hpp"
 
 using namespace apricot;
 using namespace apricot::test;
@@ -25,22 +26,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(APRICOT_SOURCE_DIR) + "/tests/fixtures/" + name; }
-
 ModelSpec spec_of(const std::string& file, int64_t channels = 1, int64_t classes = 4) {
   ModelSpec s;
   s.arch = "torchscript", s.channels = channels, s.height = 16, s.width = 16, s.classes = classes, s.path = fixture(file);
   return s;
-}
-
-// The fixtures' documented input: arange(2*1*16*16) / 512 - 0.25.
-torch::Tensor fixture_input() { return torch::arange(2 * 1 * 16 * 16, torch::kFloat32).reshape({2, 1, 16, 16}) / 512.0 - 0.25; }
-
-torch::Tensor logits_file(const std::string& name) {
-  std::ifstream in(fixture(name));
-  std::vector<float> v;
-  for (float f; in >> f;) v.push_back(f);
-  return torch::tensor(v).reshape({2, 4});
 }
 
 // What PyTorch (Debian's python3-torch) computes for the fixtures' input after `setup`, a Python
@@ -57,12 +46,6 @@ torch::Tensor pytorch_logits(const std::string& setup) {
   for (float f; in >> f;) v.push_back(f);
   EXPECT_EQ(v.size(), 8u) << r.out;
   return v.size() == 8 ? torch::tensor(v).reshape({2, 4}) : torch::zeros({2, 4});
-}
-
-torch::Tensor eval_logits(NetImpl& m, const torch::Tensor& x) {
-  torch::NoGradGuard g;
-  m.eval();
-  return m.forward(x);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "apricot/train.hpp"
 #include "apricot/weights.hpp"
 #include "cli_util.hpp"
+#include "torchscript_fixtures.hpp"
 
 using namespace apricot;
 using namespace apricot::test;
@@ -24,31 +25,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(APRICOT_SOURCE_DIR) + "/tests/fixtures/" + name; }
-
 ModelSpec spec_of(const std::string& file, int64_t height = 16, int64_t width = 16) {
   ModelSpec s;
   s.arch = "torchscript", s.channels = 1, s.height = height, s.width = width, s.classes = 4, s.path = fixture(file);
   return s;
-}
-
-// The fixtures' documented input: arange(2*1*H*W) / 512 - 0.25.
-torch::Tensor input(int64_t h = 16, int64_t w = 16) {
-  return torch::arange(2 * h * w, torch::kFloat32).reshape({2, 1, h, w}) / 512.0 - 0.25;
-}
-
-torch::Tensor logits_file(const std::string& name) {
-  std::ifstream in(fixture(name));
-  std::vector<float> v;
-  for (float f; in >> f;) v.push_back(f);
-  EXPECT_EQ(v.size(), 8u) << name;
-  return torch::tensor(v).reshape({2, 4});
-}
-
-torch::Tensor eval_logits(NetImpl& m, const torch::Tensor& x) {
-  torch::NoGradGuard g;
-  m.eval();
-  return m.forward(x);
 }
 
 std::map<std::string, torch::Tensor> params_of(const torch::nn::Module& m) {
@@ -64,10 +44,10 @@ TEST(TorchScriptForms, EachLoadsAndComputesWhatPyTorchComputed) {
                            "gpu-saved", "frozen", "view-flatten"}) {
     const std::string base = std::string(name) + "-1x16x16-4";
     Net m = load_torchscript(spec_of(base + ".pt"));
-    EXPECT_TRUE(torch::allclose(eval_logits(*m, input()), logits_file(base + ".logits.txt"), 1e-5, 1e-6)) << name;
+    EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), logits_file(base + ".logits.txt"), 1e-5, 1e-6)) << name;
   }
   Net wide = load_torchscript(spec_of("nonsquare-1x16x24-4.pt", 16, 24));
-  EXPECT_TRUE(torch::allclose(eval_logits(*wide, input(16, 24)), logits_file("nonsquare-1x16x24-4.logits.txt"), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(eval_logits(*wide, fixture_input(16, 24)), logits_file("nonsquare-1x16x24-4.logits.txt"), 1e-5, 1e-6));
   // A square image of the wrong width is refused, naming the shape it tried and the interpreter's cause.
   std::string msg;
   EXPECT_EQ(exit_code_of([] { load_torchscript(spec_of("nonsquare-1x16x24-4.pt", 16, 16)); }, &msg),
@@ -109,7 +89,7 @@ TEST(TorchScriptForms, TiedWeightIsOneParameterSteppedOnce) {
   EXPECT_EQ(count_params(*m).total, 1436);  // make_fixtures.py: 1,436 parameters
   // One plain SGD step moves the tied tensor by lr times its (summed) gradient, once.
   m->train();
-  const auto x = input();
+  const auto x = fixture_input();
   const auto y = torch::tensor({1, 2}, torch::kInt64);
   const torch::Tensor before = params["a.weight"].detach().clone();
   m->zero_grad();

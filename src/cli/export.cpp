@@ -5,6 +5,7 @@
 // torch.jit.load reads.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "apricot/checkpoint.hpp"
@@ -53,9 +54,10 @@ int run_export(const ExportOptions& o) {
   for (const auto& b : m.model->named_buffers())
     if (whole_state || b.value().is_floating_point()) tensors.push_back({b.key(), b.value().detach().cpu()});
   // Tied tensors under their second names too: PyTorch's state_dict() lists both.
-  for (const auto& [alias, name] : tied_names(*m.model))
-    for (const auto& t : std::vector<NamedTensor>(tensors))
-      if (t.name == name) tensors.push_back({alias, t.tensor});
+  for (const auto& [alias, name] : tied_names(*m.model)) {
+    const auto it = std::find_if(tensors.begin(), tensors.end(), [&](const NamedTensor& t) { return t.name == name; });
+    if (it != tensors.end()) tensors.push_back({alias, it->tensor});
+  }
   std::map<std::string, std::string> meta = {
       {"format", "pt"},
       {"arch", m.spec.arch},
