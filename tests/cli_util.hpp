@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-#include "apricot/errors.hpp"
+#include "apricot/core/errors.hpp"
 
 namespace apricot::test {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "apricot/models.hpp"
+#include "apricot/models/model.hpp"
 
 namespace apricot::test {
 

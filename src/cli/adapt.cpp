@@ -1,11 +1,7 @@
-// `apricot adapt` (one strategy or each of adapt.strategies) and `apricot run` (every phase in
-// order, skipping complete ones, then the comparison table). The phases are pipeline.hpp's; this
-// file parses options and prints.
-#include <spdlog/spdlog.h>
-
-#include <cstdio>
-
-#include "apricot/pipeline.hpp"
+// `apricot adapt`: one arm or each of adapt.strategies (the phases are pipeline.hpp's; `run` is
+// in run.cpp). This file parses options and prints.
+#include "apricot/method/arms.hpp"
+#include "apricot/pipeline/pipeline.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {
@@ -19,52 +15,6 @@ struct AdaptOptions {
   std::string strategy;  // empty: each of adapt.strategies
 };
 
-// The arm's name in tables: "strategy 1", "control", "matched ctl", "soup", "greedy-soup".
-std::string arm_name(const json& r) {
-  const std::string s = r["strategy"].get<std::string>();
-  if (s == "none") return "control";
-  if (s == "none-matched") return "matched ctl";
-  if (s == "soup" || s == "greedy-soup") return s;
-  return "strategy " + s;
-}
-
-// The comparison table on stdout: base, each arm, with the gain over both controls where they ran
-// and the training images each arm cost beyond the base.
-void print_table(const json& base, const std::vector<json>& results) {
-  const json *control = nullptr, *matched = nullptr;
-  for (const auto& r : results) {
-    if (r["strategy"] == "none") control = &r;
-    if (r["strategy"] == "none-matched") matched = &r;
-  }
-  auto vs = [](const json& r, const json* ref) -> std::string {
-    if (!ref || &r == ref) return "";
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%+.2f pp",
-                  100 * (r["final"]["test_acc"].get<double>() - (*ref)["final"]["test_acc"].get<double>()));
-    return buf;
-  };
-  std::printf("\n%-12s %9s %9s %10s %11s %11s %8s %10s %7s\n", "model", "val acc", "test acc", "test gain",
-              "vs control", "vs matched", "accepted", "images", "time");
-  std::printf("%-12s %8.2f%% %8.2f%%\n", "base", 100 * base["val_acc"].get<double>(),
-              100 * base["test_acc"].get<double>());
-  for (const auto& r : results) {
-    const double n = r.contains("images") ? r["images"]["total"].get<double>() : 0.0;
-    char images[32];
-    if (n < 1e6) std::snprintf(images, sizeof images, "%.1fk", n / 1e3);
-    else std::snprintf(images, sizeof images, "%.2fM", n / 1e6);
-    std::printf("%-12s %8.2f%% %8.2f%% %+7.2f pp %11s %11s %8lld %10s %6.0fs\n", arm_name(r).c_str(),
-                100 * r["final"]["val_acc"].get<double>(), 100 * r["final"]["test_acc"].get<double>(),
-                100 * r["gain_test"].get<double>(), vs(r, control).c_str(), vs(r, matched).c_str(),
-                static_cast<long long>(r["accepted"].get<int64_t>()), images, r["seconds"].get<double>());
-  }
-  std::printf("\nselection on the %s split; gains in percentage points of test accuracy. The control arm runs the\n"
-              "same loop without the rDLMs, so 'vs control' is what they add; the matched control first spends\n"
-              "the rDLMs' training images on the base ('vs matched': what they add at equal cost). images: training\n"
-              "images each arm cost beyond the base (rDLMs, budget matching, retraining).\n",
-              results.empty() ? "validation" : results[0]["selection"] == "test" ? "TEST (paper protocol)" : "validation");
-  std::fflush(stdout);
-}
-
 int run_adapt_cmd(const AdaptOptions& o) {
   Session s = open_session(o.common, /*write_config=*/true);
   auto arms = arms_of(s.cfg, o.strategy);
@@ -74,25 +24,7 @@ int run_adapt_cmd(const AdaptOptions& o) {
   return 0;
 }
 
-struct RunOptions {
-  CommonOptions common;
-};
-
-int run_all(const RunOptions& o) {
-  Session s = open_session(o.common, /*write_config=*/true);
-  json out = run_pipeline(s.cfg, s.workdir, s.device, o.common.force);
-  if (o.common.json) {
-    print_json(out);
-  } else {
-    print_table(out["base"], out["results"].get<std::vector<json>>());
-    std::printf("work directory %s, %.0f s in all\n", s.workdir.c_str(), out["seconds"].get<double>());
-  }
-  return 0;
-}
-
 }  // namespace
-
-void print_results_table(const json& run) { print_table(run["base"], run["results"].get<std::vector<json>>()); }
 
 CLI::App* setup_adapt(CLI::App& app, Action& action) {
   auto o = std::make_shared<AdaptOptions>();
@@ -101,16 +33,6 @@ CLI::App* setup_adapt(CLI::App& app, Action& action) {
   add_arms_option(sub, o->common);
   sub->add_option("--strategy", o->strategy, "one arm (default: each of adapt.strategies)")->check(CLI::IsMember(strategy_names()));
   sub->callback([o, &action] { action = [o] { return run_adapt_cmd(*o); }; });
-  return sub;
-}
-
-CLI::App* setup_run(CLI::App& app, Action& action) {
-  auto o = std::make_shared<RunOptions>();
-  auto* sub = app.add_subcommand("run", "every phase in order (base, rDLMs, each strategy), then a results table");
-  add_common_options(sub, o->common, /*with_force=*/true);
-  add_rdlm_options(sub, o->common);
-  add_arms_option(sub, o->common);
-  sub->callback([o, &action] { action = [o] { return run_all(*o); }; });
   return sub;
 }
 

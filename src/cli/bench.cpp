@@ -5,10 +5,10 @@
 
 #include <cstdio>
 
-#include "apricot/bench.hpp"
-#include "apricot/device.hpp"
-#include "apricot/errors.hpp"
-#include "apricot/parallel.hpp"
+#include "bench/bench.hpp"
+#include "apricot/core/device.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/core/parallel.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

@@ -8,10 +8,11 @@
 #include <filesystem>
 #include <iostream>
 
-#include "apricot/device.hpp"
-#include "apricot/errors.hpp"
-#include "apricot/fsutil.hpp"
-#include "apricot/parallel.hpp"
+#include "apricot/core/device.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/core/files.hpp"
+#include "apricot/core/parallel.hpp"
+#include "apricot/pipeline/validate.hpp"
 
 namespace apricot::cli {
 

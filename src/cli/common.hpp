@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "apricot/config.hpp"
-#include "apricot/data.hpp"
-#include "apricot/models.hpp"
+#include "apricot/core/config.hpp"
+#include "apricot/data/dataset.hpp"
+#include "apricot/models/model.hpp"
 
 namespace apricot::cli {
 

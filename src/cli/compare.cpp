@@ -4,8 +4,8 @@
 // bitwise equal; 1: some differ (as cmp and diff do); 2-4: a file could not be read (errors.hpp).
 #include <cstdio>
 
-#include "apricot/checkpoint.hpp"
-#include "apricot/errors.hpp"
+#include "apricot/io/checkpoint.hpp"
+#include "apricot/core/errors.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

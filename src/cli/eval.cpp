@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "apricot/checkpoint.hpp"
-#include "apricot/errors.hpp"
-#include "apricot/eval.hpp"
-#include "apricot/train.hpp"
-#include "apricot/workdir.hpp"
+#include "apricot/io/checkpoint.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/train/eval.hpp"
+#include "apricot/train/train.hpp"
+#include "apricot/io/workdir.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "apricot/checkpoint.hpp"
-#include "apricot/errors.hpp"
-#include "apricot/safetensors.hpp"
-#include "apricot/torchscript.hpp"
+#include "apricot/io/checkpoint.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/io/safetensors.hpp"
+#include "apricot/models/torchscript.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

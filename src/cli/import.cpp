@@ -15,11 +15,11 @@
 #include <set>
 #include <sstream>
 
-#include "apricot/checkpoint.hpp"
-#include "apricot/errors.hpp"
-#include "apricot/pipeline.hpp"
-#include "apricot/safetensors.hpp"
-#include "apricot/torchscript.hpp"
+#include "apricot/io/checkpoint.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/pipeline/pipeline.hpp"
+#include "apricot/io/safetensors.hpp"
+#include "apricot/models/torchscript.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <iostream>
 
-#include "apricot/allocator.hpp"
-#include "apricot/errors.hpp"
+#include "apricot/core/allocator.hpp"
+#include "apricot/core/errors.hpp"
 #include "common.hpp"
 
 namespace {

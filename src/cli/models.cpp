@@ -1,7 +1,7 @@
 // `apricot models`: every arch's trainable and total parameter counts for an input shape.
 #include <cstdio>
 
-#include "apricot/errors.hpp"
+#include "apricot/core/errors.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

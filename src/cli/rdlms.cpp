@@ -2,9 +2,9 @@
 // array) into WORKDIR/rdlms/, skipping those already trained, and writes the summary when complete.
 #include <spdlog/spdlog.h>
 
-#include "apricot/errors.hpp"
-#include "apricot/parallel.hpp"
-#include "apricot/rdlm.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/core/parallel.hpp"
+#include "apricot/method/rdlm.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "apricot/errors.hpp"
-#include "apricot/report.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/report/report.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

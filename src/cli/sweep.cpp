@@ -7,10 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "apricot/errors.hpp"
-#include "apricot/report.hpp"
-#include "apricot/weights.hpp"
-#include "apricot/pipeline.hpp"
+#include "apricot/core/errors.hpp"
+#include "apricot/report/report.hpp"
+#include "apricot/method/weights.hpp"
+#include "apricot/pipeline/pipeline.hpp"
+#include "apricot/pipeline/validate.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

@@ -1,6 +1,6 @@
 // `apricot train-base`: trains the original model (the iDLM) into WORKDIR/base/ (pipeline.hpp's
 // train_base); with rdlm.init = base-early it also keeps the copy the rDLMs start from.
-#include "apricot/pipeline.hpp"
+#include "apricot/pipeline/pipeline.hpp"
 #include "common.hpp"
 
 namespace apricot::cli {

@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <string>
 
-#include "apricot/checkpoint.hpp"
-#include "apricot/config.hpp"
-#include "apricot/data.hpp"
+#include "apricot/io/checkpoint.hpp"
+#include "apricot/core/config.hpp"
+#include "apricot/data/dataset.hpp"
 #include "fuzz_common.hpp"
 
 namespace {

@@ -10,7 +10,7 @@
 #include <exception>
 #include <string>
 
-#include "apricot/errors.hpp"
+#include "apricot/core/errors.hpp"
 
 namespace apricot_fuzz {
 

@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "apricot/config.hpp"
+#include "apricot/core/config.hpp"
+#include "apricot/pipeline/validate.hpp"
 #include "fuzz_common.hpp"
 
 namespace {

@@ -12,7 +12,8 @@
 #include <optional>
 #include <string>
 
-#include "apricot/data.hpp"
+#include "apricot/data/dataset.hpp"
+#include "apricot/data/formats.hpp"
 #include "fuzz_common.hpp"
 
 namespace {

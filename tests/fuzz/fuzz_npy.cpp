@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "apricot/data.hpp"
+#include "apricot/data/dataset.hpp"
+#include "apricot/data/formats.hpp"
 #include "fuzz_common.hpp"
 
 namespace {

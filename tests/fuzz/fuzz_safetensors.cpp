@@ -6,7 +6,7 @@
 #include <cstring>
 #include <string>
 
-#include "apricot/safetensors.hpp"
+#include "apricot/io/safetensors.hpp"
 #include "fuzz_common.hpp"
 
 namespace {

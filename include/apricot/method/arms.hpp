@@ -1,0 +1,53 @@
+// The arm registry: every fact about an arm in one table (its name in configs and directories, its
+// name in tables and reports, its order and colour, whether it uses the rDLMs, whether the loop
+// adjusts weights, the candidate it starts from, which settings its result depends on). The
+// config check, the work directory's names, the adaptation loop, the CLI table and the report all
+// read it; nothing else spells an arm's facts.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace apricot {
+
+// The arms. k1-k3: the paper's strategies. kNone: the control arm, no adjustment. kSoup / kGreedySoup:
+// the (greedy) mean of the rDLMs as a starting candidate, then the control's loop. kNoneMatched: the
+// control arm that first spends the rDLMs' training images on the base (APRICOT.md, "Beyond the paper").
+enum class Strategy { kNone, k1, k2, k3, kSoup, kGreedySoup, kNoneMatched };
+
+// The one candidate an arm tries before its loop (accepted by the loop's rule against the base).
+enum class StartCandidate {
+  kNone,          // the loop starts from the base
+  kSoup,          // the mean of all rDLMs
+  kGreedySoup,    // rDLMs added one by one while the selection accuracy does not drop (Wortsman et al.)
+  kMatchedTraining  // the base trained on the rDLMs' images with the rDLM fine-tuning recipe
+};
+
+struct ArmInfo {
+  Strategy strategy;
+  const char* name;     // in configs, on the command line and in directory names: "1", "none-matched"
+  const char* display;  // in tables and reports: "strategy 1", "matched control"
+  const char* colour;   // in the report's charts
+  bool adjusts;         // the loop moves the weights toward / away from the rDLMs (APRICOT.md, phase 2)
+  bool uses_rdlms;      // needs the rDLMs (and their correctness table)
+  bool control;         // a reference the others are compared with, compared with nothing itself
+  StartCandidate start;
+  // Settings beyond the loop's own that its result depends on (provenance, reuse of results):
+  bool reads_adjustment;     // adapt.step, step_mode, direction, adjust_buffers
+  bool reads_bn_recalibrate; // adapt.bn_recalibrate (after adjustments and soups)
+  bool reads_finetune;       // rdlm.finetune, the matched training's recipe
+  const char* help;          // one line for messages
+};
+
+// Every arm, in the order tables and reports list them: the strategies, the soups, the controls.
+const std::vector<ArmInfo>& arms();
+const ArmInfo& arm_info(Strategy s);
+const ArmInfo* find_arm(const std::string& name);  // nullptr when there is none
+// "1" "2" "3" "soup" "greedy-soup" "none" "none-matched"; throws kUsage listing the valid ones.
+Strategy parse_strategy(const std::string& s);
+std::string to_string(Strategy s);
+const std::vector<std::string>& strategy_names();  // every arm's name, in registry order
+std::string display_name(const std::string& name);   // the display name; the name itself if unknown
+bool adjusts(Strategy s);
+bool uses_rdlms(Strategy s);
+
+}  // namespace apricot

@@ -1,0 +1,48 @@
+// The whole configuration's checks (validate.hpp): each section by the layer that owns its values,
+// then the rules across sections.
+#include "apricot/pipeline/validate.hpp"
+
+#include "apricot/core/errors.hpp"
+#include "apricot/data/dataset.hpp"
+#include "apricot/method/adapt.hpp"
+#include "apricot/method/rdlm.hpp"
+#include "apricot/models/model.hpp"
+#include "apricot/train/train.hpp"
+
+namespace apricot {
+
+void validate(const Config& c) {
+  validate_run(c);
+  validate(c.data);
+  validate(c.model);
+  if (c.model.pretrained && c.rdlm.init == "base-early")
+    config_error("model.pretrained is true but rdlm.init is \"base-early\": a base that is not trained has no "
+                 "early-epoch copy",
+                 "set rdlm.init to \"base\" (rDLMs fine-tuned from your model) or \"scratch\"");
+  validate(c.train);
+  validate(c.rdlm);
+  const auto& r = c.rdlm;
+  require(r.init != "base-early" || r.init_epochs <= c.train.epochs, "rdlm.init_epochs", r.init_epochs,
+          "<= train.epochs with rdlm.init base-early (the copy is taken during base training)");
+  validate(c.adapt);
+}
+
+Config config_from_json(const nlohmann::json& j, const std::string& source) {
+  Config c = config_from_json_unchecked(j, source);
+  validate(c);
+  return c;
+}
+
+Config parse_config_text(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+  Config c = parse_config_text_unchecked(text, source, overrides);
+  validate(c);
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Config c = load_config_unchecked(path, overrides);
+  validate(c);
+  return c;
+}
+
+}  // namespace apricot
