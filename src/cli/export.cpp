@@ -1,16 +1,13 @@
-// `apricot export`: a checkpoint as safetensors, every parameter and floating-point buffer under its
-// LibTorch name (for a TorchScript model its whole state_dict, under PyTorch's names), with arch,
-// input shape, classes and normalisation in the metadata; or, for a TorchScript model, as the
-// user's own TorchScript module holding the checkpoint's weights (--format torchscript), which
-// torch.jit.load reads.
+// `apricot export`: a checkpoint as safetensors (the tensors and metadata of io/exchange.hpp), or, for
+// a TorchScript model, as the user's own TorchScript module holding the checkpoint's weights
+// (--format torchscript), which torch.jit.load reads. This file parses options and checks --out.
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <filesystem>
 
-#include "apricot/io/checkpoint.hpp"
 #include "apricot/core/errors.hpp"
-#include "apricot/io/safetensors.hpp"
+#include "apricot/io/checkpoint.hpp"
+#include "apricot/io/exchange.hpp"
 #include "apricot/models/torchscript.hpp"
 #include "common.hpp"
 
@@ -46,32 +43,8 @@ int run_export(const ExportOptions& o) {
     if (o.json) print_json({{"out", o.out}, {"format", "torchscript"}, {"arch", m.spec.arch}});
     return 0;
   }
-  std::vector<NamedTensor> tensors;
-  for (const auto& p : m.model->named_parameters()) tensors.push_back({p.key(), p.value().detach().cpu()});
-  // A TorchScript model's whole state_dict (BatchNorm's integer counters too), so that PyTorch's
-  // strict load_state_dict takes it; built-in models as scripts/pytorch/models.py reads them.
-  const bool whole_state = m.spec.arch == "torchscript";
-  for (const auto& b : m.model->named_buffers())
-    if (whole_state || b.value().is_floating_point()) tensors.push_back({b.key(), b.value().detach().cpu()});
-  // Tied tensors under their second names too: PyTorch's state_dict() lists both.
-  for (const auto& [alias, name] : tied_names(*m.model)) {
-    const auto it = std::find_if(tensors.begin(), tensors.end(), [&](const NamedTensor& t) { return t.name == name; });
-    if (it != tensors.end()) tensors.push_back({alias, it->tensor});
-  }
-  std::map<std::string, std::string> meta = {
-      {"format", "pt"},
-      {"arch", m.spec.arch},
-      {"resnet_variant", m.spec.resnet_variant},
-      {"input", std::to_string(m.spec.channels) + "," + std::to_string(m.spec.height) + "," +
-                    std::to_string(m.spec.width)},
-      {"classes", std::to_string(m.spec.classes)},
-      // What the tool applies: a checkpoint without the key (say, imported without it) scales to
-      // [0, 1]; "{}" here would make `apricot import` refuse the file.
-      {"normalization", m.meta.value("normalization", m.norm.to_json()).dump()},
-      {"producer", std::string("apricot ") + APRICOT_VERSION}};
-  // The module whose state_dict these tensors are; `apricot import --module` names another copy.
-  if (m.spec.arch == "torchscript") meta["model_path"] = m.spec.path;
-  write_safetensors(o.out, tensors, meta);
+  const std::vector<NamedTensor> tensors = exported_tensors(m);
+  write_safetensors(o.out, tensors, exported_metadata(m));
   spdlog::info("wrote {} tensors of {} to {}", tensors.size(), o.model, o.out);
   if (o.json) print_json({{"out", o.out}, {"tensors", tensors.size()}, {"arch", m.spec.arch}});
   return 0;

@@ -41,7 +41,7 @@ bool checkpoint_exists(const std::string& pt_path) {
   return fs::exists(pt_path) && fs::exists(meta_path_for(pt_path));
 }
 
-json checkpoint_meta(const ModelSpec& spec, const Dataset& data) {
+json model_meta(const ModelSpec& spec) {
   json m;
   m["format"] = "apricot-checkpoint";
   m["format_version"] = 1;
@@ -50,6 +50,11 @@ json checkpoint_meta(const ModelSpec& spec, const Dataset& data) {
   if (spec.arch == "torchscript") m["model_path"] = fs::absolute(spec.path).string();
   m["input"] = {spec.channels, spec.height, spec.width};
   m["classes"] = spec.classes;
+  return m;
+}
+
+json checkpoint_meta(const ModelSpec& spec, const Dataset& data) {
+  json m = model_meta(spec);
   m["normalization"] = data.norm.to_json();
   m["dataset"] = {{"name", data.name},
                   {"fingerprint", data.fingerprint},

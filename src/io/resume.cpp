@@ -19,7 +19,7 @@
 
 #include "apricot/io/checkpoint.hpp"
 #include "apricot/core/files.hpp"
-#include "apricot/models/torchscript.hpp"
+#include "apricot/models/model.hpp"
 
 namespace apricot {
 
@@ -155,7 +155,7 @@ void read_generator(torch::serialize::InputArchive& a, const std::string& key, a
   g.set_state(t);
 }
 
-// The module's tensors, and a TorchScript model's own random stream (torchscript.hpp) beside them.
+// The module's tensors, and the model's own random stream (NetImpl::random_stream) beside them.
 constexpr const char* kStreamKey = "apricot.random_stream";
 
 void write_module(torch::serialize::OutputArchive& a, const std::string& key, const torch::nn::Module& m) {

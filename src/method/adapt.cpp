@@ -129,13 +129,14 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   a.erase("strategies");
   a.erase("parallel");      // arms at once or one by one: the same loop
   a.erase("early_reject");  // stops counting losers early: the same decisions
-  if (!adjusts(s))
+  const ArmInfo& info = arm_info(s);
+  if (!info.reads_adjustment)
     for (const char* k : kAdjustmentOnlyKeys) a.erase(k);
-  if (s == Strategy::kNone || s == Strategy::kNoneMatched) a.erase("bn_recalibrate");
+  if (!info.reads_bn_recalibrate) a.erase("bn_recalibrate");
   json prov = {{"base_crc32", crc_of(wd.base_model())},
                {"rdlm_crc32", rdlms},
                {"config", {{"seed", c["seed"]}, {"data", c["data"]}, {"train", c["train"]}, {"adapt", a}}}};
-  if (s == Strategy::kNoneMatched)
+  if (info.reads_finetune)
     prov["matching"] = {{"images", rdlm_images(cfg)}, {"finetune", c["rdlm"]["finetune"]}};
   return prov;
 }
@@ -200,7 +201,8 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
                  "selection: the reported test accuracy is optimistic");
   if (!ac.target.empty()) arm->target.emplace(ac.target[0], ac.target[1]);
   // A soup is the mean of whole models, BatchNorm statistics included (recalibrated when asked).
-  const bool soup = strategy == Strategy::kSoup || strategy == Strategy::kGreedySoup;
+  const StartCandidate start = arm_info(strategy).start;
+  const bool soup = start == StartCandidate::kSoup || start == StartCandidate::kGreedySoup;
   arm->layout = weight_layout(model, ac.adjust_buffers || soup);
   if (uses_rdlms(strategy)) {
     if (cfg.rdlm.init == "base") require_rdlms_of_base(cfg, wd.root());
@@ -469,22 +471,22 @@ int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
   }
 }
 
-// soup, greedy-soup and none-matched begin with one candidate of their own, accepted by the loop's
-// rule against the base; the loop that follows is the control's.
+// The arms with a start candidate in the registry (soup, greedy-soup, none-matched) begin with it,
+// accepted by the loop's rule against the base; the loop that follows is the control's.
 void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
-  const Strategy s = arm.strategy;
-  if (s != Strategy::kSoup && s != Strategy::kGreedySoup && s != Strategy::kNoneMatched) return;
+  const StartCandidate kind = arm_info(arm.strategy).start;
+  if (kind == StartCandidate::kNone) return;
   Best best{snapshot_state(model)};
-  json start = {{"kind", to_string(s)}};
+  json start = {{"kind", to_string(arm.strategy)}};
   bool ok = true;
-  if (s == Strategy::kNoneMatched) {
+  if (kind == StartCandidate::kMatchedTraining) {
     ScopeTimer t(st.time.retraining);
     st.images_matching = train_matching(arm, model, &ok);
     start["images"] = st.images_matching;
   } else {
     ScopeTimer t(st.time.adjustment);
     std::vector<int64_t> members;
-    if (s == Strategy::kSoup) {
+    if (kind == StartCandidate::kSoup) {
       for (int64_t k = 0; k < arm.R.size(0); ++k) members.push_back(k);
     } else {
       members = greedy_members(arm, model, start);
@@ -506,7 +508,7 @@ void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
   }
   bool accepted = false;
   accept_if_better(arm, model, st, best, &accepted);
-  if (accepted) ++(s == Strategy::kNoneMatched ? st.accepted_retrains : st.accepted_adjustments);
+  if (accepted) ++(kind == StartCandidate::kMatchedTraining ? st.accepted_retrains : st.accepted_adjustments);
   start["accepted"] = accepted;
   st.start = start;
   spdlog::info("{}: starting candidate: selection {:.2f}% (base {:.2f}%), {}", arm.name,

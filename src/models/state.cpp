@@ -1,5 +1,7 @@
-// A model's state as a list of tensors (state.hpp).
+// A model's state as a list of tensors (state.hpp), and its own random stream (model.hpp).
 #include "apricot/models/state.hpp"
+
+#include "apricot/models/model.hpp"
 
 #include <torch/torch.h>
 
@@ -18,6 +20,27 @@ void restore_state(torch::nn::Module& model, const std::vector<torch::Tensor>& s
   for (auto& p : model.parameters()) p.copy_(state.at(i++));
   for (auto& b : model.buffers()) b.copy_(state.at(i++));
   TORCH_CHECK(i == state.size(), "snapshot does not match the model");
+}
+
+void seed_model_stream(NetImpl& model, uint64_t seed) {
+  if (auto g = model.random_stream()) {
+    std::lock_guard<std::mutex> lock(g->mutex());
+    g->set_current_seed(seed);
+  }
+}
+
+torch::Tensor model_stream_state(const NetImpl& model) {
+  auto g = model.random_stream();
+  if (!g) return {};
+  std::lock_guard<std::mutex> lock(g->mutex());
+  return g->get_state();
+}
+
+void set_model_stream_state(NetImpl& model, const torch::Tensor& state) {
+  if (auto g = model.random_stream()) {
+    std::lock_guard<std::mutex> lock(g->mutex());
+    g->set_state(state);
+  }
 }
 
 }  // namespace apricot

@@ -101,8 +101,10 @@ class TorchScriptNet : public NetImpl {
   torch::jit::Module& module() { return module_; }
   // Whether its training-mode forward draws random numbers (check_module finds out).
   void set_draws(bool on) { draws_ = on; }
-  bool draws() const { return draws_; }
-  at::Generator stream() const { return stream_; }  // shares the generator
+  std::optional<at::Generator> random_stream() const override {
+    if (!draws_) return std::nullopt;
+    return stream_;  // shares the generator
+  }
   const std::vector<std::pair<std::string, std::string>>& aliases() const { return aliases_; }
   // Parameters the file marks trainable that get no gradient (used under torch.no_grad(), or not at
   // all): apricot holds them as frozen (requires_grad false while loaded; the export restores it).
@@ -366,35 +368,6 @@ std::vector<std::pair<std::string, std::string>> tied_names(const NetImpl& model
   return net ? net->aliases() : std::vector<std::pair<std::string, std::string>>{};
 }
 
-namespace {
-// The model's own random stream; none for a built-in model or a module that draws nothing.
-std::optional<at::Generator> own_stream(const NetImpl& model) {
-  auto* net = dynamic_cast<const TorchScriptNet*>(&model);
-  if (!net || !net->draws()) return std::nullopt;
-  return net->stream();
-}
-}  // namespace
-
-void seed_model_stream(NetImpl& model, uint64_t seed) {
-  if (auto g = own_stream(model)) {
-    std::lock_guard<std::mutex> lock(g->mutex());
-    g->set_current_seed(seed);
-  }
-}
-
-torch::Tensor model_stream_state(const NetImpl& model) {
-  auto g = own_stream(model);
-  if (!g) return {};
-  std::lock_guard<std::mutex> lock(g->mutex());
-  return g->get_state();
-}
-
-void set_model_stream_state(NetImpl& model, const torch::Tensor& state) {
-  if (auto g = own_stream(model)) {
-    std::lock_guard<std::mutex> lock(g->mutex());
-    g->set_state(state);
-  }
-}
 
 void save_torchscript(const NetImpl& model, const std::string& path) {
   auto* net = dynamic_cast<const TorchScriptNet*>(&model);

@@ -18,7 +18,7 @@
 #include "apricot/io/checkpoint.hpp"
 #include "apricot/core/clock.hpp"
 #include "apricot/train/eval.hpp"
-#include "apricot/models/torchscript.hpp"
+#include "apricot/models/model.hpp"
 #include "apricot/models/state.hpp"
 #include "apricot/core/device.hpp"
 #include "apricot/core/errors.hpp"

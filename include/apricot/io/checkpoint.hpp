@@ -24,6 +24,9 @@ struct LoadedModel {
 // The metadata path for a checkpoint path: "dir/model.pt" -> "dir/model.json".
 std::string meta_path_for(const std::string& pt_path);
 
+// The model's part of every checkpoint's metadata: format tag and version, arch, resnet_variant,
+// model_path (TorchScript, absolute), input and classes; spec_from_meta reads it back.
+nlohmann::json model_meta(const ModelSpec& spec);
 // Fills the fields every checkpoint has (arch, input, classes, normalisation, dataset, versions);
 // callers add seed, config, metrics and the like before saving.
 nlohmann::json checkpoint_meta(const ModelSpec& spec, const Dataset& data);

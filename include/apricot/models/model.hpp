@@ -4,8 +4,10 @@
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/types.h>
+#include <ATen/core/Generator.h>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,10 @@ struct ModelSpec {
 // Base of every model: forward maps a normalised float batch (B, C, H, W) to logits (B, classes).
 struct NetImpl : torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // The model's own random stream, when its training-mode forward draws random numbers from one of
+  // its own (a TorchScript module with dropout, torchscript.hpp) rather than from the process-wide
+  // generator; none for the built-in models (their dropout-free forward draws nothing).
+  virtual std::optional<at::Generator> random_stream() const { return std::nullopt; }
 };
 using Net = std::shared_ptr<NetImpl>;
 
@@ -53,5 +59,14 @@ struct ParamCount {
 ParamCount count_params(const torch::nn::Module& model);
 
 void validate(const ModelConfig& m);  // the range checks of model.*; kUsage naming the key
+
+// A model's own random stream (NetImpl::random_stream) as training and resumable states use it: on
+// the CPU its training is then the same whether other models train at once or not, and a resumed
+// phase restores the stream with the weights (io/resume.cpp). Every training run seeds it
+// (train_model). For a model without a stream these are no-ops and the state is undefined. On CUDA
+// the draws come from the device's generator, which this does not cover.
+void seed_model_stream(NetImpl& model, uint64_t seed);
+torch::Tensor model_stream_state(const NetImpl& model);
+void set_model_stream_state(NetImpl& model, const torch::Tensor& state);
 
 }  // namespace apricot

@@ -44,15 +44,8 @@ bool is_torchscript(const NetImpl& model);
 std::vector<std::pair<std::string, std::string>> tied_names(const NetImpl& model);
 
 // A TorchScript module whose training-mode forward draws random numbers (dropout: found at load by
-// two training-mode passes that differ) draws them from a random stream of its own, not from the
-// process-wide generator that concurrent models share: on the CPU its training is then the same
-// whether other models train at once or not, and a resumed phase restores the stream with the
-// weights (resume.cpp). Every training run seeds it (train_model); built-in models and modules that
-// draw nothing have no stream (these are no-ops, and the state is undefined). On CUDA the draws come
-// from the device's generator, which this does not cover.
-void seed_model_stream(NetImpl& model, uint64_t seed);
-torch::Tensor model_stream_state(const NetImpl& model);
-void set_model_stream_state(NetImpl& model, const torch::Tensor& state);
+// two training-mode passes that differ) draws them from a random stream of its own, its
+// NetImpl::random_stream (model.hpp's seed_model_stream and the state functions use it).
 
 // Writes the module, with the model's current weights, as a TorchScript file that torch.jit.load in
 // PyTorch reads. Error(kUsage) for a built-in model.
