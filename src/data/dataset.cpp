@@ -6,6 +6,7 @@
 #include "apricot/core/config.hpp"
 #include "apricot/core/errors.hpp"
 #include "apricot/data/formats.hpp"
+#include "apricot/core/seeds.hpp"
 
 #include <torch/torch.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -23,24 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Synthetic data is a fixed dataset like a real one: the run seed changes the validation split,
-// not the images.
-constexpr uint64_t kSyntheticSeed = 0x5EEDDA7AULL;
-constexpr uint64_t kSplitSalt = 0x9E3779B97F4A7C15ULL;
-
-// splitmix64: decorrelates the split generator from other consumers of the same run seed.
-uint64_t mix_seed(uint64_t z) {
-  z += kSplitSalt;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 torch::Generator cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
-
-}  // namespace
-
-namespace {
 
 Split take_rows(const Split& s, const torch::Tensor& idx) {
   return Split{s.x.index_select(0, idx), s.y.index_select(0, idx)};
@@ -53,7 +37,7 @@ Split first_rows(const Split& s, int64_t limit) {
 
 // Moves `val_size` seeded-random rows of `src` into `val`; the rest stay in `src`, in order.
 void carve_validation(Split& src, Split& val, int64_t val_size, uint64_t seed) {
-  auto gen = cpu_generator(mix_seed(seed));
+  auto gen = cpu_generator(seeds::validation_split(seed));
   auto perm = torch::randperm(src.size(), gen, torch::kLong);
   auto val_idx = std::get<0>(perm.slice(0, 0, val_size).sort());
   auto rest_idx = std::get<0>(perm.slice(0, val_size).sort());
@@ -136,7 +120,7 @@ Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
     if (cfg.synthetic_train < 1 || cfg.synthetic_test < 1)
       config_error("data.synthetic_train and data.synthetic_test must be at least 1");
     make_synthetic(cfg.synthetic_train, cfg.synthetic_test, sh[0], sh[1], sh[2],
-                   cfg.synthetic_classes, kSyntheticSeed, ds.train, ds.test);
+                   cfg.synthetic_classes, seeds::kSyntheticData, ds.train, ds.test);
     ds.classes = cfg.synthetic_classes;
   } else {
     config_error("data.format = \"" + cfg.format + "\": unknown format",

@@ -26,6 +26,7 @@
 #include "apricot/train/train.hpp"
 #include "apricot/io/workdir.hpp"
 #include "apricot/models/state.hpp"
+#include "apricot/core/seeds.hpp"
 
 namespace apricot {
 
@@ -282,7 +283,7 @@ int64_t pair_broken(const Arm& arm, const Split& split, const torch::Tensor& bef
 // The state of a fresh run: the base model (evaluated by prepare_arm) is the best so far.
 AdaptState initial_state(const Arm& arm) {
   AdaptState st;
-  st.gen = at::detail::createCPUGenerator(arm.cfg.seed * 7919ULL + 17ULL);  // the same batches for every arm
+  st.gen = at::detail::createCPUGenerator(seeds::adapt_batches(arm.cfg.seed));  // the same batches for every arm
   auto acc = [](const Split& split, const torch::Tensor& pred) {
     return split.size() ? pred.eq(split.y).sum().item<double>() / static_cast<double>(split.size()) : 0.0;
   };
@@ -380,7 +381,7 @@ bool retrain(const Arm& arm, NetImpl& model, AdaptState& st) {
   ++st.retrains;
   try {
     train_model(model, arm.data, torch::Tensor(), arm.retrain, arm.device,
-                arm.cfg.seed * 31ULL + static_cast<uint64_t>(st.batches));
+                seeds::retraining(arm.cfg.seed, st.batches));
   } catch (const TrainingDiverged& e) {
     spdlog::warn("batch {}: retraining diverged ({})", st.batches, e.what());
     return false;
@@ -461,7 +462,7 @@ int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
   o.resume_hint = "rerun the same command to resume the budget-matched training";
   *ok = true;
   try {
-    TrainResult tr = train_model(model, arm.data, torch::Tensor(), o, arm.device, cfg.seed * 31ULL + 999983ULL);
+    TrainResult tr = train_model(model, arm.data, torch::Tensor(), o, arm.device, seeds::matched_training(cfg.seed));
     *ok = all_finite(flatten_weights(model, arm.layout));
     return images_of_steps(tr.steps, n_train, o.recipe.batch_size);
   } catch (const TrainingDiverged& e) {

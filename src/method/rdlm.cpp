@@ -22,6 +22,7 @@
 #include "apricot/io/workdir.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/models/state.hpp"
+#include "apricot/core/seeds.hpp"
 
 namespace apricot {
 
@@ -45,8 +46,6 @@ TrainConfig finetune_recipe(const Config& cfg) {
   return r;
 }
 
-uint64_t rdlm_seed(uint64_t seed, int64_t k) { return seed * 1000003ULL + 7919ULL * static_cast<uint64_t>(k + 1); }
-
 
 torch::Tensor rdlm_subset(const RdlmConfig& cfg, const Split& train, int64_t classes, uint64_t seed, int64_t k) {
   const int64_t n = train.size();
@@ -57,7 +56,7 @@ torch::Tensor rdlm_subset(const RdlmConfig& cfg, const Split& train, int64_t cla
   if (cfg.layout == "sliding") {
     return (torch::arange(cfg.size, torch::kInt64) + k * cfg.stride).remainder(n);
   }
-  auto gen = at::detail::createCPUGenerator(rdlm_seed(seed, k) ^ 0x5bd1e995ULL);
+  auto gen = at::detail::createCPUGenerator(seeds::rdlm_subset(seed, k));
   if (cfg.layout == "random") {
     return std::get<0>(torch::randperm(n, gen, torch::kInt64).slice(0, 0, cfg.size).sort());
   }
@@ -122,7 +121,7 @@ TrainOptions rdlm_train_options(const Config& cfg) {
 json train_one(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
                int64_t k, bool progress, const Split* device_train) {
   const ModelSpec spec = model_spec(cfg.model, data);
-  const uint64_t seed = rdlm_seed(cfg.seed, k);
+  const uint64_t seed = seeds::rdlm(cfg.seed, k);
   auto subset = rdlm_subset(cfg.rdlm, data.train, data.classes, cfg.seed, k);
   Net model;
   {  // initialisation draws from the process-wide generator, which concurrent rDLMs share

@@ -25,6 +25,7 @@
 #include "apricot/core/parallel.hpp"
 #include "apricot/core/progress.hpp"
 #include "apricot/io/resume.hpp"
+#include "apricot/core/seeds.hpp"
 
 namespace apricot {
 
@@ -129,7 +130,7 @@ int64_t recalibrate_batchnorm(NetImpl& model, const torch::Tensor& x, const Norm
 }
 
 torch::Tensor recalibration_images(const Split& train, uint64_t seed, int64_t n) {
-  auto gen = at::detail::createCPUGenerator(seed * 104729ULL + 3ULL);
+  auto gen = at::detail::createCPUGenerator(seeds::recalibration_images(seed));
   const int64_t take = std::min<int64_t>(n, train.size());
   return train.x.index_select(0, torch::randperm(train.size(), gen, torch::kInt64).slice(0, 0, take));
 }
@@ -346,7 +347,7 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
 
   TrainState st;
   st.gen = at::detail::createCPUGenerator(seed);
-  seed_model_stream(model, seed ^ 0x9e3779b97f4a7c15ULL);  // a TorchScript model's dropout (a resumed state replaces it)
+  seed_model_stream(model, seeds::model_stream(seed));  // a TorchScript model's dropout (a resumed state replaces it)
   TrainResult result;
   if (run.resumable) {
     install_interrupt_handlers();  // from here on SIGINT/SIGTERM save the state and exit 130

@@ -10,6 +10,8 @@
 #include "cli_util.hpp"
 
 using namespace apricot::test;
+using apricot::ExitCode;
+using apricot::exit_status;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -43,8 +45,8 @@ TEST(Cli, HelpOnEveryLevel) {
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.out.find("--"), std::string::npos) << sub;
   }
-  EXPECT_EQ(run_apricot("").code, 2);            // a subcommand is required
-  EXPECT_EQ(run_apricot("frobnicate").code, 2);  // unknown subcommand
+  EXPECT_EQ(run_apricot("").code, exit_status(ExitCode::kUsage));            // a subcommand is required
+  EXPECT_EQ(run_apricot("frobnicate").code, exit_status(ExitCode::kUsage));  // unknown subcommand
 }
 
 TEST(Cli, ModelsJsonHasThePapersCounts) {
@@ -67,7 +69,7 @@ TEST(Cli, ModelsJsonHasThePapersCounts) {
   auto other = run_apricot("models --json --input 1,28,28 --classes 5");
   ASSERT_EQ(other.code, 0) << other.err;
   EXPECT_EQ(json::parse(other.out)[0]["input"], json({1, 28, 28}));
-  EXPECT_EQ(run_apricot("models --input 3,x,32").code, 2);
+  EXPECT_EQ(run_apricot("models --input 3,x,32").code, exit_status(ExitCode::kUsage));
 }
 
 TEST(Cli, TrainEvalExportRoundTrip) {
@@ -112,7 +114,7 @@ TEST(Cli, TrainEvalExportRoundTrip) {
   auto ev2 = run_apricot("eval" + kSmoke + " -w " + dir.string() + " --split test --json --model " + imported);
   ASSERT_EQ(ev2.code, 0) << ev2.err;
   EXPECT_EQ(json::parse(ev2.out)["confusion"], e["confusion"]);
-  EXPECT_EQ(run_apricot("import --in " + st + " --out " + imported).code, 2);  // exists, no --force
+  EXPECT_EQ(run_apricot("import --in " + st + " --out " + imported).code, exit_status(ExitCode::kUsage));  // exists, no --force
   {
     std::string tampered = bytes;
     auto pos = tampered.find("\"1,12,12\"");
@@ -121,16 +123,16 @@ TEST(Cli, TrainEvalExportRoundTrip) {
     write_bytes(dir / "tampered.safetensors", tampered);
     auto bad = run_apricot("import --in " + (dir / "tampered.safetensors").string() + " --out " +
                            (dir / "bad" / "model.pt").string());
-    EXPECT_EQ(bad.code, 4) << bad.err;
+    EXPECT_EQ(bad.code, exit_status(ExitCode::kState)) << bad.err;
     EXPECT_NE(bad.err.find("shape"), std::string::npos) << bad.err;
   }
 
   // Never over an existing file without --force, never over the checkpoint itself.
   auto again_st = run_apricot("export --model " + (dir / "base" / "model.pt").string() + " --out " + st);
-  EXPECT_EQ(again_st.code, 2) << again_st.err;
+  EXPECT_EQ(again_st.code, exit_status(ExitCode::kUsage)) << again_st.err;
   auto self = run_apricot("export --force --model " + (dir / "base" / "model.pt").string() + " --out " +
                           (dir / "base" / "model.pt").string());
-  EXPECT_EQ(self.code, 2) << self.err;
+  EXPECT_EQ(self.code, exit_status(ExitCode::kUsage)) << self.err;
 
   // A second train-base leaves the good model alone.
   auto before = slurp((dir / "base" / "model.pt").string());
@@ -144,7 +146,7 @@ TEST(Cli, BadDataInputs) {
   // Missing data directory.
   auto r = run_apricot("train-base --set data.format=cifar10 --set data.root=" + (d / "nowhere").string() + " -w " +
                        (d / "w1").string());
-  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData)) << r.err;
   EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
   // Truncated CIFAR file.
   fs::create_directories(d / "cifar");
@@ -152,7 +154,7 @@ TEST(Cli, BadDataInputs) {
   write_bytes(d / "cifar" / "test_batch.bin", std::string(3073, '\0'));
   r = run_apricot("train-base --set data.format=cifar10 --set data.root=" + (d / "cifar").string() + " -w " +
                   (d / "w2").string());
-  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData)) << r.err;
   EXPECT_NE(r.err.find("data_batch_1.bin"), std::string::npos) << r.err;
   // Label out of range.
   std::string rec(3073, '\0');
@@ -160,7 +162,7 @@ TEST(Cli, BadDataInputs) {
   write_bytes(d / "cifar" / "data_batch_1.bin", rec + rec);
   r = run_apricot("train-base --set data.format=cifar10 --set data.root=" + (d / "cifar").string() + " -w " +
                   (d / "w3").string());
-  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData)) << r.err;
   EXPECT_NE(r.err.find("42"), std::string::npos) << r.err;
   // IDX with a wrong magic number.
   fs::create_directories(d / "idx");
@@ -169,7 +171,7 @@ TEST(Cli, BadDataInputs) {
     write_bytes(d / "idx" / f, std::string("\x12\x34\x56\x78garbage", 11));
   r = run_apricot("train-base --set data.format=idx --set data.root=" + (d / "idx").string() + " -w " +
                   (d / "w4").string());
-  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData)) << r.err;
   EXPECT_NE(r.err.find("magic"), std::string::npos) << r.err;
   for (const auto& out : {r.err}) EXPECT_EQ(out.find("terminate called"), std::string::npos);
 }
@@ -178,22 +180,22 @@ TEST(Cli, BadConfigInputs) {
   auto d = fresh_dir("badcfg");
   write_bytes(d / "broken.json", "{ \"train\": { \"epochs\": 3 ");
   auto r = run_apricot("train-base -c " + (d / "broken.json").string() + " -w " + (d / "w").string());
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage));
   EXPECT_NE(r.err.find("broken.json"), std::string::npos) << r.err;
   r = run_apricot("train-base" + kSmoke + " --set train.epohcs=3 -w " + (d / "w").string());
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage));
   EXPECT_NE(r.err.find("epochs"), std::string::npos) << r.err;
   for (const char* bad : {"train.epochs=0", "train.epochs=-1", "train.batch_size=0", "train.lr=0", "train.lr=-1"}) {
     r = run_apricot("train-base" + kSmoke + " --set " + bad + " -w " + (d / "w").string());
-    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << bad;
     EXPECT_NE(r.err.find(std::string(bad).substr(0, std::string(bad).find('='))), std::string::npos) << r.err;
   }
   r = run_apricot("train-base" + kSmoke + " --set model.arch=vgg16 -w " + (d / "w").string());
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage));
   EXPECT_NE(r.err.find("resnet20"), std::string::npos) << r.err;  // lists the valid archs
   r = run_apricot("train-base" + kSmoke + " --device cuda -w " + (d / "gpu").string());
   if (r.code != 0) {  // on a machine without a GPU
-    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.code, exit_status(ExitCode::kUsage));
     EXPECT_NE(r.err.find("cuda"), std::string::npos) << r.err;
   }
   EXPECT_FALSE(fs::exists(d / "w" / "base" / "model.pt"));
@@ -203,7 +205,7 @@ TEST(Cli, UnwritableWorkdir) {
   auto d = fresh_dir("unwritable");
   write_bytes(d / "file", "x");  // a regular file where a directory should be
   auto r = run_apricot("train-base" + kSmoke + " -w " + (d / "file" / "sub").string());
-  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData)) << r.err;
   EXPECT_NE(r.err.find("file/sub"), std::string::npos) << r.err;
 }
 
@@ -212,18 +214,18 @@ TEST(Cli, BadCheckpoints) {
   auto d = fresh_dir("badckpt");
   write_bytes(d / "model.pt", "not a checkpoint");
   auto r = run_apricot("eval" + kSmoke + " --model " + (d / "model.pt").string());
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   r = run_apricot("export --model " + (d / "model.pt").string() + " --out " + (d / "x.safetensors").string());
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_FALSE(fs::exists(d / "x.safetensors"));
   // A good checkpoint evaluated under a config for another input shape.
   r = run_apricot("eval" + kSmoke + " --set data.synthetic_shape=[1,16,16] --model " +
                   (dir / "base" / "model.pt").string());
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("12x12"), std::string::npos) << r.err;
   // Another arch.
   r = run_apricot("eval" + kSmoke + " --set model.arch=cnn1 --model " + (dir / "base" / "model.pt").string());
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
 }
 
 TEST(Cli, BuiltInDefaultsRunWithoutAConfig) {
@@ -247,13 +249,13 @@ TEST(Cli, UnknownStrategyIsAUsageErrorAndHelpListsTheChoices) {
   EXPECT_NE(help.out.find("{1,2,3,soup,greedy-soup,none,none-matched}"), std::string::npos) << help.out;
   auto d = fresh_dir("strategy");
   auto r = run_apricot("adapt" + kSmoke + " --strategy 7 -w " + d.string());
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("--strategy"), std::string::npos) << r.err;
   r = run_apricot("adapt" + kSmoke + " --set 'adapt.strategies=[\"1\",\"7\"]' -w " + d.string());
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("adapt.strategies"), std::string::npos) << r.err;
   r = run_apricot("run" + kSmoke + " --set 'adapt.strategies=[\"best\"]' -w " + d.string());
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("adapt.strategies"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(d / "base"));  // refused before any work
 }

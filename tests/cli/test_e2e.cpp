@@ -72,7 +72,7 @@ TEST(EndToEnd, CifarSliceAllPhases) {
 
   // adapt before train-base: a clear error, exit 4.
   auto r = run_apricot("adapt --strategy 1" + s.args);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("train-base"), std::string::npos) << r.err;
 
   r = run_apricot("train-base --json" + s.args);
@@ -81,7 +81,7 @@ TEST(EndToEnd, CifarSliceAllPhases) {
 
   // Missing rDLMs: exit 4 naming them and the command.
   r = run_apricot("adapt --strategy 2" + s.args);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("0,1,2"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("train-rdlms"), std::string::npos) << r.err;
 
@@ -104,7 +104,7 @@ TEST(EndToEnd, CifarSliceAllPhases) {
   EXPECT_EQ(json::parse(r.out)["skipped"], json({0, 1, 2}));
   EXPECT_EQ(slurp(rdlm_path(w, 1)), before);
 
-  EXPECT_EQ(run_apricot("adapt --strategy 7" + s.args).code, 2);  // a usage error
+  EXPECT_EQ(run_apricot("adapt --strategy 7" + s.args).code, exit_status(ExitCode::kUsage));  // a usage error
 
   for (std::string st : {"1", "2", "3", "none"}) {
     r = run_apricot("adapt --json --strategy " + st + s.args);
@@ -148,7 +148,7 @@ TEST(EndToEnd, CifarSliceAllPhases) {
 
   // A stored result is not passed off for another configuration.
   r = run_apricot("adapt --strategy none --set adapt.retrain.lr=0.5" + s.args);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
 
   // `run` on a complete work directory skips every phase and prints the table.
@@ -171,7 +171,7 @@ TEST(EndToEnd, RdlmsOfAnotherShapeAreRefused) {
   r = run_apricot("train-base" + cifar + common);
   ASSERT_EQ(r.code, 0) << r.err;
   r = run_apricot("adapt --strategy 1" + cifar + common);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("1x12x12"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("rDLM 0"), std::string::npos) << r.err;
 }

@@ -26,6 +26,8 @@
 #include "cli_util.hpp"
 
 using namespace apricot::test;
+using apricot::ExitCode;
+using apricot::exit_status;
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -242,7 +244,7 @@ TEST(Reliability, SigtermAndSigintSaveStateAndExit130) {
     ::kill(c.pid, signals[i]);
     code = wait_exit(c);
     auto err = slurp(c.err.string());
-    EXPECT_EQ(code, 130) << ph[i].name << ": " << err;
+    EXPECT_EQ(code, exit_status(ExitCode::kInterrupted)) << ph[i].name << ": " << err;
     EXPECT_NE(err.find("state saved to"), std::string::npos) << err;
     EXPECT_NE(err.find("rerun the same"), std::string::npos) << err;
     EXPECT_NE(err.find(signals[i] == SIGINT ? "SIGINT" : "SIGTERM"), std::string::npos) << err;
@@ -274,7 +276,7 @@ TEST(Reliability, MatchedControlsTrainingResumesAfterSigterm) {
   ::kill(c.pid, SIGTERM);
   code = wait_exit(c);
   auto err = slurp(c.err.string());
-  EXPECT_EQ(code, 130) << err;
+  EXPECT_EQ(code, exit_status(ExitCode::kInterrupted)) << err;
   EXPECT_NE(err.find("budget-matched training"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(w / "adapt-none-matched" / "result.json"));
   r = run_apricot(args);
@@ -296,19 +298,19 @@ TEST(Reliability, CorruptStateIsRefusedNotLoaded) {
   int code = -1;
   ASSERT_TRUE(wait_for_file(c, ph.state, &code));
   ::kill(c.pid, SIGTERM);
-  ASSERT_EQ(wait_exit(c), 130);
+  ASSERT_EQ(wait_exit(c), exit_status(ExitCode::kInterrupted));
   auto meta = json::parse(slurp(ph.state.string()));
   auto archive = ph.state.parent_path() / meta["state"]["file"].get<std::string>();
   std::string bytes = file_bytes(archive);
   bytes[bytes.size() / 2] ^= 0x5a;
   std::ofstream(archive, std::ios::binary | std::ios::trunc) << bytes;
   auto r = run_apricot(ph.args);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("corrupt"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
   std::ofstream(archive, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 3);
   r = run_apricot(ph.args);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
   r = run_apricot(ph.args + " --force --log-level warn");  // the way out the hint names
   EXPECT_EQ(r.code, 0) << r.err;
@@ -327,7 +329,7 @@ TEST(Reliability, DiskFullExits3AndKeepsEarlierOutputs) {
   int status = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(status));
   auto err = slurp((d / "err").string());
-  EXPECT_EQ(WEXITSTATUS(status), 3) << err;
+  EXPECT_EQ(WEXITSTATUS(status), exit_status(ExitCode::kData)) << err;
   EXPECT_NE(err.find("cannot write"), std::string::npos) << err;
   EXPECT_TRUE(file_bytes(d / "base" / "model.pt") == before) << "the earlier model must be intact";
   auto r = run_apricot("eval -c " + cfg.string() + " -w " + d.string() + " --json");
@@ -367,17 +369,17 @@ TEST(Reliability, ConcurrentRdlmTrainersNeverTrainTheSameRdlmTwice) {
   int code = -1;
   ASSERT_TRUE(wait_for_file(first, d / "w" / "adapt-2" / "state.json", &code)) << slurp(first.err.string());
   auto second = run_apricot("adapt --strategy 2 -c " + cfg.string() + " -w " + (d / "w").string());
-  EXPECT_EQ(second.code, 4) << second.err;
+  EXPECT_EQ(second.code, exit_status(ExitCode::kState)) << second.err;
   EXPECT_NE(second.err.find("is being adapted"), std::string::npos) << second.err;
   ::kill(first.pid, SIGTERM);
-  EXPECT_EQ(wait_exit(first), 130) << slurp(first.err.string());
+  EXPECT_EQ(wait_exit(first), exit_status(ExitCode::kInterrupted)) << slurp(first.err.string());
 }
 
 TEST(Reliability, DivergingLossNamesPhaseEpochAndStep) {
   auto d = fresh_dir("rel-nan");
   auto cfg = write_config(d);
   auto r = run_apricot("train-base -c " + cfg.string() + " -w " + (d / "w").string() + " --set train.lr=1e30");
-  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kOther)) << r.err;
   EXPECT_NE(r.err.find("base: the loss is not finite at epoch 1, step"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("diverged"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(d / "w" / "base" / "model.pt")) << "no model is written from a diverged run";
@@ -411,10 +413,10 @@ TEST(Adapt, TargetedRepairAdjustsOnlyOnThePairAndReportsItsErrors) {
   auto untargeted = json::parse(slurp((ref / "w" / "adapt-1" / "result.json").string()));
   EXPECT_LT(res["failing_inputs"].get<int64_t>(), untargeted["failing_inputs"].get<int64_t>());
   auto bad = run_apricot("adapt --strategy 1 --set adapt.target=[2,2]" + common);
-  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_EQ(bad.code, exit_status(ExitCode::kUsage)) << bad.err;
   EXPECT_NE(bad.err.find("adapt.target"), std::string::npos) << bad.err;
   bad = run_apricot("adapt --strategy 1 --force --set adapt.target=[0,9]" + common);
-  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_EQ(bad.code, exit_status(ExitCode::kUsage)) << bad.err;
   EXPECT_NE(bad.err.find("do not exist"), std::string::npos) << bad.err;
 }
 
@@ -445,10 +447,10 @@ TEST(Reliability, CorruptOrTruncatedCheckpointIsRefusedNotLoaded) {
   bytes[bytes.size() - 100] ^= 0x01;  // one bit, inside the last tensor's data
   std::ofstream(base, std::ios::binary | std::ios::trunc) << bytes;
   auto r = run_apricot("eval" + common);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("CRC-32 does not match"), std::string::npos) << r.err;
   r = run_apricot("adapt --strategy 1" + common);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_FALSE(fs::exists(d / "w" / "adapt-1" / "result.json"));
   // A truncated rDLM stops the adaptation before anything is computed.
   std::ofstream(base, std::ios::binary | std::ios::trunc) << file_bytes(ref / "w" / "base" / "model.pt");
@@ -456,7 +458,7 @@ TEST(Reliability, CorruptOrTruncatedCheckpointIsRefusedNotLoaded) {
   std::string rb = file_bytes(rdlm);
   std::ofstream(rdlm, std::ios::binary | std::ios::trunc) << rb.substr(0, rb.size() / 2);
   r = run_apricot("adapt --strategy 1" + common);
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("rdlm-01"), std::string::npos) << r.err;
 }
@@ -485,7 +487,7 @@ TEST(Reliability, CheckpointMetadataWithOutOfRangeNumbersIsRefused) {
   fs::copy(ref / "w" / "base", d / "base", fs::copy_options::recursive);
   std::ofstream(d / "base" / "model.json", std::ios::trunc) << R"({"format": "apricot-checkpoint", "classes": 1e400})";
   auto r = run_apricot("eval -c " + write_config(d).string() + " -w " + d.string());
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("corrupt"), std::string::npos) << r.err;
 }
 
@@ -505,7 +507,7 @@ TEST(Reliability, ParallelRdlmsMatchSequentialAndResumeAfterSigterm) {
   ::kill(c.pid, SIGTERM);
   code = wait_exit(c);
   auto err = slurp(c.err.string());
-  EXPECT_EQ(code, 130) << err;
+  EXPECT_EQ(code, exit_status(ExitCode::kInterrupted)) << err;
   EXPECT_NE(err.find("up to 3 at once on cpu (1 CPU threads each)"), std::string::npos) << err;
   EXPECT_NE(err.find("state saved to"), std::string::npos) << err;
   auto r = run_apricot(args + " --json");

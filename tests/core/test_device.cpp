@@ -169,7 +169,7 @@ TEST(Device, SameThreadsGiveTheSameBitsWhateverTheBlasPoolStartedWith) {
   auto r = apricot::test::run_shell(std::string(APRICOT_BINARY) + args + "/w3 --seed 1");
   ASSERT_EQ(r.code, 0) << r.err;
   auto other = apricot::test::run_apricot("compare --json " + a + " " + (dir / "w3/base/model.pt").string());
-  EXPECT_EQ(other.code, 1) << other.err;
+  EXPECT_EQ(other.code, 1) << other.err;  // as diff: 1 = they differ (not an error code)
   const auto doc = nlohmann::json::parse(other.out);
   EXPECT_GT(doc["differing"].get<int64_t>(), 0);
   EXPECT_EQ(doc["differing"], doc["differences"].size());

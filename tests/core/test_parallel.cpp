@@ -97,20 +97,20 @@ TEST(ParallelCli, BadDevicesAndParallelAreUsageErrors) {
   auto d = fresh_dir("par-cli");
   const std::string w = " -w " + (d / "w").string() + " --set data.synthetic_train=300 ";
   auto r = run_apricot("train-rdlms" + w + "--devices cpu,cpu");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("listed twice"), std::string::npos) << r.err;
   r = run_apricot("train-rdlms" + w + "--devices cpu,");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("empty entry"), std::string::npos) << r.err;
   r = run_apricot("train-rdlms" + w + "--set 'rdlm.devices=[\"gpu\"]'");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("rdlm.devices"), std::string::npos) << r.err;
   r = run_apricot("train-rdlms" + w + "--parallel 0");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("rdlm.parallel"), std::string::npos) << r.err;
   if (!torch::cuda::is_available()) {
     r = run_apricot("train-rdlms" + w + "--devices cuda:0");
-    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
     EXPECT_NE(r.err.find("no CUDA device"), std::string::npos) << r.err;
   }
 }

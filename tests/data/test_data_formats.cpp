@@ -153,7 +153,7 @@ TEST(ImageFolder, ChannelsAndResizing) {
   // Mixed sizes: refused without data.image_size, naming the file; resized with it.
   write_png(root / "train" / "b" / "1.png", std::vector<uint8_t>(6 * 8 * 3, 200), 6, 8, 3);
   std::string msg;
-  EXPECT_EQ(exit_code_of([&] { load_imagefolder(root.string(), 0, {}, train, test); }, &msg), 3);
+  EXPECT_EQ(exit_code_of([&] { load_imagefolder(root.string(), 0, {}, train, test); }, &msg), exit_status(ExitCode::kData));
   EXPECT_NE(msg.find("1.png"), std::string::npos) << msg;
   EXPECT_NE(msg.find("data.image_size"), std::string::npos) << msg;
   load_imagefolder(root.string(), 0, {3, 2}, train, test);
@@ -200,7 +200,7 @@ TEST(ImageFolder, BadInputNamesTheFile) {
   Split train, test;
   auto expect_error = [&](const std::string& needle, const std::string& what) {
     std::string msg;
-    EXPECT_EQ(exit_code_of([&] { load_imagefolder(root.string(), 0, {}, train, test); }, &msg), 3) << what;
+    EXPECT_EQ(exit_code_of([&] { load_imagefolder(root.string(), 0, {}, train, test); }, &msg), exit_status(ExitCode::kData)) << what;
     EXPECT_NE(msg.find(needle), std::string::npos) << what << ": " << msg;
   };
   fresh();
@@ -274,7 +274,7 @@ TEST(Npy, BadInputNamesTheFile) {
   Split train, test;
   auto expect_error = [&](int64_t classes, const std::string& needle, const std::string& what) {
     std::string msg;
-    EXPECT_EQ(exit_code_of([&] { load_npy(root.string(), classes, train, test); }, &msg), 3) << what;
+    EXPECT_EQ(exit_code_of([&] { load_npy(root.string(), classes, train, test); }, &msg), exit_status(ExitCode::kData)) << what;
     EXPECT_NE(msg.find(needle), std::string::npos) << what << ": " << msg;
   };
   good();
@@ -328,7 +328,7 @@ TEST(ImageFolder, CliTrainsAndRefusesACorruptImage) {
   EXPECT_NE(r.err.find("2 classes (bright, dark)"), std::string::npos) << r.err;
   std::ofstream(root / "data" / "train" / "dark" / "3.png", std::ios::binary) << "\x89PNG\r\n\x1a\n garbage";
   r = run_apricot("train-base --force" + args);
-  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData)) << r.err;
   EXPECT_NE(r.err.find("3.png"), std::string::npos) << r.err;
   fs::remove_all(root);
 }

@@ -429,7 +429,7 @@ TEST(Changes, ResultJsonCountsAgainstTheBaseAndTheBreakBoundRefusesBreakingCandi
   EXPECT_EQ(cmp["per_class"], val.to_json()["per_class"]);
   r = apricot::test::run_apricot("eval -c " + cfg_file.string() + " -w " + free_dir.string() + " --compare " +
                                  (free_dir / "missing.pt").string());
-  EXPECT_EQ(r.code, 3) << r.err;  // a missing reference is a data error naming the file
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData)) << r.err;  // a missing reference is a data error naming the file
   EXPECT_NE(r.err.find("missing.pt"), std::string::npos) << r.err;
   ASSERT_GT(free["accepted"].get<int64_t>(), 0) << "the fixture must accept some candidate";
   ASSERT_GT(free["changes"]["val"]["broken"]["count"].get<int64_t>(), 0)

@@ -140,20 +140,20 @@ TEST(TorchScript, FreshModelsAreReinitialisedByKind) {
 
 TEST(TorchScript, TracedBatchNormIsRefusedAndBadFilesAreClearErrors) {
   std::string msg;
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("bn-dropout-traced-1x16x16-4.pt")); }, &msg), 2);
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("bn-dropout-traced-1x16x16-4.pt")); }, &msg), exit_status(ExitCode::kUsage));
   EXPECT_NE(msg.find("torch.jit.script"), std::string::npos) << msg;
   EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-traced-1x16x16-4.pt")); }), 0)
       << "tracing a model without BatchNorm or dropout loses nothing";
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("no-such-file.pt")); }, &msg), 3);
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("no-such-file.pt")); }, &msg), exit_status(ExitCode::kData));
   auto dir = fresh_dir("ts-bad");
   std::ofstream(dir / "text.pt") << "not a TorchScript archive";
   ModelSpec s = spec_of("");
   s.path = (dir / "text.pt").string();
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(s); }, &msg), 3);
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(s); }, &msg), exit_status(ExitCode::kData));
   EXPECT_NE(msg.find("text.pt"), std::string::npos) << msg;
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 1, 10)); }, &msg), 2);
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 1, 10)); }, &msg), exit_status(ExitCode::kUsage));
   EXPECT_NE(msg.find("(batch, classes)"), std::string::npos) << msg;
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 3, 4)); }, &msg), 2);
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 3, 4)); }, &msg), exit_status(ExitCode::kUsage));
   EXPECT_NE(msg.find("mode on a batch of shape (2, 3, 16, 16)"), std::string::npos) << msg;
   fs::remove_all(dir);
 }
@@ -204,9 +204,9 @@ TEST(TorchScript, PretrainedFileIsTheBaseAsItIs) {
   EXPECT_TRUE(base.meta["metrics"].contains("test_acc"));
   // Only for a TorchScript model, and not with an early-epoch copy that cannot exist.
   r = run_apricot("train-base --device cpu -w " + (dir / "x").string() + " --set model.pretrained=true");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   r = run_apricot("train-base" + args + " --set rdlm.init=base-early --force");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("rdlm.init"), std::string::npos) << r.err;
   fs::remove_all(dir);
 }
@@ -245,13 +245,13 @@ TEST(TorchScript, ImportMakesTheModuleTheBaseOfAWorkDirectory) {
   EXPECT_TRUE(fs::exists(w + "/adapt-1/result.json"));
   // Wrong uses are usage errors that say why.
   r = run_apricot("import --from torchscript -i " + fixture("small-1x16x16-4.pt") + " -o x.pt -w " + w);
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("--out"), std::string::npos) << r.err;
   // A refused module leaves the work directory as it was, its config included.
   const std::string config_before = slurp(w + "/config.json");
   r = run_apricot("import --from torchscript -i " + fixture("bn-dropout-traced-1x16x16-4.pt") + " --device cpu -w " + w +
                   data + " --force");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("torch.jit.script"), std::string::npos) << r.err;
   EXPECT_EQ(slurp(w + "/config.json"), config_before);
   EXPECT_TRUE(checkpoint_exists(w + "/base/model.pt"));
@@ -293,7 +293,7 @@ TEST(TorchScript, SafetensorsExportImportsBackIntoTheModule) {
   // A module whose state_dict does not match the tensors is refused, naming the tensor.
   r = run_apricot("import -i " + (dir / "w.safetensors").string() + " --module " + fixture("small-1x16x16-4.pt") +
                   " -o " + (dir / "bad.pt").string());
-  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kState)) << r.err;
   EXPECT_NE(r.err.find("state_dict"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "bad.pt"));
   // PyTorch's side: the tensors load into the module with load_state_dict (strict) and give the logits.
@@ -319,5 +319,5 @@ TEST(TorchScript, BenchTrainMeasuresAModuleAgainstABuiltIn) {
   EXPECT_GT(doc["infer_ratio"].get<double>(), 0);
   // The module is checked against --input as anywhere else.
   r = run_apricot("bench train --module " + fixture("small-1x16x16-4.pt") + " --input 3,32,32 --classes 4 --device cpu");
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
 }

@@ -126,7 +126,7 @@ TEST(ReportSweep, SeedLists) {
   EXPECT_EQ(parse_seed_list("9,0-2,2"), (std::vector<int64_t>{0, 1, 2, 9}));
   EXPECT_EQ(parse_seed_list("4"), (std::vector<int64_t>{4}));
   for (const char* bad : {"", "5-1", "a", "1,,2", "-3", "1-", "1.5", "0-99999"})
-    EXPECT_EQ(exit_code_of([&] { parse_seed_list(bad); }), 2) << bad;
+    EXPECT_EQ(exit_code_of([&] { parse_seed_list(bad); }), exit_status(ExitCode::kUsage)) << bad;
 }
 
 TEST(Report, AggregatesSeedsAgainstHandValues) {
@@ -243,7 +243,7 @@ TEST(Report, ReadsRdlmsInIndexOrder) {
 
 TEST(Report, ErrorsNameTheFile) {
   auto root = fresh_dir("report-errors");
-  EXPECT_EQ(exit_code_of([&] { load_run((root / "missing").string()); }), 3);
+  EXPECT_EQ(exit_code_of([&] { load_run((root / "missing").string()); }), exit_status(ExitCode::kData));
   fs::create_directories(root / "empty");
   try {
     load_run((root / "empty").string());
@@ -306,19 +306,19 @@ TEST(ReportCli, ReportCommand) {
   // An existing report is kept without --force (exit 2, as export and import do), replaced with it.
   const std::string before = slurp((fs::path(out) / "report.md").string());
   r = run_apricot("report " + dirs[0] + " --out " + out);
-  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;
   EXPECT_NE(r.err.find("--force"), std::string::npos) << r.err;
   EXPECT_EQ(slurp((fs::path(out) / "report.md").string()), before);
   fs::remove(fs::path(out) / "report.md");  // any one of the three files counts as a report
-  EXPECT_EQ(run_apricot("report " + dirs[0] + " --out " + out).code, 2);
+  EXPECT_EQ(run_apricot("report " + dirs[0] + " --out " + out).code, exit_status(ExitCode::kUsage));
   r = run_apricot("report " + dirs[0] + " --out " + out + " --force");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("## Table V: adaptation, small"), std::string::npos) << r.out;
   EXPECT_NE(slurp((fs::path(out) / "report.md").string()), before);  // now one run, not two
   r = run_apricot("report " + (root / "nope").string() + " --out " + out + " --force");
-  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(r.code, exit_status(ExitCode::kData));
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
-  EXPECT_EQ(run_apricot("report --out " + out).code, 2);  // no work directory
+  EXPECT_EQ(run_apricot("report --out " + out).code, exit_status(ExitCode::kUsage));  // no work directory
 }
 
 TEST(ReportCli, SweepRunsEverySeedThenTheReport) {
@@ -330,9 +330,9 @@ TEST(ReportCli, SweepRunsEverySeedThenTheReport) {
       " --set rdlm.count=2 --set rdlm.size=100 --set rdlm.stride=100 --set rdlm.epochs=1"
       " --set adapt.max_batches=4 --set adapt.retrain_every=2 --set adapt.retrain.steps=2 --set adapt.step=0.05"
       " --threads 1 -w " + root.string();
-  EXPECT_EQ(run_apricot("sweep --seeds 3-1" + args).code, 2);
-  EXPECT_EQ(run_apricot("sweep --seeds 1 --seed 4" + args).code, 2);
-  EXPECT_EQ(run_apricot("sweep --seeds 1 --strategies 1,7" + args).code, 2);  // a usage error
+  EXPECT_EQ(run_apricot("sweep --seeds 3-1" + args).code, exit_status(ExitCode::kUsage));
+  EXPECT_EQ(run_apricot("sweep --seeds 1 --seed 4" + args).code, exit_status(ExitCode::kUsage));
+  EXPECT_EQ(run_apricot("sweep --seeds 1 --strategies 1,7" + args).code, exit_status(ExitCode::kUsage));  // a usage error
   auto r = run_apricot("sweep --seeds 1,2 --strategies 1,none --json --log-level warn" + args);
   ASSERT_EQ(r.code, 0) << r.err;
   json out = json::parse(r.out);

@@ -14,6 +14,8 @@ enum class ExitCode : int {
   kState = 4,       // incompatible or corrupt checkpoint / state
   kInterrupted = 130,
 };
+// The process exit status of a code (what a shell, a batch script or a test sees).
+constexpr int exit_status(ExitCode c) { return static_cast<int>(c); }
 
 class Error : public std::runtime_error {
  public:
