@@ -26,17 +26,15 @@ struct ReportOptions {
 
 int run_report(const ReportOptions& o) {
   configure_logging(o.log_level);
-  for (const char* name : {"report.md", "report.json", "report.html"}) {
-    const auto existing = std::filesystem::path(o.out) / name;
+  const ReportFiles files = report_files(o.out);
+  for (const std::string& existing : files.all()) {
     if (std::filesystem::exists(existing) && !o.force)
-      config_error("--out '" + o.out + "' already holds a report ('" + existing.string() + "' exists)",
+      config_error("--out '" + o.out + "' already holds a report ('" + existing + "' exists)",
                    "pass --force to replace it, or choose another directory with --out");
   }
   auto rep = write_report(o.workdirs, o.out);
   for (const auto& n : rep["notes"]) spdlog::warn("{}", n.get<std::string>());
-  const auto out = std::filesystem::path(o.out);
-  spdlog::info("wrote {}, {} and {}", (out / "report.md").string(), (out / "report.json").string(),
-               (out / "report.html").string());
+  spdlog::info("wrote {}, {} and {}", files.markdown, files.json, files.html);
   if (o.json) {
     print_json(rep);
   } else {

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "apricot/core/errors.hpp"
+#include "apricot/io/workdir.hpp"
 #include "apricot/report/report.hpp"
 #include "apricot/method/weights.hpp"
 #include "apricot/pipeline/pipeline.hpp"
@@ -67,10 +68,11 @@ int run_sweep(const SweepOptions& o) {
     runs.push_back({{"seed", seeds[i]}, {"workdir", s.workdir}, {"seconds", run["seconds"]}});
     dirs.push_back(s.workdir);
   }
-  const std::string out = (fs::path(root) / "report").string();
+  const std::string out = WorkDir(root).report_dir();
   json rep = write_report(dirs, out);
   for (const auto& n : rep["notes"]) spdlog::warn("{}", n.get<std::string>());
-  spdlog::info("sweep: report in {}/report.md, report.json, report.html", out);
+  const ReportFiles files = report_files(out);
+  spdlog::info("sweep: report in {}, {}, {}", files.markdown, files.json, files.html);
   if (o.common.json) {
     print_json({{"root", root}, {"runs", runs}, {"report_dir", out}, {"report", rep}});
   } else {

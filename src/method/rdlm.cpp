@@ -150,9 +150,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
     base_crc = b.meta.at("weights").at("crc32").get<std::string>();
   }
   TrainOptions opts = rdlm_train_options(cfg);
-  char label[32];
-  std::snprintf(label, sizeof label, "rdlm-%02lld", static_cast<long long>(k));
-  opts.label = label;
+  opts.label = WorkDir::rdlm_name(k);
   opts.progress = progress;
   const std::string state = wd.rdlm_state(k);
   json rdlm_recipe = to_json(cfg)["rdlm"];
@@ -188,7 +186,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   std::error_code ec;  // the correctness table describes the old rDLM set
   fs::remove(wd.correctness_cache(), ec);
   fs::remove(wd.correctness_cache() + ".json", ec);
-  spdlog::info("{}: subset {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", label,
+  spdlog::info("{}: subset {:.2f}%  val {:.2f}%  test {:.2f}%  ({:.1f}s)", opts.label,
                100 * m["subset_acc"].get<double>(), 100 * m["val_acc"].get<double>(), 100 * m["test_acc"].get<double>(), tr.seconds);
   return m;
 }
@@ -275,7 +273,7 @@ json train_rdlms(const Config& cfg, const Dataset& data, const std::string& work
     // One process per rDLM: others sharing the work directory skip it while the lock is held.
     FileLock lock;
     if (!lock.try_lock(WorkDir(workdir).rdlm_lock(k))) {
-      spdlog::info("rdlm-{:02d} is being trained by {}; skipped", k, lock.holder());
+      spdlog::info("{} is being trained by {}; skipped", WorkDir::rdlm_name(k), lock.holder());
       std::lock_guard<std::mutex> g(lists);
       busy.push_back(k);
       return;

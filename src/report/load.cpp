@@ -81,12 +81,9 @@ RunData load_run(const std::string& workdir) {
   std::set<int64_t> indices;
   if (fs::is_directory(wd.rdlms_dir(), ec)) {
     for (const auto& e : fs::directory_iterator(wd.rdlms_dir(), ec)) {
-      const std::string name = e.path().filename().string();  // rdlm-NN, see WorkDir::rdlm_dir
-      if (!e.is_directory() || name.size() < 6 || name.size() > 15 || name.rfind("rdlm-", 0) != 0 ||
-          name.find_first_not_of("0123456789", 5) != std::string::npos)
-        continue;
-      const int64_t k = std::stoll(name.substr(5));
-      if (r.rdlm_count == 0 || k < r.rdlm_count) indices.insert(k);
+      const auto k = WorkDir::rdlm_index(e.path().filename().string());
+      if (!e.is_directory() || !k) continue;
+      if (r.rdlm_count == 0 || *k < r.rdlm_count) indices.insert(*k);
     }
   }
   for (int64_t k : indices) {

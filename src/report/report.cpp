@@ -46,6 +46,11 @@ std::vector<int64_t> parse_seed_list(const std::string& text) {
   return {seeds.begin(), seeds.end()};
 }
 
+ReportFiles report_files(const std::string& dir) {
+  const fs::path d(dir);
+  return {(d / "report.md").string(), (d / "report.json").string(), (d / "report.html").string()};
+}
+
 json write_report(const std::vector<std::string>& workdirs, const std::string& out_dir) {
   if (workdirs.empty()) config_error("no work directory given", "apricot report WORKDIR... (for example runs/quickstart)");
   std::vector<RunData> runs;
@@ -60,10 +65,10 @@ json write_report(const std::vector<std::string>& workdirs, const std::string& o
     runs.push_back(load_run(w));
   }
   json rep = build_report(runs);
-  const fs::path out(out_dir);
-  write_file_atomic((out / "report.md").string(), render_markdown(rep));
-  write_json_atomic((out / "report.json").string(), rep);
-  write_file_atomic((out / "report.html").string(), render_html(rep, runs));
+  const ReportFiles files = report_files(out_dir);
+  write_file_atomic(files.markdown, render_markdown(rep));
+  write_json_atomic(files.json, rep);
+  write_file_atomic(files.html, render_html(rep, runs));
   return rep;
 }
 

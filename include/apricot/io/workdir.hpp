@@ -8,6 +8,7 @@
 // Paths only: nothing here touches the disk.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace apricot {
@@ -29,7 +30,7 @@ class WorkDir {
   std::string base_answers() const { return join(base_dir(), "answers.pt"); }
 
   std::string rdlms_dir() const { return join(root_, "rdlms"); }
-  std::string rdlm_dir(int64_t k) const;  // rdlms/rdlm-NN (two digits at least)
+  std::string rdlm_dir(int64_t k) const { return join(rdlms_dir(), rdlm_name(k)); }  // rdlms/rdlm-NN
   std::string rdlm_model(int64_t k) const { return join(rdlm_dir(k), "model.pt"); }
   std::string rdlm_meta(int64_t k) const { return join(rdlm_dir(k), "model.json"); }  // rdlm_model(k)'s metadata
   std::string rdlm_metrics(int64_t k) const { return join(rdlm_dir(k), "metrics.jsonl"); }
@@ -39,7 +40,7 @@ class WorkDir {
   std::string correctness_cache() const { return join(rdlms_dir(), "correctness.pt"); }
 
   // ARM: an arm's name (method/arms.hpp), e.g. "1" or "none-matched".
-  std::string adapt_dir(const std::string& arm) const { return join(root_, "adapt-" + arm); }
+  std::string adapt_dir(const std::string& arm) const { return join(root_, adapt_name(arm)); }
   std::string adapt_model(const std::string& arm) const { return join(adapt_dir(arm), "model.pt"); }
   std::string adapt_result(const std::string& arm) const { return join(adapt_dir(arm), "result.json"); }
   std::string adapt_trace(const std::string& arm) const { return join(adapt_dir(arm), "trace.jsonl"); }
@@ -49,6 +50,12 @@ class WorkDir {
   std::string adapt_lock(const std::string& arm) const { return join(adapt_dir(arm), "lock"); }
 
   std::string report_dir() const { return join(root_, "report"); }
+
+  // The names inside: "rdlm-NN" (two digits at least) and back (nothing for another name), and an
+  // arm's phase, "adapt-ARM" (also its label in logs and messages).
+  static std::string rdlm_name(int64_t k);
+  static std::optional<int64_t> rdlm_index(const std::string& name);
+  static std::string adapt_name(const std::string& arm) { return "adapt-" + arm; }
 
  private:
   static std::string join(const std::string& a, const std::string& b);

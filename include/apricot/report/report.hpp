@@ -39,8 +39,15 @@ nlohmann::json build_report(const std::vector<RunData>& runs);
 std::string render_markdown(const nlohmann::json& report);
 std::string render_html(const nlohmann::json& report, const std::vector<RunData>& runs);
 
-// Loads the work directories, writes DIR/report.md, report.json, report.html (each atomically,
-// replacing older ones) and returns the report document.
+// The files a report writes into its directory, named here only.
+struct ReportFiles {
+  std::string markdown, json, html;  // DIR/report.md, DIR/report.json, DIR/report.html
+  std::vector<std::string> all() const { return {markdown, json, html}; }
+};
+ReportFiles report_files(const std::string& dir);
+
+// Loads the work directories, writes report_files(out_dir) (each atomically, replacing older ones)
+// and returns the report document.
 nlohmann::json write_report(const std::vector<std::string>& workdirs, const std::string& out_dir);
 
 // `apricot sweep --seeds`: "1-5" -> {1..5}, "1,3,7", "0-2,9"; ascending, no duplicates. config_error
