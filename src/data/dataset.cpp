@@ -81,62 +81,50 @@ struct Hasher {
 
 }  // namespace
 
-Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
-  Dataset ds;
-  ds.name = cfg.format;
-  if (cfg.format == "cifar10" || cfg.format == "idx" || cfg.format == "imagefolder" || cfg.format == "npy") {
-    if (cfg.root.empty())
-      config_error("data.root is empty but data.format = \"" + cfg.format + "\" reads files from it",
-                   "set data.root to the dataset directory");
-    if (cfg.format == "cifar10") {
-      load_cifar10(cfg.root, ds.train, ds.test);
-      ds.classes = kCifar10Classes;
-    } else if (cfg.format == "imagefolder") {
-      std::vector<std::string> names;
-      load_imagefolder(cfg.root, cfg.channels, cfg.image_size, ds.train, ds.test, &names);
-      ds.classes = static_cast<int64_t>(names.size());
-      std::string list;
-      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      spdlog::info("{}: {} classes ({}), {} training and {} test images", cfg.root, names.size(), list,
-                   ds.train.size(), ds.test.size());
-    } else {
-      if (cfg.format == "idx") {
-        load_idx(cfg.root, ds.train, ds.test);
-      } else {
-        load_npy(cfg.root, cfg.classes, ds.train, ds.test);
-      }
-      const int64_t top = std::max(ds.train.y.max().item<int64_t>(), ds.test.y.max().item<int64_t>());
-      if (cfg.classes > 0 && top >= cfg.classes)
-        data_error(cfg.root + ": label " + std::to_string(top) + " is outside data.classes = " +
-                       std::to_string(cfg.classes),
-                   "raise data.classes, or set it to 0 to take the largest label + 1");
-      ds.classes = cfg.classes > 0 ? cfg.classes : top + 1;
-    }
-  } else if (cfg.format == "synthetic") {
+namespace {
+
+// The format's splits as read (no validation split yet) and its class count.
+void read_format(const DataConfig& cfg, Dataset& ds) {
+  if (cfg.format == "synthetic") {
     const auto& sh = cfg.synthetic_shape;
-    if (sh.size() != 3 || *std::min_element(sh.begin(), sh.end()) < 1)
-      config_error("data.synthetic_shape must be three positive sizes [C, H, W]");
-    if (cfg.synthetic_classes < 2) config_error("data.synthetic_classes must be at least 2");
-    if (cfg.synthetic_train < 1 || cfg.synthetic_test < 1)
-      config_error("data.synthetic_train and data.synthetic_test must be at least 1");
-    make_synthetic(cfg.synthetic_train, cfg.synthetic_test, sh[0], sh[1], sh[2],
-                   cfg.synthetic_classes, seeds::kSyntheticData, ds.train, ds.test);
+    make_synthetic(cfg.synthetic_train, cfg.synthetic_test, sh[0], sh[1], sh[2], cfg.synthetic_classes,
+                   seeds::kSyntheticData, ds.train, ds.test);
     ds.classes = cfg.synthetic_classes;
-  } else {
-    config_error("data.format = \"" + cfg.format + "\": unknown format",
-                 "use one of: cifar10, idx, imagefolder, npy, synthetic");
+    return;
   }
+  if (cfg.root.empty())
+    config_error("data.root is empty but data.format = \"" + cfg.format + "\" reads files from it",
+                 "set data.root to the dataset directory");
+  if (cfg.format == "cifar10") {
+    load_cifar10(cfg.root, ds.train, ds.test);
+    ds.classes = kCifar10Classes;
+  } else if (cfg.format == "imagefolder") {
+    std::vector<std::string> names;
+    load_imagefolder(cfg.root, cfg.channels, cfg.image_size, ds.train, ds.test, &names);
+    ds.classes = static_cast<int64_t>(names.size());
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    spdlog::info("{}: {} classes ({}), {} training and {} test images", cfg.root, names.size(), list,
+                 ds.train.size(), ds.test.size());
+  } else {  // idx, npy: the class count from data.classes, else from the labels
+    if (cfg.format == "idx") {
+      load_idx(cfg.root, ds.train, ds.test);
+    } else {
+      load_npy(cfg.root, cfg.classes, ds.train, ds.test);
+    }
+    const int64_t top = std::max(ds.train.y.max().item<int64_t>(), ds.test.y.max().item<int64_t>());
+    if (cfg.classes > 0 && top >= cfg.classes)
+      data_error(cfg.root + ": label " + std::to_string(top) + " is outside data.classes = " +
+                     std::to_string(cfg.classes),
+                 "raise data.classes, or set it to 0 to take the largest label + 1");
+    ds.classes = cfg.classes > 0 ? cfg.classes : top + 1;
+  }
+}
 
-  if (cfg.train_limit < 0) config_error("data.train_limit must be >= 0 (0 = all)");
-  if (cfg.test_limit < 0) config_error("data.test_limit must be >= 0 (0 = all)");
-  ds.train = first_rows(ds.train, cfg.train_limit);
-  ds.test = first_rows(ds.test, cfg.test_limit);
-
-  if (cfg.val_from != "train" && cfg.val_from != "test")
-    config_error("data.val_from = \"" + cfg.val_from + "\": unknown source",
-                 "use one of: train, test");
+// The validation split, taken from data.val_from's split; its size must leave that split images.
+void take_validation(const DataConfig& cfg, uint64_t seed, Dataset& ds) {
   Split& src = cfg.val_from == "train" ? ds.train : ds.test;
-  if (cfg.val_size < 1 || cfg.val_size >= src.size()) {
+  if (cfg.val_size >= src.size()) {
     // Only name a key that can make room: a limit that is set, or the synthetic data's size.
     const int64_t limit = cfg.val_from == "train" ? cfg.train_limit : cfg.test_limit;
     std::string hint = "lower data.val_size";
@@ -148,12 +136,10 @@ Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
                  hint);
   }
   carve_validation(src, ds.val, cfg.val_size, seed);
+}
 
-  ds.channels = ds.train.x.size(1);
-  ds.height = ds.train.x.size(2);
-  ds.width = ds.train.x.size(3);
-  ds.norm = Normalizer::fit(cfg.normalize, ds.train.x);
-
+// A stable hash of what makes two datasets interchangeable for a model.
+std::string fingerprint_of(const DataConfig& cfg, const Dataset& ds) {
   Hasher h;
   h.str(cfg.format);
   h.str(cfg.normalize);  // a model trained on other normalised inputs must not pass as compatible
@@ -162,7 +148,24 @@ Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
     h.tensor(s->x);
     h.tensor(s->y);
   }
-  ds.fingerprint = h.hex();
+  return h.hex();
+}
+
+}  // namespace
+
+Dataset load_dataset(const DataConfig& cfg, uint64_t seed) {
+  validate(cfg);  // the data.* range checks (config_check.cpp), for callers that built cfg by hand
+  Dataset ds;
+  ds.name = cfg.format;
+  read_format(cfg, ds);
+  ds.train = first_rows(ds.train, cfg.train_limit);
+  ds.test = first_rows(ds.test, cfg.test_limit);
+  take_validation(cfg, seed, ds);
+  ds.channels = ds.train.x.size(1);
+  ds.height = ds.train.x.size(2);
+  ds.width = ds.train.x.size(3);
+  ds.norm = Normalizer::fit(cfg.normalize, ds.train.x);
+  ds.fingerprint = fingerprint_of(cfg, ds);
   return ds;
 }
 

@@ -228,90 +228,120 @@ void require_rdlms_of_base(const Config& cfg, const std::string& workdir) {
   }
 }
 
-json train_rdlms(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
-                 const RdlmTrainRequest& req) {
+namespace {
+
+// What became of each requested rDLM; workers append from several threads.
+struct RdlmOutcome {
+  json trained = json::array(), skipped = json::array(), busy = json::array();
+  std::mutex mutex;
+  void add(json& list, int64_t k) {
+    std::lock_guard<std::mutex> g(mutex);
+    list.push_back(k);
+  }
+};
+
+// An existing rDLM must fit this run: the same arch, data, recipe (and base, when fine-tuned from it).
+void require_up_to_date(const Config& cfg, const Dataset& data, const ModelSpec& spec, const std::string& workdir,
+                        int64_t k) {
+  const std::string pt = WorkDir(workdir).rdlm_model(k);
+  auto m = load_checkpoint(pt);
+  check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
+  require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
+  if (cfg.rdlm.init == "base") require_same_base(m.meta, workdir, k, pt);
+}
+
+// The rDLMs of this shard still to train; the others (already trained, checked up to date) are skipped.
+std::vector<int64_t> rdlms_to_train(const Config& cfg, const Dataset& data, const ModelSpec& spec,
+                                    const std::string& workdir, const RdlmTrainRequest& req, RdlmOutcome& out) {
   std::vector<int64_t> wanted = req.only;
   if (wanted.empty())
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) wanted.push_back(k);
-  const ModelSpec spec = model_spec(cfg.model, data);
-  json trained = json::array(), skipped = json::array(), busy = json::array();
-  std::mutex lists;  // workers append to the three lists
-  auto up_to_date = [&](int64_t k, const std::string& pt) {
-    auto m = load_checkpoint(pt);
-    check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
-    require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
-    if (cfg.rdlm.init == "base") require_same_base(m.meta, workdir, k, pt);
-  };
   std::vector<int64_t> todo;
   for (int64_t k : wanted) {
     if (k % req.shard_count != req.shard_index) continue;
-    auto pt = WorkDir(workdir).rdlm_model(k);
-    if (!req.force && checkpoint_exists(pt)) {
-      up_to_date(k, pt);
+    if (!req.force && checkpoint_exists(WorkDir(workdir).rdlm_model(k))) {
+      require_up_to_date(cfg, data, spec, workdir, k);
       // A run killed between writing the model and removing its state leaves the state behind.
       remove_state(WorkDir(workdir).rdlm_state(k));
-      skipped.push_back(k);
+      out.add(out.skipped, k);
       continue;
     }
     todo.push_back(k);
   }
+  return todo;
+}
+
+// Concurrent rDLMs on a GPU share one copy of the training images per device (none on the CPU, or
+// one at a time).
+std::vector<Split> shared_training_images(const Dataset& data, const std::vector<torch::Device>& devices,
+                                          const ParallelPlan& plan, size_t todo) {
+  std::vector<Split> on_device(devices.size());
+  if (plan.workers <= 1 || todo == 0) return on_device;
+  for (size_t d = 0; d < devices.size(); ++d)
+    if (!devices[d].is_cpu()) on_device[d] = Split{data.train.x.to(devices[d]), data.train.y.to(devices[d])};
+  std::string where;
+  for (size_t d = 0; d < devices.size(); ++d) where += (d ? ", " : "") + devices[d].str();
+  spdlog::info("training {} rDLMs, up to {} at once on {} ({} CPU threads each)", todo, plan.workers, where,
+               plan.threads_per_worker);
+  return on_device;
+}
+
+// summary.json once every rDLM exists: kept when nothing was trained and it is there, else written.
+json summary_when_complete(const Config& cfg, const Dataset& data, const std::string& workdir,
+                           const torch::Device& device, bool trained_any) {
+  bool all = true;
+  for (int64_t k = 0; k < cfg.rdlm.count; ++k) all = all && checkpoint_exists(WorkDir(workdir).rdlm_model(k));
+  if (!all) {
+    spdlog::info("not all {} rDLMs exist yet; summary.json is written when the last one is trained", cfg.rdlm.count);
+    return nullptr;
+  }
+  const std::string summary_path = WorkDir(workdir).rdlm_summary();
+  if (!trained_any && fs::exists(summary_path)) {
+    try {  // nothing changed: the summary on disk stands
+      return json::parse(read_file(summary_path));
+    } catch (const json::exception&) {
+    }
+  }
+  json summary = rdlm_summary(cfg, data, workdir, device);
+  write_json_atomic(summary_path, summary);
+  return summary;
+}
+
+}  // namespace
+
+json train_rdlms(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
+                 const RdlmTrainRequest& req) {
+  const ModelSpec spec = model_spec(cfg.model, data);
+  RdlmOutcome out;
+  const std::vector<int64_t> todo = rdlms_to_train(cfg, data, spec, workdir, req, out);
   const std::vector<torch::Device> devices = cfg.rdlm.devices.empty() ? std::vector<torch::Device>{device}
                                                                       : resolve_devices(cfg.rdlm.devices);
   const ParallelPlan plan = make_parallel_plan(cfg.rdlm.parallel, devices, torch::get_num_threads());
-  // Concurrent rDLMs on a GPU share one copy of the training images per device.
-  std::vector<Split> on_device(devices.size());
-  if (plan.workers > 1 && !todo.empty()) {
-    for (size_t d = 0; d < devices.size(); ++d)
-      if (!devices[d].is_cpu()) on_device[d] = Split{data.train.x.to(devices[d]), data.train.y.to(devices[d])};
-    std::string where;
-    for (size_t d = 0; d < devices.size(); ++d) where += (d ? ", " : "") + devices[d].str();
-    spdlog::info("training {} rDLMs, up to {} at once on {} ({} CPU threads each)", todo.size(), plan.workers, where,
-                 plan.threads_per_worker);
-  }
+  const std::vector<Split> on_device = shared_training_images(data, devices, plan, todo.size());
   auto job = [&](int64_t k, const torch::Device& dev) {
-    auto pt = WorkDir(workdir).rdlm_model(k);
     // One process per rDLM: others sharing the work directory skip it while the lock is held.
     FileLock lock;
     if (!lock.try_lock(WorkDir(workdir).rdlm_lock(k))) {
       spdlog::info("{} is being trained by {}; skipped", WorkDir::rdlm_name(k), lock.holder());
-      std::lock_guard<std::mutex> g(lists);
-      busy.push_back(k);
+      out.add(out.busy, k);
       return;
     }
-    if (!req.force && checkpoint_exists(pt)) {  // finished by another process meanwhile
-      up_to_date(k, pt);
-      std::lock_guard<std::mutex> g(lists);
-      skipped.push_back(k);
+    if (!req.force && checkpoint_exists(WorkDir(workdir).rdlm_model(k))) {  // finished by another process meanwhile
+      require_up_to_date(cfg, data, spec, workdir, k);
+      out.add(out.skipped, k);
       return;
     }
     if (req.force) remove_state(WorkDir(workdir).rdlm_state(k));
     const size_t d = std::find(devices.begin(), devices.end(), dev) - devices.begin();
     const Split* shared = d < on_device.size() && on_device[d].x.defined() ? &on_device[d] : nullptr;
     train_one(cfg, data, workdir, dev, k, req.progress && plan.workers <= 1, shared);
-    std::lock_guard<std::mutex> g(lists);
-    trained.push_back(k);
+    out.add(out.trained, k);
   };
   run_parallel(todo, plan, job);
-  for (json* list : {&trained, &skipped, &busy}) std::sort(list->begin(), list->end());
-  if (!skipped.empty()) spdlog::info("rDLMs already trained, skipped: {}", skipped.dump());
-  json summary = nullptr;
-  bool all = true;
-  for (int64_t k = 0; k < cfg.rdlm.count; ++k) all = all && checkpoint_exists(WorkDir(workdir).rdlm_model(k));
-  const std::string summary_path = WorkDir(workdir).rdlm_summary();
-  if (all && trained.empty() && fs::exists(summary_path)) {
-    try {  // nothing changed: the summary on disk stands
-      summary = json::parse(read_file(summary_path));
-    } catch (const json::exception&) {
-      summary = nullptr;
-    }
-  }
-  if (all && summary.is_null()) {
-    summary = rdlm_summary(cfg, data, workdir, device);
-    write_json_atomic(summary_path, summary);
-  } else if (!all) {
-    spdlog::info("not all {} rDLMs exist yet; summary.json is written when the last one is trained", cfg.rdlm.count);
-  }
-  return {{"trained", trained}, {"skipped", skipped}, {"busy", busy}, {"summary", summary}};
+  for (json* list : {&out.trained, &out.skipped, &out.busy}) std::sort(list->begin(), list->end());
+  if (!out.skipped.empty()) spdlog::info("rDLMs already trained, skipped: {}", out.skipped.dump());
+  json summary = summary_when_complete(cfg, data, workdir, device, !out.trained.empty());
+  return {{"trained", out.trained}, {"skipped", out.skipped}, {"busy", out.busy}, {"summary", summary}};
 }
 
 json rdlm_summary(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device) {
