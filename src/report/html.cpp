@@ -27,9 +27,8 @@ svg .xl{text-anchor:middle}svg .al{text-anchor:middle;fill:#555}svg .sm{font-siz
 svg .g{stroke:#ececec}svg .ax{stroke:#888}
 code{background:#f5f5f5;padding:0 3px}ul.notes li{color:#8a5a00})";
 
-}  // namespace
-
-std::string render_html(const json& rep, const std::vector<RunData>& runs) {
+// The page's head and the list of runs in each group.
+std::string page_head(const json& rep) {
   std::ostringstream o;
   o << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Apricot report</title><style>" << kCss
     << "</style></head><body>\n<h1>Apricot report</h1>\n";
@@ -44,38 +43,50 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
     o << "</li>";
   }
   o << "</ul>\n";
-  const std::vector<Table> tables = make_tables(rep);  // II, III, IV, V per group, V overall, paired
-  auto emit_table = [&](const Table& t) {
-    o << "<h2>" << html_escape(t.title) << "</h2><p class=\"note\">" << html_escape(t.note) << "</p><table><tr>";
-    for (const auto& h : t.header) o << "<th>" << html_escape(h) << "</th>";
-    o << "</tr>";
-    for (const auto& row : t.rows) {
-      o << "<tr>";
-      for (const auto& c : row) o << "<td>" << html_escape(c) << "</td>";
-      o << "</tr>";
-    }
-    o << "</table>\n";
-  };
-  for (size_t i = 0; i < 3; ++i) emit_table(tables[i]);
+  return o.str();
+}
 
-  // Group runs as the report did (by label, in the report's order).
-  std::map<std::string, std::vector<const RunData*>> by_dir;
-  for (const auto& r : runs) by_dir[r.workdir].push_back(&r);
-  auto group_runs = [&](const json& g) {
+std::string table_html(const Table& t) {
+  std::ostringstream o;
+  o << "<h2>" << html_escape(t.title) << "</h2><p class=\"note\">" << html_escape(t.note) << "</p><table><tr>";
+  for (const auto& h : t.header) o << "<th>" << html_escape(h) << "</th>";
+  o << "</tr>";
+  for (const auto& row : t.rows) {
+    o << "<tr>";
+    for (const auto& c : row) o << "<td>" << html_escape(c) << "</td>";
+    o << "</tr>";
+  }
+  o << "</table>\n";
+  return o.str();
+}
+
+// The loaded runs of a report group (by work directory, in the report's order).
+class GroupRuns {
+ public:
+  explicit GroupRuns(const std::vector<RunData>& runs) {
+    for (const auto& r : runs) by_dir_[r.workdir].push_back(&r);
+  }
+  std::vector<const RunData*> of(const json& g) const {
     std::vector<const RunData*> out;
     for (const auto& r : g["runs"]) {
-      auto it = by_dir.find(r["workdir"].get<std::string>());
-      if (it != by_dir.end()) out.push_back(it->second.front());
+      auto it = by_dir_.find(r["workdir"].get<std::string>());
+      if (it != by_dir_.end()) out.push_back(it->second.front());
     }
     return out;
-  };
+  }
 
+ private:
+  std::map<std::string, std::vector<const RunData*>> by_dir_;
+};
+
+std::string rdlm_histograms(const json& rep, const GroupRuns& runs) {
+  std::ostringstream o;
   o << "<h2>Figure 2: rDLM test accuracy</h2><p class=\"note\">Histogram of the rDLMs' test accuracies over all "
        "runs of a model; the dashed line is the base model's mean test accuracy.</p><div class=\"figs\">";
   bool any = false;
   for (const auto& g : rep["groups"]) {
     std::vector<double> acc;
-    for (const RunData* r : group_runs(g)) {
+    for (const RunData* r : runs.of(g)) {
       if (r->rdlm_summary && (*r->rdlm_summary).contains("rdlms"))
         for (const auto& e : (*r->rdlm_summary)["rdlms"]) push_if(acc, num(e, {"test_acc"}));
       else
@@ -90,14 +101,15 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
       << "</div>";
   }
   o << "</div>" << (any ? "" : "<p class=\"note\">No rDLMs trained yet.</p>") << "\n";
+  return o.str();
+}
 
-  // Table V and the paired comparison, then the figures about the adaptation.
-  for (size_t i = 3; i < tables.size(); ++i) emit_table(tables[i]);
-
+std::string final_accuracy_boxes(const json& rep) {
+  std::ostringstream o;
   o << "<h2>Figure 3: final test accuracy per strategy</h2><p class=\"note\">Box plots over runs (median, "
        "quartiles, range; every run a dot) of the base model's and each arm's final test accuracy.</p><div "
        "class=\"figs\">";
-  any = false;
+  bool any = false;
   for (const auto& g : rep["groups"]) {
     std::vector<std::pair<std::string, std::vector<double>>> boxes;
     boxes.push_back({"base", g["models"]["test_acc"]["values"].get<std::vector<double>>()});
@@ -113,11 +125,15 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
     o << "<div class=\"fig\">" << boxplot_svg(g["label"].get<std::string>(), boxes) << "</div>";
   }
   o << "</div>" << (any ? "" : "<p class=\"note\">No adaptation results yet.</p>") << "\n";
+  return o.str();
+}
 
+std::string class_changes(const json& rep) {
+  std::ostringstream o;
   o << "<h2>Per-class changes</h2><p class=\"note\">Test accuracy per class of each arm's final model minus "
        "the base's (mean over runs, in percentage points): which classes gained and which paid for it.</p><div "
        "class=\"figs\">";
-  any = false;
+  bool any = false;
   for (const auto& g : rep["groups"]) {
     std::vector<std::pair<std::string, std::vector<double>>> arms;
     for (const auto& s : rep["strategies"]) {
@@ -131,14 +147,18 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
   }
   o << "</div>" << (any ? "" : "<p class=\"note\">No per-class results yet (result.json without \"changes\").</p>")
     << "\n";
+  return o.str();
+}
 
+std::string adaptation_curves(const json& rep, const GroupRuns& runs) {
+  std::ostringstream o;
   o << "<h2>Adaptation curves</h2><p class=\"note\">Per run, the best selection-split accuracy after each batch "
        "(from adapt-*/trace.jsonl), starting from the base model; filled circles mark accepted weight "
        "adjustments, squares accepted retrainings.</p>";
-  any = false;
+  bool any = false;
   for (const auto& g : rep["groups"]) {
     std::string block;
-    for (const RunData* r : group_runs(g)) {
+    for (const RunData* r : runs.of(g)) {
       std::vector<Curve> curves;
       std::string selection = "val";
       for (const auto& s : strategy_names()) {
@@ -157,13 +177,30 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
     o << "<h3>" << html_escape(g["label"]) << "</h3><div class=\"figs\">" << block << "</div>\n";
   }
   if (!any) o << "<p class=\"note\">No adaptation traces yet.</p>\n";
-  if (!rep["notes"].empty()) {
-    o << "<h2>Notes</h2><ul class=\"notes\">";
-    for (const auto& n : rep["notes"]) o << "<li>" << html_escape(n) << "</li>";
-    o << "</ul>\n";
-  }
-  o << "</body></html>\n";
   return o.str();
+}
+
+std::string notes_section(const json& rep) {
+  if (rep["notes"].empty()) return "";
+  std::ostringstream o;
+  o << "<h2>Notes</h2><ul class=\"notes\">";
+  for (const auto& n : rep["notes"]) o << "<li>" << html_escape(n) << "</li>";
+  o << "</ul>\n";
+  return o.str();
+}
+
+}  // namespace
+
+std::string render_html(const json& rep, const std::vector<RunData>& runs) {
+  const std::vector<Table> tables = make_tables(rep);  // II, III, IV, V per group, V overall, paired
+  const GroupRuns group_runs(runs);
+  std::string page = page_head(rep);
+  for (size_t i = 0; i < 3; ++i) page += table_html(tables[i]);
+  page += rdlm_histograms(rep, group_runs);
+  // Table V and the paired comparison, then the figures about the adaptation.
+  for (size_t i = 3; i < tables.size(); ++i) page += table_html(tables[i]);
+  page += final_accuracy_boxes(rep) + class_changes(rep) + adaptation_curves(rep, group_runs) + notes_section(rep);
+  return page + "</body></html>\n";
 }
 
 }  // namespace apricot

@@ -33,18 +33,14 @@ std::string secs(const json& st) {
 }
 std::string plain(const json& st, const char* f) { return has_mean(st) ? strf(f, st["mean"].get<double>()) : kDash; }
 
-}  // namespace
+std::string runs_of(const json& g) { return std::to_string(g["runs"].size()); }
+std::string seeds_of(const json& g) {
+  std::string s;
+  for (const auto& x : g["seeds"]) s += (s.empty() ? "" : ",") + std::to_string(x.get<int64_t>());
+  return s;
+}
 
-std::vector<Table> make_tables(const json& rep) {
-  std::vector<Table> out;
-  const auto strategies = rep["strategies"].get<std::vector<std::string>>();
-  auto runs_of = [](const json& g) { return std::to_string(g["runs"].size()); };
-  auto seeds_of = [](const json& g) {
-    std::string s;
-    for (const auto& x : g["seeds"]) s += (s.empty() ? "" : ",") + std::to_string(x.get<int64_t>());
-    return s;
-  };
-
+Table models_table(const json& rep) {
   Table t2{"Table II: models", "Base model accuracy, mean ± std over runs (seeds).",
            {"model", "data", "runs", "seeds", "params", "train acc", "val acc", "test acc"}, {}};
   for (const auto& g : rep["groups"]) {
@@ -53,8 +49,10 @@ std::vector<Table> make_tables(const json& rep) {
                        m["params"].is_number() ? std::to_string(m["params"].get<int64_t>()) : kDash,
                        pct(m["train_acc"]), pct(m["val_acc"]), pct(m["test_acc"])});
   }
-  out.push_back(t2);
+  return t2;
+}
 
+Table times_table(const json& rep, const std::vector<std::string>& strategies) {
   Table t3{"Table III: training times (seconds)",
            "Wall-clock seconds per run, mean ± std over runs: base training (with its evaluation), all rDLMs "
            "together and per rDLM (training only), and each adaptation arm.",
@@ -68,8 +66,10 @@ std::vector<Table> make_tables(const json& rep) {
     for (const auto& s : strategies) row.push_back(t["adapt_seconds"].contains(s) ? secs(t["adapt_seconds"][s]) : kDash);
     t3.rows.push_back(row);
   }
-  out.push_back(t3);
+  return t3;
+}
 
+Table rdlms_table(const json& rep) {
   Table t4{"Table IV: rDLMs",
            "Per run from rdlms/summary.json, then mean ± std over runs: the rDLMs' mean and std of test accuracy, "
            "the share of training images in some rDLM's subset, and the share of the base model's test "
@@ -85,63 +85,66 @@ std::vector<Table> make_tables(const json& rep) {
     t4.rows.push_back({g["label"], runs_of(g), count, pct(r["test_acc_mean"]), pct(r["test_acc_std"]),
                        pct(r["coverage"]), pct(r["base_failures_some_rdlm_right_share"])});
   }
-  out.push_back(t4);
+  return t4;
+}
 
-  for (const auto& g : rep["groups"]) {
-    Table t5{"Table V: adaptation, " + g["label"].get<std::string>(),
-             "Test accuracy of the base and the final model, mean ± std over runs; gains in percentage points. "
-             "The control arm runs the same loop without weight adjustment: the gain over the control is what "
-             "the rDLMs add.",
-             {"", }, {}};
-    for (const auto& s : strategies) t5.header.push_back(strategy_name(s));
-    const json& a = g["adaptation"];
-    auto row = [&](const std::string& name, auto cell) {
-      std::vector<std::string> r = {name};
-      for (const auto& s : strategies) r.push_back(a.contains(s) ? cell(a[s], s) : kDash);
-      t5.rows.push_back(r);
-    };
-    row("runs", [](const json& e, const std::string&) { return std::to_string(e["runs"].get<int64_t>()); });
-    row("base test acc", [](const json& e, const std::string&) { return pct(e["base_test_acc"]); });
-    row("final val acc", [](const json& e, const std::string&) { return pct(e["final_val_acc"]); });
-    row("final test acc", [](const json& e, const std::string&) { return pct(e["final_test_acc"]); });
-    row("gain over base", [](const json& e, const std::string&) { return pp(e["gain_test"]); });
-    row("max gain over base", [](const json& e, const std::string&) { return pp_value(e["max_gain_test"]); });
-    row("gain over control", [](const json& e, const std::string& s) {
-      return s == "none" ? std::string(kDash) : pp(e["vs_control"]);
+// Table V of one group: a column per arm.
+Table adaptation_table(const json& g, const std::vector<std::string>& strategies) {
+  Table t5{"Table V: adaptation, " + g["label"].get<std::string>(),
+           "Test accuracy of the base and the final model, mean ± std over runs; gains in percentage points. "
+           "The control arm runs the same loop without weight adjustment: the gain over the control is what "
+           "the rDLMs add.",
+           {"", }, {}};
+  for (const auto& s : strategies) t5.header.push_back(strategy_name(s));
+  const json& a = g["adaptation"];
+  auto row = [&](const std::string& name, auto cell) {
+    std::vector<std::string> r = {name};
+    for (const auto& s : strategies) r.push_back(a.contains(s) ? cell(a[s], s) : kDash);
+    t5.rows.push_back(r);
+  };
+  row("runs", [](const json& e, const std::string&) { return std::to_string(e["runs"].get<int64_t>()); });
+  row("base test acc", [](const json& e, const std::string&) { return pct(e["base_test_acc"]); });
+  row("final val acc", [](const json& e, const std::string&) { return pct(e["final_val_acc"]); });
+  row("final test acc", [](const json& e, const std::string&) { return pct(e["final_test_acc"]); });
+  row("gain over base", [](const json& e, const std::string&) { return pp(e["gain_test"]); });
+  row("max gain over base", [](const json& e, const std::string&) { return pp_value(e["max_gain_test"]); });
+  row("gain over control", [](const json& e, const std::string& s) {
+    return s == "none" ? std::string(kDash) : pp(e["vs_control"]);
+  });
+  row("accepted (mean)", [](const json& e, const std::string&) { return plain(e["accepted"], "%.1f"); });
+  bool any_matched = false, any_images = false;
+  for (const auto& s : strategies)
+    if (a.contains(s)) any_matched |= a[s].contains("vs_matched"), any_images |= has_mean(a[s]["images_total"]);
+  if (any_matched)
+    row("gain over matched control", [](const json& e, const std::string&) {
+      return e.contains("vs_matched") ? pp(e["vs_matched"]) : std::string(kDash);
     });
-    row("accepted (mean)", [](const json& e, const std::string&) { return plain(e["accepted"], "%.1f"); });
-    bool any_matched = false, any_images = false;
-    for (const auto& s : strategies)
-      if (a.contains(s)) any_matched |= a[s].contains("vs_matched"), any_images |= has_mean(a[s]["images_total"]);
-    if (any_matched)
-      row("gain over matched control", [](const json& e, const std::string&) {
-        return e.contains("vs_matched") ? pp(e["vs_matched"]) : std::string(kDash);
-      });
-    bool any_changes = false;
-    for (const auto& s : strategies) any_changes |= a.contains(s) && has_mean(a[s]["repaired_rate"]);
-    if (any_changes) {
-      row("repaired (test, of the base's failures)", [](const json& e, const std::string&) {
-        return has_mean(e["repaired_rate"]) ? pct(e["repaired_rate"]) + " (" + plain(e["repaired_count"], "%.1f") + ")"
-                                            : std::string(kDash);
-      });
-      row("broken (test, of the base's right answers)", [](const json& e, const std::string&) {
-        return has_mean(e["broken_rate"]) ? pct(e["broken_rate"]) + " (" + plain(e["broken_count"], "%.1f") + ")"
+  bool any_changes = false;
+  for (const auto& s : strategies) any_changes |= a.contains(s) && has_mean(a[s]["repaired_rate"]);
+  if (any_changes) {
+    row("repaired (test, of the base's failures)", [](const json& e, const std::string&) {
+      return has_mean(e["repaired_rate"]) ? pct(e["repaired_rate"]) + " (" + plain(e["repaired_count"], "%.1f") + ")"
                                           : std::string(kDash);
-      });
-    }
-    if (any_images)
-      row("training images beyond the base", [](const json& e, const std::string&) {
-        return has_mean(e["images_total"]) ? image_count(e["images_total"]["mean"].get<double>()) : std::string(kDash);
-      });
-    if (g.contains("target_pairs"))
-      row("target pair " + g["target_pairs"][0].dump() + ": test errors", [](const json& e, const std::string&) {
-        if (!e.contains("target_test_errors")) return std::string(kDash);
-        return plain(e["target_test_errors"]["before"], "%.1f") + " → " + plain(e["target_test_errors"]["after"], "%.1f");
-      });
-    t5.header[0] = "";
-    out.push_back(t5);
+    });
+    row("broken (test, of the base's right answers)", [](const json& e, const std::string&) {
+      return has_mean(e["broken_rate"]) ? pct(e["broken_rate"]) + " (" + plain(e["broken_count"], "%.1f") + ")"
+                                        : std::string(kDash);
+    });
   }
+  if (any_images)
+    row("training images beyond the base", [](const json& e, const std::string&) {
+      return has_mean(e["images_total"]) ? image_count(e["images_total"]["mean"].get<double>()) : std::string(kDash);
+    });
+  if (g.contains("target_pairs"))
+    row("target pair " + g["target_pairs"][0].dump() + ": test errors", [](const json& e, const std::string&) {
+      if (!e.contains("target_test_errors")) return std::string(kDash);
+      return plain(e["target_test_errors"]["before"], "%.1f") + " → " + plain(e["target_test_errors"]["after"], "%.1f");
+    });
+  t5.header[0] = "";
+  return t5;
+}
 
+Table overall_table(const json& rep, const std::vector<std::string>& strategies) {
   Table ov{"Table V (overall): average gain over all models",
            "Per strategy, the mean over models of each model's mean gain (± std over models when there are several).",
            {"", }, {}};
@@ -153,38 +156,49 @@ std::vector<Table> make_tables(const json& rep) {
     r2.push_back(s == "none" ? kDash : pp(e["vs_control"]));
   }
   ov.rows = {r1, r2};
-  out.push_back(ov);
+  return ov;
+}
 
+// The paired comparisons of every group's arms with a reference arm (`key`: the report's paired entry).
+Table paired_table(const json& rep, const std::vector<std::string>& strategies, const char* title,
+                   const char* ref_name, const char* key, const std::string& skip) {
+  Table pc{title,
+           std::string("Per run, the arm's final test accuracy minus the ") + ref_name +
+               "'s on the same seed and work directory; mean and std of these differences, wins/ties/losses, the "
+               "paired t statistic and its two-sided p-value (Student's t with n−1 degrees of freedom; none when "
+               "n < 2 or the differences do not vary).",
+           {"model", "strategy", "n", "mean diff", "std", "wins/ties/losses", "t (df)", "p"},
+           {}};
+  for (const auto& g : rep["groups"])
+    for (const auto& s : strategies) {
+      if (s == "none" || s == skip || !g["adaptation"].contains(s) || !g["adaptation"][s].contains(key)) continue;
+      const json& p = g["adaptation"][s][key];
+      if (p["n"].get<int64_t>() == 0) continue;
+      pc.rows.push_back({g["label"], s, std::to_string(p["n"].get<int64_t>()), pp_value(p["mean"]),
+                         p["std"].is_number() ? strf("%.2f pp", 100 * p["std"].get<double>()) : kDash,
+                         strf("%lld/%lld/%lld", static_cast<long long>(p["wins"].get<int64_t>()),
+                              static_cast<long long>(p["ties"].get<int64_t>()),
+                              static_cast<long long>(p["losses"].get<int64_t>())),
+                         p["t"].is_number() ? strf("%.2f (%lld)", p["t"].get<double>(),
+                                                   static_cast<long long>(p["df"].get<int64_t>()))
+                                            : kDash,
+                         p["p_two_sided"].is_number() ? strf("%.3g", p["p_two_sided"].get<double>()) : kDash});
+    }
+  return pc;
+}
+
+}  // namespace
+
+std::vector<Table> make_tables(const json& rep) {
+  const auto strategies = rep["strategies"].get<std::vector<std::string>>();
+  std::vector<Table> out = {models_table(rep), times_table(rep, strategies), rdlms_table(rep)};
+  for (const auto& g : rep["groups"]) out.push_back(adaptation_table(g, strategies));
+  out.push_back(overall_table(rep, strategies));
   // The paired comparisons: with the control arm, and with the budget-matched control where it ran.
-  auto paired_table = [&](const char* title, const char* ref_name, const char* key, const std::string& skip) {
-    Table pc{title,
-             std::string("Per run, the arm's final test accuracy minus the ") + ref_name +
-                 "'s on the same seed and work directory; mean and std of these differences, wins/ties/losses, the "
-                 "paired t statistic and its two-sided p-value (Student's t with n−1 degrees of freedom; none when "
-                 "n < 2 or the differences do not vary).",
-             {"model", "strategy", "n", "mean diff", "std", "wins/ties/losses", "t (df)", "p"},
-             {}};
-    for (const auto& g : rep["groups"])
-      for (const auto& s : strategies) {
-        if (s == "none" || s == skip || !g["adaptation"].contains(s) || !g["adaptation"][s].contains(key)) continue;
-        const json& p = g["adaptation"][s][key];
-        if (p["n"].get<int64_t>() == 0) continue;
-        pc.rows.push_back({g["label"], s, std::to_string(p["n"].get<int64_t>()), pp_value(p["mean"]),
-                           p["std"].is_number() ? strf("%.2f pp", 100 * p["std"].get<double>()) : kDash,
-                           strf("%lld/%lld/%lld", static_cast<long long>(p["wins"].get<int64_t>()),
-                                static_cast<long long>(p["ties"].get<int64_t>()),
-                                static_cast<long long>(p["losses"].get<int64_t>())),
-                           p["t"].is_number() ? strf("%.2f (%lld)", p["t"].get<double>(),
-                                                     static_cast<long long>(p["df"].get<int64_t>()))
-                                              : kDash,
-                           p["p_two_sided"].is_number() ? strf("%.3g", p["p_two_sided"].get<double>()) : kDash});
-      }
-    return pc;
-  };
-  Table pc = paired_table("Paired comparison with the control arm", "control arm", "paired", "");
+  Table pc = paired_table(rep, strategies, "Paired comparison with the control arm", "control arm", "paired", "");
   if (pc.rows.empty()) pc.note += " No run has both a strategy and the control arm yet.";
   out.push_back(pc);
-  Table pm = paired_table("Paired comparison with the budget-matched control", "budget-matched control",
+  Table pm = paired_table(rep, strategies, "Paired comparison with the budget-matched control", "budget-matched control",
                           "paired_matched", "none-matched");
   if (!pm.rows.empty()) out.push_back(pm);
   return out;
