@@ -168,44 +168,6 @@ LoadedModel load_checkpoint(const std::string& pt_path) {
   return out;
 }
 
-void require_same_recipe(const json& meta, const Config& cfg, const std::string& what,
-                         const std::vector<std::string>& sections) {
-  if (!meta.contains("config") || !meta["config"].is_object()) return;
-  json now = to_json(cfg), then_all = meta["config"];
-  drop_added_defaults(now);  // keys added since, at their defaults, are not changes
-  drop_added_defaults(then_all);
-  auto scrub = [](json j, const std::string& section) {
-    if (section == "train" && j.is_object()) j.erase("eval_batch_size"), j.erase("memory_format");
-    // A module's path as a file, not as spelt: "mymodel.pt" and its absolute path are one file.
-    if (section == "model" && j.is_object() && j.contains("path") && j["path"].is_string() &&
-        !j["path"].get<std::string>().empty())
-      j["path"] = fs::absolute(j["path"].get<std::string>()).lexically_normal().string();
-    if (section == "rdlm" && j.is_object()) {
-      j.erase("count"), j.erase("parallel"), j.erase("devices");
-      if (j.value("init", "") != "base") j.erase("finetune");  // only fine-tuned rDLMs follow it
-    }
-    return j;
-  };
-  std::vector<std::string> changed;
-  for (const auto& sec : sections) {
-    json then_v = scrub(then_all.value(sec, json()), sec), now_v = scrub(now.value(sec, json()), sec);
-    if (then_v == now_v) continue;
-    if (then_v.is_object() && now_v.is_object()) {
-      for (auto it = now_v.begin(); it != now_v.end(); ++it)
-        if (!then_v.contains(it.key()) || then_v[it.key()] != it.value())
-          changed.push_back(sec + "." + it.key() + " (" + (then_v.contains(it.key()) ? then_v[it.key()].dump() : "-") +
-                            " -> " + it.value().dump() + ")");
-    } else {
-      changed.push_back(sec + " (" + then_v.dump() + " -> " + now_v.dump() + ")");
-    }
-  }
-  if (changed.empty()) return;
-  std::string list;
-  for (size_t i = 0; i < changed.size() && i < 6; ++i) list += (i ? ", " : "") + changed[i];
-  state_error(what + " was made with another configuration: " + list,
-              "rerun with --force to redo it, or use the configuration it was made with");
-}
-
 void check_compatible(const LoadedModel& m, const ModelSpec& e, const std::string& fingerprint,
                       const std::string& what) {
   auto shape = [](const ModelSpec& s) {

@@ -2,6 +2,7 @@
 // memoised correctness table. Training reuses train_model with the base recipe and rdlm.epochs;
 // sharding only filters indices, so several processes can fill one work directory.
 #include "apricot/method/rdlm.hpp"
+#include "apricot/method/recipe.hpp"
 
 #include <spdlog/spdlog.h>
 #include <torch/serialize.h>
@@ -246,7 +247,7 @@ void require_up_to_date(const Config& cfg, const Dataset& data, const ModelSpec&
   const std::string pt = WorkDir(workdir).rdlm_model(k);
   auto m = load_checkpoint(pt);
   check_compatible(m, spec, data.fingerprint, "rDLM " + std::to_string(k) + " ('" + pt + "')");
-  require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", {"train", "rdlm"});
+  require_same_recipe(m.meta, cfg, "rDLM " + std::to_string(k) + " ('" + pt + "')", Phase::kRdlm);
   if (cfg.rdlm.init == "base") require_same_base(m.meta, workdir, k, pt);
 }
 

@@ -13,6 +13,7 @@
 #include "apricot/core/files.hpp"
 #include "apricot/core/parallel.hpp"
 #include "apricot/method/rdlm.hpp"
+#include "apricot/method/recipe.hpp"
 #include "apricot/models/torchscript.hpp"
 #include "apricot/io/resume.hpp"
 #include "apricot/train/train.hpp"
@@ -27,7 +28,7 @@ namespace {
 // The base model on disk is kept: say so, and warn when the early copy the rDLMs need is missing.
 json existing_base(const Config& cfg, const WorkDir& wd) {
   auto m = load_checkpoint(wd.base_model());
-  require_same_recipe(m.meta, cfg, "the base model '" + wd.base_model() + "'", {"seed", "model", "train"});
+  require_same_recipe(m.meta, cfg, "the base model '" + wd.base_model() + "'", Phase::kBase);
   json metrics = m.meta.value("metrics", json::object());
   if (!metrics.is_object()) metrics = json::object();
   spdlog::info("base model exists: {} (test accuracy {:.2f}%); nothing to do (use --force to retrain)",
@@ -152,6 +153,10 @@ json run_pipeline(const Config& cfg, const std::string& workdir, const torch::De
     spdlog::info("phase 1/3: training the base model");
     train_base(cfg, workdir, device, force, &data);
   } else {
+    // Kept only when made with this run's recipe, as train-base requires (arms that need no rDLMs
+    // would otherwise adapt a base trained with another recipe).
+    require_same_recipe(load_checkpoint(wd.base_model()).meta, cfg, "the base model '" + wd.base_model() + "'",
+                        Phase::kBase);
     spdlog::info("phase 1/3: base model exists ({}), skipped", wd.base_model());
   }
   bool needs_rdlms = false;

@@ -12,6 +12,7 @@
 #include "apricot/io/checkpoint.hpp"
 #include "apricot/core/config.hpp"
 #include "apricot/data/dataset.hpp"
+#include "apricot/method/recipe.hpp"
 #include "fuzz_common.hpp"
 
 namespace {
@@ -38,7 +39,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     apricot::ModelSpec spec = apricot::spec_from_meta(meta, "model.json");
     (void)spec;
     if (meta.contains("normalization")) (void)apricot::Normalizer::from_json(meta["normalization"]);
-    apricot::require_same_recipe(meta, defaults, "the fuzzed checkpoint", {"train", "rdlm", "adapt", "model", "seed"});
+    if (meta.is_object() && meta.contains("config"))
+      for (auto phase : {apricot::Phase::kBase, apricot::Phase::kRdlm, apricot::Phase::kAdapt})
+        (void)apricot::recipe_key(meta["config"], phase);
+    for (auto phase : {apricot::Phase::kBase, apricot::Phase::kRdlm})
+      apricot::require_same_recipe(meta, defaults, "the fuzzed checkpoint", phase);
   });
   return 0;
 }

@@ -61,12 +61,6 @@ std::vector<TensorDiff> compare_tensors(const torch::nn::Module& a, const torch:
 void check_compatible(const LoadedModel& m, const ModelSpec& expected, const std::string& fingerprint,
                       const std::string& what);
 
-// Error(kState) unless the config the checkpoint was made with (meta["config"]) equals `cfg` in the
-// given sections ("train", "rdlm", "adapt", "model", "seed"), ignoring keys that cannot change the
-// weights (eval_batch_size, rdlm.count, rdlm.parallel). Checkpoints without a config pass.
-void require_same_recipe(const nlohmann::json& meta, const Config& cfg, const std::string& what,
-                         const std::vector<std::string>& sections);
-
 bool checkpoint_exists(const std::string& pt_path);  // both files present
 
 }  // namespace apricot

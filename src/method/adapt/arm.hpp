@@ -29,6 +29,7 @@
 #include "apricot/io/workdir.hpp"
 #include "apricot/method/adapt.hpp"
 #include "apricot/method/rdlm.hpp"
+#include "apricot/method/recipe.hpp"
 #include "apricot/models/state.hpp"
 #include "apricot/models/torchscript.hpp"
 #include "apricot/train/eval.hpp"
@@ -109,7 +110,7 @@ double selection_accuracy(const Arm& arm, NetImpl& model);
 
 // ---- provenance.cpp ----
 json provenance(const Config& cfg, const WorkDir& wd, Strategy s);
-std::optional<json> reusable_result(const std::string& path, const json& prov);
+std::optional<json> reusable_result(const std::string& path, const json& prov, Strategy s);
 
 // ---- start.cpp ----
 void put_soup(const Arm& arm, NetImpl& model, const std::vector<int64_t>& members);

@@ -1,0 +1,82 @@
+// Which settings a phase's result depends on (recipe.hpp).
+#include "apricot/method/recipe.hpp"
+
+#include <filesystem>
+#include <vector>
+
+#include "apricot/core/errors.hpp"
+
+namespace apricot {
+
+using nlohmann::json;
+
+namespace {
+
+// The adaptation keys only the weight adjustment (strategies 1-3) reads.
+constexpr const char* kAdjustmentOnlyKeys[] = {"step", "step_mode", "direction", "adjust_buffers"};
+
+std::vector<std::string> sections_of(Phase phase) {
+  switch (phase) {
+    case Phase::kBase: return {"seed", "model", "train"};
+    case Phase::kRdlm: return {"train", "rdlm"};
+    case Phase::kAdapt: return {"seed", "data", "train", "adapt"};
+  }
+  return {};
+}
+
+}  // namespace
+
+json recipe_section(json j, const std::string& section, Phase phase, Strategy arm) {
+  if (!j.is_object()) return j;
+  if (section == "train" && phase != Phase::kAdapt) j.erase("eval_batch_size"), j.erase("memory_format");
+  // A module's path as a file, not as spelt: "mymodel.pt" and its absolute path are one file.
+  if (section == "model" && j.contains("path") && j["path"].is_string() && !j["path"].get<std::string>().empty())
+    j["path"] = std::filesystem::absolute(j["path"].get<std::string>()).lexically_normal().string();
+  if (section == "rdlm") {
+    j.erase("count"), j.erase("parallel"), j.erase("devices");
+    if (j.value("init", "") != "base") j.erase("finetune");  // only fine-tuned rDLMs follow it
+  }
+  if (section == "adapt") {
+    j.erase("strategies");
+    j.erase("parallel");      // arms at once or one by one: the same loop
+    j.erase("early_reject");  // stops counting losers early: the same decisions
+    const ArmInfo& info = arm_info(arm);
+    if (!info.reads_adjustment)
+      for (const char* k : kAdjustmentOnlyKeys) j.erase(k);
+    if (!info.reads_bn_recalibrate) j.erase("bn_recalibrate");
+  }
+  return j;
+}
+
+json recipe_key(const json& config, Phase phase, Strategy arm) {
+  json c = config.is_object() ? config : json::object();  // a stored config of another shape has no recipe
+  drop_added_defaults(c);  // keys added since, at their defaults, are not changes
+  json key = json::object();
+  for (const auto& sec : sections_of(phase)) key[sec] = recipe_section(c.value(sec, json()), sec, phase, arm);
+  return key;
+}
+
+void require_same_recipe(const json& meta, const Config& cfg, const std::string& what, Phase phase) {
+  if (!meta.contains("config") || !meta["config"].is_object()) return;
+  const json then_key = recipe_key(meta["config"], phase), now_key = recipe_key(to_json(cfg), phase);
+  std::vector<std::string> changed;
+  for (const auto& sec : sections_of(phase)) {
+    const json &then_v = then_key[sec], &now_v = now_key[sec];
+    if (then_v == now_v) continue;
+    if (then_v.is_object() && now_v.is_object()) {
+      for (auto it = now_v.begin(); it != now_v.end(); ++it)
+        if (!then_v.contains(it.key()) || then_v[it.key()] != it.value())
+          changed.push_back(sec + "." + it.key() + " (" + (then_v.contains(it.key()) ? then_v[it.key()].dump() : "-") +
+                            " -> " + it.value().dump() + ")");
+    } else {
+      changed.push_back(sec + " (" + then_v.dump() + " -> " + now_v.dump() + ")");
+    }
+  }
+  if (changed.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < changed.size() && i < 6; ++i) list += (i ? ", " : "") + changed[i];
+  state_error(what + " was made with another configuration: " + list,
+              "rerun with --force to redo it, or use the configuration it was made with");
+}
+
+}  // namespace apricot
