@@ -1,6 +1,7 @@
 # The layering rule, checked on every build (and by ctest): a file under src/<layer>/ or
-# include/apricot/<layer>/ may include "apricot/<other>/..." only for the layers listed below for
-# its own. Run alone: cmake -DROOT=<source dir> -P cmake/check_layers.cmake (exit 1 on a violation,
+# include/apricot/<layer>/ may include "apricot/<other>/..." (or <apricot/<other>/...>) only for the
+# layers listed below for its own, never a relative path out of its folder ("../"), and every
+# source file sits in a layer folder. Run alone: cmake -DROOT=<source dir> -P cmake/check_layers.cmake (exit 1 on a violation,
 # naming the file, the line and the allowed layers). docs/ARCHITECTURE.md draws the same table.
 cmake_minimum_required(VERSION 3.18)
 if(NOT ROOT)
@@ -22,27 +23,40 @@ set(APRICOT_LAYERS core data models io train method report pipeline cli)
 set(violations "")
 set(checked 0)
 foreach(layer IN LISTS APRICOT_LAYERS)
-  file(GLOB_RECURSE files "${ROOT}/src/${layer}/*.cpp" "${ROOT}/src/${layer}/*.hpp"
-       "${ROOT}/include/apricot/${layer}/*.hpp")
+  set(files "")
+  foreach(ext cpp cc cxx h hpp hh inl)
+    file(GLOB_RECURSE found "${ROOT}/src/${layer}/*.${ext}" "${ROOT}/include/apricot/${layer}/*.${ext}")
+    list(APPEND files ${found})
+  endforeach()
   foreach(f IN LISTS files)
     math(EXPR checked "${checked} + 1")
-    file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"apricot/")
+    file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include")
     foreach(line IN LISTS lines)
-      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"apricot/([a-z_]+)/.*$" "\\1" target "${line}")
-      if(target STREQUAL line)
+      if(line MATCHES "^[ \t]*#[ \t]*include[ \t]*[\"<]apricot/([a-z_]+)/")
+        set(target "${CMAKE_MATCH_1}")
+        if(NOT target IN_LIST APRICOT_ALLOWED_${layer})
+          string(REPLACE ";" ", " allowed "${APRICOT_ALLOWED_${layer}}")
+          string(APPEND violations "\n  ${f}: ${line}  (${layer} may include: ${allowed})")
+        endif()
+      elseif(line MATCHES "^[ \t]*#[ \t]*include[ \t]*[\"<]apricot/")
         string(APPEND violations "\n  ${f}: ${line}  (headers live in include/apricot/<layer>/)")
-      elseif(NOT target IN_LIST APRICOT_ALLOWED_${layer})
-        string(REPLACE ";" ", " allowed "${APRICOT_ALLOWED_${layer}}")
-        string(APPEND violations "\n  ${f}: ${line}  (${layer} may include: ${allowed})")
+      elseif(line MATCHES "^[ \t]*#[ \t]*include[ \t]*\"[^\"]*[.][.]/")
+        string(APPEND violations "\n  ${f}: ${line}  (a relative include out of its folder: write \"apricot/<layer>/...\")")
       endif()
     endforeach()
   endforeach()
 endforeach()
 
-# Every source file must sit in a layer.
-file(GLOB stray "${ROOT}/src/*.cpp" "${ROOT}/src/*.hpp" "${ROOT}/include/apricot/*.hpp")
-foreach(f IN LISTS stray)
-  string(APPEND violations "\n  ${f}: not in a layer folder (${APRICOT_LAYERS})")
+# Every source file must sit in a layer folder.
+string(REPLACE ";" ", " APRICOT_LAYERS_TEXT "${APRICOT_LAYERS}")
+file(GLOB entries LIST_DIRECTORIES true "${ROOT}/src/*" "${ROOT}/include/apricot/*")
+foreach(e IN LISTS entries)
+  get_filename_component(name "${e}" NAME)
+  if(NOT IS_DIRECTORY "${e}")
+    string(APPEND violations "\n  ${e}: not in a layer folder (${APRICOT_LAYERS_TEXT})")
+  elseif(NOT name IN_LIST APRICOT_LAYERS)
+    string(APPEND violations "\n  ${e}: not a layer folder (${APRICOT_LAYERS_TEXT})")
+  endif()
 endforeach()
 
 if(violations)

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build needs (only those missing), then configures and builds.
 # libopenblas0-pthread: Debian's LibTorch calls the libblas.so.3 alternative, which is the slow
 # reference BLAS unless an optimised one is installed (dense layers and gemv run several times faster).
-# python3-torch is left out on purpose (CI stays lean; tests/test_pytorch_interop.cpp then skips):
+# python3-torch is left out on purpose (CI stays lean; tests/models/test_pytorch_interop.cpp then skips):
 # `scripts/setup.sh python3-torch` adds it for the PyTorch round-trip check.
 # Usage: scripts/setup.sh [extra-package ...]   Env: BUILD_DIR (default build), BUILD_TYPE (Release),
 # APRICOT_TARGETS (default: all).

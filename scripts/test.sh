@@ -4,7 +4,7 @@
 # binary one on all of CIFAR-10 (scripts/cifar-agreement.sh), then the Slurm scripts on a real one-node
 # Slurm (scripts/slurm/selftest.sh), then the libFuzzer targets for 10 seconds each (scripts/fuzz.sh;
 # run it alone for longer).
-# chromium-headless-shell is installed for the report's browser test (tests/test_report.cpp,
+# chromium-headless-shell is installed for the report's browser test (tests/report/test_report.cpp,
 # ReportBrowser), which keeps its screenshot in $BUILD_DIR/test-artifacts/report.png.
 # python3-numpy and python3-pil are for make-cifar10-bin (the binary layout the agreement checks).
 # Env: BUILD_DIR (default build), CIFAR_SMOKE=0 skips both CIFAR-10 runs, SLURM_SELFTEST=0 skips

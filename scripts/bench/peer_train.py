@@ -3,7 +3,7 @@
 
 Needs PyTorch (Debian: `apt-get install python3-torch`, then run with /usr/bin/python3 if another
 python3 comes first on PATH). The models come from ../pytorch/models.py, which mirrors
-src/models.cpp name for name.
+src/models/builtin.cpp name for name.
 
 Data: N = batch * 8 random uint8 images and random labels, held on the device. One training step
 indexes a random batch, converts it to float / 255 (the tool's "scale" normalisation), runs forward,

@@ -1,4 +1,4 @@
-"""PyTorch twins of the tool's models (src/models.cpp), for the side-by-side benchmark.
+"""PyTorch twins of the tool's models (src/models/builtin.cpp), for the side-by-side benchmark.
 
 Each class mirrors its LibTorch counterpart layer for layer: the same modules registered in the
 same order under the same names (so named_parameters()/named_buffers() read "conv1.weight",
@@ -20,7 +20,7 @@ ARCHS = ("small", "cnn1", "cnn2", "cnn3", "resnet20", "resnet32")
 
 
 def conv(cin, cout, k, stride=1):
-    # Keras 'same' padding for odd k (symmetric; see the note in models.cpp).
+    # Keras 'same' padding for odd k (symmetric; see the note in src/models/builtin.cpp).
     return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=True)
 
 

@@ -1,4 +1,4 @@
-"""The PyTorch side of apricot's safetensors round trip (tests/test_pytorch_interop.cpp runs it).
+"""The PyTorch side of apricot's safetensors round trip (tests/models/test_pytorch_interop.cpp runs it).
 
   export-check MODEL.safetensors INPUT.bin OUT_LOGITS.bin
       Loads weights written by `apricot export` into the models.py twin the metadata names (arch,

@@ -10,7 +10,7 @@
 #include "apricot/core/errors.hpp"
 #include "apricot/io/workdir.hpp"
 #include "apricot/report/report.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 #include "apricot/pipeline/pipeline.hpp"
 #include "apricot/pipeline/validate.hpp"
 #include "common.hpp"

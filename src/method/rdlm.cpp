@@ -298,8 +298,9 @@ json summary_when_complete(const Config& cfg, const Dataset& data, const std::st
   }
   const std::string summary_path = WorkDir(workdir).rdlm_summary();
   if (!trained_any && fs::exists(summary_path)) {
-    try {  // nothing changed: the summary on disk stands
-      return json::parse(read_file(summary_path));
+    try {  // nothing changed: the summary on disk stands (unless it is unreadable or null)
+      json on_disk = json::parse(read_file(summary_path));
+      if (!on_disk.is_null()) return on_disk;
     } catch (const json::exception&) {
     }
   }

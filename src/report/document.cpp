@@ -1,6 +1,6 @@
 // The report document (build_report): groups the loaded runs by configuration, collects each group's
 // values over its runs and turns them into statistics, the numbers behind Tables II-V as JSON. It
-// formats nothing for reading (report_tables.cpp does) and reads no file (report_load.cpp does).
+// formats nothing for reading (tables.cpp does) and reads no file (load.cpp does).
 #include <algorithm>
 #include <map>
 #include <set>

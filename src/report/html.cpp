@@ -1,6 +1,6 @@
 // The report as one self-contained HTML page (render_html): inline CSS and SVG, no script, no network.
-// It lays out the tables (report_tables.cpp) and picks each chart's data from the report document and
-// the runs; the charts themselves are drawn in report_svg.cpp.
+// It lays out the tables (tables.cpp) and picks each chart's data from the report document and
+// the runs; the charts themselves are drawn in svg.cpp.
 #include <map>
 #include <sstream>
 #include <string>

@@ -85,7 +85,7 @@ inline std::string colour_of(const std::string& s) {
 // Whether a statistic of the report document ({"n", "mean", "std", "values"}) has a mean.
 inline bool has_mean(const json& st) { return st.is_object() && st.contains("mean") && st["mean"].is_number(); }
 
-// ---- report_tables.cpp ----
+// ---- tables.cpp ----
 // One table as header + rows of cells; rendered to Markdown or HTML.
 struct Table {
   std::string title, note;
@@ -95,7 +95,7 @@ struct Table {
 // Tables II, III, IV, V (one per group), V overall and the paired comparison, in that order.
 std::vector<Table> make_tables(const json& report);
 
-// ---- report_svg.cpp ----
+// ---- svg.cpp ----
 std::string html_escape(const std::string& s);
 
 // Figure 2: histogram of the rDLMs' test accuracies, the base model's mean marked (NaN: no mark).

@@ -1,7 +1,7 @@
 // `apricot report` and `apricot sweep` entry points: write_report loads the work directories, builds
 // the document and writes report.md, report.json and report.html; parse_seed_list reads --seeds.
-// The work itself is in report_load.cpp, report_document.cpp, report_tables.cpp, report_markdown.cpp,
-// report_svg.cpp and report_html.cpp (shared declarations in report_internal.hpp).
+// The work itself is in load.cpp, document.cpp, tables.cpp, markdown.cpp,
+// svg.cpp and html.cpp (shared declarations in internal.hpp).
 #include "apricot/report/report.hpp"
 
 #include <spdlog/spdlog.h>

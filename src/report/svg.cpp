@@ -1,6 +1,6 @@
 // The SVG charts of the HTML page: Figure 2 (histogram of rDLM accuracies), Figure 3 (box plots of
 // final accuracies) and the adaptation curves, each a self-contained <svg> string drawn from plain
-// numbers. They choose no data (report_html.cpp picks it from the runs) and use no script. Elements
+// numbers. They choose no data (html.cpp picks it from the runs) and use no script. Elements
 // that draw data (bars, boxes, whiskers, points, curves and their markers) have class "d": the
 // browser test (tests/browser/layout_check.js) checks that no label overlaps them.
 #include <algorithm>

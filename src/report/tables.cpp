@@ -1,6 +1,6 @@
 // The tables as rows of cells (make_tables): Tables II-IV, one Table V per group, Table V overall and
 // the paired comparison, each cell formatted from the report document (percent, pp, seconds). It
-// computes no statistic (report_document.cpp does) and knows neither Markdown nor HTML.
+// computes no statistic (document.cpp does) and knows neither Markdown nor HTML.
 #include <string>
 #include <vector>
 

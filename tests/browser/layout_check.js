@@ -1,4 +1,4 @@
-// Layout check of the HTML report, run by Chromium (tests/test_report.cpp, ReportBrowser): the test
+// Layout check of the HTML report, run by Chromium (tests/report/test_report.cpp, ReportBrowser): the test
 // appends this script to a copy of report.html, loads it in headless Chromium with --dump-dom, and
 // reads the JSON this script leaves in the pre element "apricot-layout" it appends to the body. For
 // every chart (svg element) it gives the box in page pixels and lists every problem a reader sees:

@@ -15,8 +15,7 @@
 #include "apricot/core/parallel.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/train/train.hpp"
-#include "apricot/method/weights.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 #include "apricot/models/state.hpp"
 #include "apricot/data/formats.hpp"
 

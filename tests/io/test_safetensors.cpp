@@ -1,5 +1,5 @@
 // safetensors round trips, the on-disk layout checked byte by byte against hand-computed values,
-// rejection of truncated / garbage / inconsistent files, and the atomic-write helpers in fsutil.
+// rejection of truncated / garbage / inconsistent files, and the atomic-write helpers in core/files.hpp.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <sys/resource.h>

@@ -10,7 +10,7 @@
 #include "apricot/method/rdlm.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/train/train.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 #include "apricot/pipeline/validate.hpp"
 #include "apricot/data/formats.hpp"
 

@@ -15,7 +15,7 @@
 #include "apricot/method/rdlm.hpp"
 #include "apricot/report/report.hpp"
 #include "apricot/train/train.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 #include "apricot/io/workdir.hpp"
 #include "apricot/models/state.hpp"
 #include "apricot/pipeline/validate.hpp"

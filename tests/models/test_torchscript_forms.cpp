@@ -15,7 +15,7 @@
 #include "apricot/models/model.hpp"
 #include "apricot/models/torchscript.hpp"
 #include "apricot/train/train.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 #include "cli_util.hpp"
 #include "torchscript_fixtures.hpp"
 

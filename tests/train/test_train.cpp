@@ -12,7 +12,7 @@
 #include "apricot/core/files.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/train/train.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 
 using namespace apricot;
 namespace fs = std::filesystem;

@@ -1,7 +1,8 @@
 // Phase 2 of Apricot: the adaptation loop (APRICOT.md "Phase 2") for one strategy or the control
 // arm, writing WORKDIR/adapt-<strategy>/{model.pt, model.json, trace.jsonl, result.json}.
 // AdaptState holds everything the loop changes except the model's weights; one batch of the method
-// is adapt_step (src/adapt.cpp), and resume.hpp saves and loads the state between batches.
+// is adapt_step (src/method/adapt/loop.cpp); its state files are saved and loaded between batches
+// (save_adapt_state below, src/method/adapt/state.cpp).
 #pragma once
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
@@ -11,7 +12,7 @@
 
 #include "apricot/core/config.hpp"
 #include "apricot/data/dataset.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 
 namespace apricot {
 

@@ -1,6 +1,6 @@
 // The paper's five CIFAR-10 models (CNN1-3, ResNet-20/32) and a small quickstart model, each
 // adapting to the input's channels, size and class count. Construction only: training lives in
-// train.hpp, weight surgery in weights.hpp.
+// train/train.hpp, weight adjustment in method/adjustment.hpp.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/types.h>

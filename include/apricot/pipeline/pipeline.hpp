@@ -8,7 +8,7 @@
 
 #include "apricot/core/config.hpp"
 #include "apricot/data/dataset.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/arms.hpp"
 
 namespace apricot {
 

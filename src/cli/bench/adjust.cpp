@@ -1,6 +1,6 @@
 // `apricot bench adjust`: the composed affine update (one pass over R per batch) against the naive
 // per-input reference (one pass over R per failing input), on random data of a real model's size.
-// Timing only; correctness lives in tests/test_weights.cpp (max_rel_diff here is a sanity check).
+// Timing only; correctness lives in tests/method/test_adjustment.cpp (max_rel_diff here is a sanity check).
 #include <torch/torch.h>
 #include <torch/cuda.h>
 
@@ -8,7 +8,7 @@
 #include <chrono>
 
 #include "bench.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 #include "apricot/core/timing.hpp"
 
 namespace apricot {

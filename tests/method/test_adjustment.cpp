@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "apricot/core/errors.hpp"
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 
 namespace apricot {
 namespace {

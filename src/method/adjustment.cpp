@@ -1,7 +1,7 @@
 // The weight-adjustment engine: flat weight vectors, Apricot's per-input updates composed into one
 // affine map per batch (w <- s*w + R^T u, coefficients in double on the CPU, one matrix-vector product
 // on R's device), and the naive per-input reference. It does not decide which inputs fail.
-#include "apricot/method/weights.hpp"
+#include "apricot/method/adjustment.hpp"
 
 #include <torch/torch.h>
 
