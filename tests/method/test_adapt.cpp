@@ -31,7 +31,7 @@ namespace {
 
 // A small synthetic problem: 600 training images (150 of them validation), 4 classes, 16x16, the
 // `small` model trained briefly, so that both adjustments and retraining have room to act.
-Config small_config() {
+Config adapt_config() {
   Config c;
   c.seed = 3;
   c.device = "cpu";
@@ -64,7 +64,7 @@ Config small_config() {
 }
 
 const Dataset& data() {
-  static Dataset d = load_dataset(small_config().data, small_config().seed);
+  static Dataset d = load_dataset(adapt_config().data, adapt_config().seed);
   return d;
 }
 
@@ -72,7 +72,7 @@ const Dataset& data() {
 const fs::path& trained() {
   static fs::path dir = [] {
     auto d = fresh_dir("adapt-trained");
-    const Config cfg = small_config();
+    const Config cfg = adapt_config();
     train_base(cfg, d.string(), torch::kCPU, false, &data());
     RdlmTrainRequest req;
     req.progress = false;
@@ -124,7 +124,7 @@ int64_t count_if(const std::vector<json>& trace, const std::function<bool(const 
 
 TEST(CountCorrect, MatchesAccuracyAndStopsOnlyWhenTheCandidateCannotWin) {
   torch::manual_seed(1);
-  Net model = make_model(model_spec(small_config().model, data()));
+  Net model = make_model(model_spec(adapt_config().model, data()));
   const Split& val = data().val;
   const int64_t n = val.size();
   const auto all = torch::arange(n, torch::kInt64);
@@ -159,7 +159,7 @@ TEST(CountCorrect, MatchesAccuracyAndStopsOnlyWhenTheCandidateCannotWin) {
 }
 
 TEST(AdaptLoop, RejectedAdjustmentsAreRolledBackBitForBit) {
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.step = 3.0;  // a wild overshoot: every adjusted model is worse than the base
   ArmRun r = adapt("rollback", cfg, Strategy::k1);
   ASSERT_GT(r.result["adjusted_inputs"].get<int64_t>(), 0) << "the premise: adjustments happened";
@@ -172,7 +172,7 @@ TEST(AdaptLoop, RejectedAdjustmentsAreRolledBackBitForBit) {
 }
 
 TEST(AdaptLoop, RetrainedWeightsThatImproveBecomeTheBest) {
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.retrain_every = 1;
   cfg.adapt.max_batches = 4;
   ArmRun r = adapt("retrain", cfg, Strategy::kNone);
@@ -193,7 +193,7 @@ TEST(AdaptLoop, RetrainedWeightsThatImproveBecomeTheBest) {
 }
 
 TEST(AdaptLoop, PatienceStopsAfterThatManyBatchesWithoutImprovement) {
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.max_batches = 0;
   cfg.adapt.patience = 3;  // the control arm without retraining never improves
   ArmRun r = adapt("patience", cfg, Strategy::kNone);
@@ -203,7 +203,7 @@ TEST(AdaptLoop, PatienceStopsAfterThatManyBatchesWithoutImprovement) {
 }
 
 TEST(AdaptLoop, MaxBatchesAndTimeBudgetStopWhereTheyShould) {
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.max_batches = 5;
   ArmRun a = adapt("max-batches", cfg, Strategy::kNone);
   EXPECT_EQ(a.result["stopped_by"], "max_batches");
@@ -224,7 +224,7 @@ TEST(AdaptLoop, SelectionOnTestWarnsAndSelectsOnTest) {
   std::ostringstream log;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
   spdlog::default_logger()->sinks().push_back(sink);
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.selection = "test";
   cfg.adapt.retrain_every = 2;
   ArmRun r = adapt("select-test", cfg, Strategy::kNone);
@@ -238,7 +238,7 @@ TEST(AdaptLoop, SelectionOnTestWarnsAndSelectsOnTest) {
 }
 
 TEST(AdaptLoop, NonFiniteUpdatesAreRejected) {
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.step = 1e300;  // overflows float32 weights
   ArmRun r = adapt("nonfinite", cfg, Strategy::k2);
   EXPECT_GT(r.result["rejected_nonfinite"].get<int64_t>(), 0);
@@ -250,7 +250,7 @@ TEST(AdaptLoop, NonFiniteUpdatesAreRejected) {
 }
 
 TEST(AdaptLoop, EarlyRejectionChangesNoDecision) {
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.retrain_every = 3;
   cfg.adapt.max_batches = 12;
   ArmRun fast = adapt("early-on", cfg, Strategy::k1);
@@ -277,7 +277,7 @@ TEST(AdaptLoop, EarlyRejectionChangesNoDecision) {
 // saved final model against the saved base, for an adjusting arm with retraining and for the arms
 // whose first candidate is a soup or the budget-matched base.
 TEST(AdaptLoop, FinalChangesMatchAFreshEvaluation) {
-  Config cfg = small_config();
+  Config cfg = adapt_config();
   cfg.adapt.retrain_every = 3;
   for (Strategy s : {Strategy::k1, Strategy::kSoup, Strategy::kNoneMatched}) {
     ArmRun r = adapt("changes-" + to_string(s), cfg, s);

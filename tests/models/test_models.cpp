@@ -13,7 +13,7 @@
 namespace apricot {
 namespace {
 
-ModelSpec spec_of(const std::string& arch, int64_t c = 3, int64_t h = 32, int64_t w = 32,
+ModelSpec arch_spec(const std::string& arch, int64_t c = 3, int64_t h = 32, int64_t w = 32,
                   int64_t classes = 10, const std::string& variant = "v1") {
   ModelSpec s;
   s.arch = arch;
@@ -50,7 +50,7 @@ TEST(Models, PaperParameterCounts) {
   };
   for (const auto& r : rows) {
     for (const char* variant : {"v1", "preact"}) {
-      const auto c = count_params(*make_model(spec_of(r.arch, 3, 32, 32, 10, variant)));
+      const auto c = count_params(*make_model(arch_spec(r.arch, 3, 32, 32, 10, variant)));
       EXPECT_EQ(c.total, r.total) << r.arch << " " << variant;
       EXPECT_EQ(c.trainable, r.trainable) << r.arch << " " << variant;
     }
@@ -61,13 +61,13 @@ TEST(Models, PaperParameterCounts) {
 // follow the input size.
 TEST(Models, CountsFollowInputSize) {
   // small, 1x28x28: conv 1*9*16+16, conv 16*9*32+32, dense 32*7*7*64+64, dense 64*10+10.
-  EXPECT_EQ(count_params(*make_model(spec_of("small", 1, 28, 28, 10))).total,
+  EXPECT_EQ(count_params(*make_model(arch_spec("small", 1, 28, 28, 10))).total,
             160 + 4640 + 100416 + 650);
   // small, 3x32x32: conv 3*9*16+16, conv 4640, dense 32*8*8*64+64, dense 650.
-  EXPECT_EQ(count_params(*make_model(spec_of("small", 3, 32, 32, 10))).total,
+  EXPECT_EQ(count_params(*make_model(arch_spec("small", 3, 32, 32, 10))).total,
             448 + 4640 + 131136 + 650);
   // cnn1, 1x28x28, 5 classes: convs 640, 36928, 73856, 147584; dense 6272*256+256, 65792, 1285.
-  EXPECT_EQ(count_params(*make_model(spec_of("cnn1", 1, 28, 28, 5))).total,
+  EXPECT_EQ(count_params(*make_model(arch_spec("cnn1", 1, 28, 28, 5))).total,
             640 + 36928 + 73856 + 147584 + 1605888 + 65792 + 1285);
 }
 
@@ -75,7 +75,7 @@ TEST(Models, CountsFollowInputSize) {
 TEST(Models, ResNetDepth) {
   for (const char* variant : {"v1", "preact"}) {
     for (auto [arch, depth] : {std::pair<const char*, int>{"resnet20", 20}, {"resnet32", 32}}) {
-      const Net net = make_model(spec_of(arch, 3, 32, 32, 10, variant));
+      const Net net = make_model(arch_spec(arch, 3, 32, 32, 10, variant));
       int layers = 0, shortcuts = 0;
       for (const auto& m : net->modules(false)) {
         if (auto* c = m->as<torch::nn::Conv2dImpl>()) {
@@ -103,7 +103,7 @@ TEST(Models, ForwardShapes) {
     for (const char* variant : {"v1", "preact"}) {
       if (arch.rfind("resnet", 0) != 0 && std::string(variant) != "v1") continue;
       for (const auto& in : inputs) {
-        const Net net = make_model(spec_of(arch, in.c, in.h, in.w, in.classes, variant));
+        const Net net = make_model(arch_spec(arch, in.c, in.h, in.w, in.classes, variant));
         net->train();
         const auto y = net->forward(torch::randn({2, in.c, in.h, in.w}));
         ASSERT_EQ(y.sizes(), (torch::IntArrayRef{2, in.classes}))
@@ -124,7 +124,7 @@ TEST(Models, ArchListOrder) {
 }
 
 TEST(Models, UnknownArchIsUsageError) {
-  const Error e = usage_error_of(spec_of("cnn4"));
+  const Error e = usage_error_of(arch_spec("cnn4"));
   EXPECT_NE(std::string(e.what()).find("'cnn4'"), std::string::npos) << e.what();
   for (const auto& a : model_archs()) {
     EXPECT_NE(e.hint().find(a), std::string::npos) << e.hint();
@@ -132,21 +132,21 @@ TEST(Models, UnknownArchIsUsageError) {
 }
 
 TEST(Models, UnknownVariantIsUsageError) {
-  const Error e = usage_error_of(spec_of("resnet20", 3, 32, 32, 10, "v2"));
+  const Error e = usage_error_of(arch_spec("resnet20", 3, 32, 32, 10, "v2"));
   EXPECT_NE(std::string(e.what()).find("'v2'"), std::string::npos) << e.what();
 }
 
 TEST(Models, TooSmallInputIsUsageError) {
-  usage_error_of(spec_of("small", 1, 3, 28));  // 2 pools need 4x4
-  usage_error_of(spec_of("cnn1", 3, 32, 3));
-  usage_error_of(spec_of("cnn2", 3, 7, 7));  // 3 pools need 8x8
-  usage_error_of(spec_of("cnn3", 3, 2, 2));
-  usage_error_of(spec_of("resnet20", 0, 32, 32));
-  usage_error_of(spec_of("cnn1", 3, 32, 32, 0));
+  usage_error_of(arch_spec("small", 1, 3, 28));  // 2 pools need 4x4
+  usage_error_of(arch_spec("cnn1", 3, 32, 3));
+  usage_error_of(arch_spec("cnn2", 3, 7, 7));  // 3 pools need 8x8
+  usage_error_of(arch_spec("cnn3", 3, 2, 2));
+  usage_error_of(arch_spec("resnet20", 0, 32, 32));
+  usage_error_of(arch_spec("cnn1", 3, 32, 32, 0));
   // The smallest sizes that do work.
-  EXPECT_NO_THROW(make_model(spec_of("small", 1, 4, 4)));
-  EXPECT_NO_THROW(make_model(spec_of("cnn2", 1, 8, 8)));
-  const Net tiny = make_model(spec_of("resnet20", 1, 1, 1));  // strided convs never reach 0
+  EXPECT_NO_THROW(make_model(arch_spec("small", 1, 4, 4)));
+  EXPECT_NO_THROW(make_model(arch_spec("cnn2", 1, 8, 8)));
+  const Net tiny = make_model(arch_spec("resnet20", 1, 1, 1));  // strided convs never reach 0
   tiny->eval();
   torch::NoGradGuard no_grad;
   EXPECT_EQ(tiny->forward(torch::zeros({1, 1, 1, 1})).sizes(), (torch::IntArrayRef{1, 10}));
@@ -158,21 +158,21 @@ TEST(Models, ReadableParameterNames) {
     for (const auto& p : net->named_parameters()) s.insert(p.key());
     return s;
   };
-  const auto v1 = names(make_model(spec_of("resnet20")));
+  const auto v1 = names(make_model(arch_spec("resnet20")));
   for (const char* n : {"conv1.weight", "bn1.weight", "stack1.block0.conv1.weight",
                         "stack1.block2.bn2.bias", "stack2.block0.shortcut.weight",
                         "stack3.block0.shortcut.bias", "fc.weight"}) {
     EXPECT_TRUE(v1.count(n)) << n;
   }
   EXPECT_FALSE(v1.count("stack1.block0.shortcut.weight"));  // identity where the shape is kept
-  const auto pre = names(make_model(spec_of("resnet32", 3, 32, 32, 10, "preact")));
+  const auto pre = names(make_model(arch_spec("resnet32", 3, 32, 32, 10, "preact")));
   EXPECT_TRUE(pre.count("bn_final.weight"));
   EXPECT_TRUE(pre.count("stack3.block4.bn1.weight"));
   EXPECT_FALSE(pre.count("bn1.weight"));
-  const auto cnn2 = names(make_model(spec_of("cnn2")));
+  const auto cnn2 = names(make_model(arch_spec("cnn2")));
   EXPECT_TRUE(cnn2.count("conv5.weight") && cnn2.count("bn5.bias") && cnn2.count("fc.bias"));
   // Buffers: BN running stats and num_batches_tracked, the latter not counted as a weight.
-  const Net net = make_model(spec_of("cnn2"));
+  const Net net = make_model(arch_spec("cnn2"));
   EXPECT_TRUE(net->named_buffers().contains("bn1.running_mean"));
   EXPECT_EQ(net->named_buffers()["bn1.num_batches_tracked"].scalar_type(), torch::kLong);
 }
@@ -181,7 +181,7 @@ TEST(Models, ReadableParameterNames) {
 // for cnn1.conv4, against glorot's 0.051), so the maximum tells them apart.
 TEST(Models, GlorotInitForCnns) {
   torch::manual_seed(1);
-  const Net net = make_model(spec_of("cnn1"));
+  const Net net = make_model(arch_spec("cnn1"));
   const auto params = net->named_parameters();
   const auto w = params["conv4.weight"];  // (128, 128, 3, 3)
   const double bound = std::sqrt(6.0 / (128 * 9 + 128 * 9));
@@ -203,7 +203,7 @@ TEST(Models, GlorotInitForCnns) {
 TEST(Models, HeInitAndKerasBatchNormForResNets) {
   torch::manual_seed(2);
   for (const char* variant : {"v1", "preact"}) {
-    const Net net = make_model(spec_of("resnet32", 3, 32, 32, 10, variant));
+    const Net net = make_model(arch_spec("resnet32", 3, 32, 32, 10, variant));
     const auto params = net->named_parameters();
     const auto w = params["stack3.block1.conv2.weight"];  // (64, 64, 3, 3): 36,864 draws
     const double want = std::sqrt(2.0 / (64 * 9));
@@ -227,11 +227,11 @@ TEST(Models, HeInitAndKerasBatchNormForResNets) {
 TEST(Models, SameSeedSameWeights) {
   for (const auto& arch : model_archs()) {
     torch::manual_seed(42);
-    const Net a = make_model(spec_of(arch, 1, 16, 16, 4));
+    const Net a = make_model(arch_spec(arch, 1, 16, 16, 4));
     torch::manual_seed(42);
-    const Net b = make_model(spec_of(arch, 1, 16, 16, 4));
+    const Net b = make_model(arch_spec(arch, 1, 16, 16, 4));
     torch::manual_seed(43);
-    const Net c = make_model(spec_of(arch, 1, 16, 16, 4));
+    const Net c = make_model(arch_spec(arch, 1, 16, 16, 4));
     const auto pa = a->named_parameters(), pb = b->named_parameters(), pc = c->named_parameters();
     ASSERT_EQ(pa.keys(), pb.keys());
     bool differs = false;
@@ -247,7 +247,7 @@ TEST(Models, BackwardReachesEveryParameter) {
   torch::manual_seed(3);
   for (const auto& arch : model_archs()) {
     for (const char* variant : {"v1", "preact"}) {
-      const Net net = make_model(spec_of(arch, 3, 16, 16, 10, variant));
+      const Net net = make_model(arch_spec(arch, 3, 16, 16, 10, variant));
       net->train();
       const auto x = torch::randn({4, 3, 16, 16});
       const auto y = torch::tensor({0, 3, 5, 9}, torch::kLong);
@@ -265,7 +265,7 @@ TEST(Models, BackwardReachesEveryParameter) {
 }
 
 TEST(Models, CountParamsSplitsFrozenFromTrainable) {
-  const Net net = make_model(spec_of("cnn2"));
+  const Net net = make_model(arch_spec("cnn2"));
   const auto before = count_params(*net);
   net->named_parameters()["fc.weight"].set_requires_grad(false);  // (10, 2048)
   const auto after = count_params(*net);

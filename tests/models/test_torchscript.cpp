@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ModelSpec spec_of(const std::string& file, int64_t channels = 1, int64_t classes = 4) {
+ModelSpec script_spec(const std::string& file, int64_t channels = 1, int64_t classes = 4) {
   ModelSpec s;
   s.arch = "torchscript", s.channels = channels, s.height = 16, s.width = 16, s.classes = classes, s.path = fixture(file);
   return s;
@@ -52,12 +52,12 @@ torch::Tensor pytorch_logits(const std::string& setup) {
 
 TEST(TorchScript, ComputesWhatPyTorchComputed) {
   for (const char* f : {"small-1x16x16-4.pt", "small-traced-1x16x16-4.pt"}) {
-    Net m = load_torchscript(spec_of(f));
+    Net m = load_torchscript(script_spec(f));
     EXPECT_TRUE(is_torchscript(*m));
     EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), logits_file("small-1x16x16-4.logits.txt"), 1e-5, 1e-6))
         << f;
   }
-  Net bn = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  Net bn = load_torchscript(script_spec("bn-dropout-1x16x16-4.pt"));
   EXPECT_TRUE(torch::allclose(eval_logits(*bn, fixture_input()), logits_file("bn-dropout-1x16x16-4.logits.txt"), 1e-5, 1e-6));
   // PyTorch's state_dict names, parameters and buffers.
   std::vector<std::string> names;
@@ -68,8 +68,8 @@ TEST(TorchScript, ComputesWhatPyTorchComputed) {
 }
 
 TEST(TorchScript, TwinOfTheBuiltInSmallGivesItsLogits) {
-  Net ts = load_torchscript(spec_of("small-1x16x16-4.pt"));
-  ModelSpec s = spec_of("");
+  Net ts = load_torchscript(script_spec("small-1x16x16-4.pt"));
+  ModelSpec s = script_spec("");
   s.arch = "small", s.path.clear();
   Net builtin = make_model(s);
   auto theirs = ts->named_parameters();
@@ -84,7 +84,7 @@ TEST(TorchScript, TwinOfTheBuiltInSmallGivesItsLogits) {
 }
 
 TEST(TorchScript, TrainingChangesTheModuleItselfAndCheckpointsRoundTrip) {
-  Net m = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  Net m = load_torchscript(script_spec("bn-dropout-1x16x16-4.pt"));
   const auto before = eval_logits(*m, fixture_input());
   m->train();
   torch::optim::SGD opt(m->parameters(), 0.1);
@@ -112,8 +112,8 @@ TEST(TorchScript, TrainingChangesTheModuleItselfAndCheckpointsRoundTrip) {
 
 TEST(TorchScript, FreshModelsAreReinitialisedByKind) {
   torch::manual_seed(1);
-  Net m = make_model(spec_of("bn-dropout-1x16x16-4.pt"));
-  Net file = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  Net m = make_model(script_spec("bn-dropout-1x16x16-4.pt"));
+  Net file = load_torchscript(script_spec("bn-dropout-1x16x16-4.pt"));
   auto p = m->named_parameters(), q = file->named_parameters();
   EXPECT_FALSE(torch::equal(p["conv1.weight"], q["conv1.weight"]));
   const double bound = 1.0 / std::sqrt(9.0);  // conv1: 1 input channel, 3x3
@@ -125,35 +125,35 @@ TEST(TorchScript, FreshModelsAreReinitialisedByKind) {
   EXPECT_TRUE(torch::equal(b["bn1.running_var"], torch::ones_like(b["bn1.running_var"])));
   EXPECT_EQ(b["bn1.num_batches_tracked"].item<int64_t>(), 0);
   torch::manual_seed(1);
-  Net again = make_model(spec_of("bn-dropout-1x16x16-4.pt"));
+  Net again = make_model(script_spec("bn-dropout-1x16x16-4.pt"));
   EXPECT_TRUE(torch::equal(again->named_parameters()["fc.weight"], p["fc.weight"])) << "seeded, so reproducible";
   torch::manual_seed(2);
-  Net other = make_model(spec_of("bn-dropout-1x16x16-4.pt"));
+  Net other = make_model(script_spec("bn-dropout-1x16x16-4.pt"));
   EXPECT_FALSE(torch::equal(other->named_parameters()["fc.weight"], p["fc.weight"])) << "another seed, another start";
   // Loading (and its checks' draws) leaves the caller's generator where it was.
   torch::manual_seed(3);
   const auto want = torch::rand({4});
   torch::manual_seed(3);
-  load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  load_torchscript(script_spec("bn-dropout-1x16x16-4.pt"));
   EXPECT_TRUE(torch::equal(torch::rand({4}), want));
 }
 
 TEST(TorchScript, TracedBatchNormIsRefusedAndBadFilesAreClearErrors) {
   std::string msg;
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("bn-dropout-traced-1x16x16-4.pt")); }, &msg), exit_status(ExitCode::kUsage));
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(script_spec("bn-dropout-traced-1x16x16-4.pt")); }, &msg), exit_status(ExitCode::kUsage));
   EXPECT_NE(msg.find("torch.jit.script"), std::string::npos) << msg;
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-traced-1x16x16-4.pt")); }), 0)
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(script_spec("small-traced-1x16x16-4.pt")); }), 0)
       << "tracing a model without BatchNorm or dropout loses nothing";
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("no-such-file.pt")); }, &msg), exit_status(ExitCode::kData));
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(script_spec("no-such-file.pt")); }, &msg), exit_status(ExitCode::kData));
   auto dir = fresh_dir("ts-bad");
   std::ofstream(dir / "text.pt") << "not a TorchScript archive";
-  ModelSpec s = spec_of("");
+  ModelSpec s = script_spec("");
   s.path = (dir / "text.pt").string();
   EXPECT_EQ(exit_code_of([&] { load_torchscript(s); }, &msg), exit_status(ExitCode::kData));
   EXPECT_NE(msg.find("text.pt"), std::string::npos) << msg;
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 1, 10)); }, &msg), exit_status(ExitCode::kUsage));
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(script_spec("small-1x16x16-4.pt", 1, 10)); }, &msg), exit_status(ExitCode::kUsage));
   EXPECT_NE(msg.find("(batch, classes)"), std::string::npos) << msg;
-  EXPECT_EQ(exit_code_of([&] { load_torchscript(spec_of("small-1x16x16-4.pt", 3, 4)); }, &msg), exit_status(ExitCode::kUsage));
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(script_spec("small-1x16x16-4.pt", 3, 4)); }, &msg), exit_status(ExitCode::kUsage));
   EXPECT_NE(msg.find("mode on a batch of shape (2, 3, 16, 16)"), std::string::npos) << msg;
   fs::remove_all(dir);
 }
@@ -197,7 +197,7 @@ TEST(TorchScript, PretrainedFileIsTheBaseAsItIs) {
   auto r = run_apricot("train-base" + args);
   ASSERT_EQ(r.code, 0) << r.err;
   LoadedModel base = load_checkpoint((dir / "w" / "base" / "model.pt").string());
-  Net file = load_torchscript(spec_of("small-1x16x16-4.pt"));
+  Net file = load_torchscript(script_spec("small-1x16x16-4.pt"));
   auto want = file->named_parameters();
   for (const auto& p : base.model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key();
   EXPECT_EQ(base.meta["metrics"]["epochs"], 0);
@@ -227,7 +227,7 @@ TEST(TorchScript, ImportMakesTheModuleTheBaseOfAWorkDirectory) {
   EXPECT_TRUE(out["metrics"].contains("test_acc")) << r.out;
   LoadedModel base = load_checkpoint(w + "/base/model.pt");
   EXPECT_EQ(base.meta["metrics"]["epochs"], 0);
-  auto want = load_torchscript(spec_of("small-1x16x16-4.pt"))->named_parameters();
+  auto want = load_torchscript(script_spec("small-1x16x16-4.pt"))->named_parameters();
   for (const auto& p : base.model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key();
   // Importing again keeps the base (as train-base does) unless --force.
   r = run_apricot("import --from torchscript -i " + fixture("small-1x16x16-4.pt") + " --device cpu -w " + w + data);
@@ -262,7 +262,7 @@ TEST(TorchScript, ImportMakesTheModuleTheBaseOfAWorkDirectory) {
 // the module back (the recorded module, or --module) to the same logits.
 TEST(TorchScript, SafetensorsExportImportsBackIntoTheModule) {
   auto dir = fresh_dir("ts-safetensors");
-  Net trained = load_torchscript(spec_of("bn-dropout-1x16x16-4.pt"));
+  Net trained = load_torchscript(script_spec("bn-dropout-1x16x16-4.pt"));
   {
     // Move the running statistics away from the file's, so that buffers must travel too.
     torch::NoGradGuard g;

@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ModelSpec spec_of(const std::string& file, int64_t height = 16, int64_t width = 16) {
+ModelSpec form_spec(const std::string& file, int64_t height = 16, int64_t width = 16) {
   ModelSpec s;
   s.arch = "torchscript", s.channels = 1, s.height = height, s.width = width, s.classes = 4, s.path = fixture(file);
   return s;
@@ -43,14 +43,14 @@ TEST(TorchScriptForms, EachLoadsAndComputesWhatPyTorchComputed) {
   for (const char* name : {"tuple-out", "dict-out", "groupnorm", "layernorm", "intbuf", "tied", "nograd",
                            "gpu-saved", "frozen", "view-flatten"}) {
     const std::string base = std::string(name) + "-1x16x16-4";
-    Net m = load_torchscript(spec_of(base + ".pt"));
+    Net m = load_torchscript(form_spec(base + ".pt"));
     EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), logits_file(base + ".logits.txt"), 1e-5, 1e-6)) << name;
   }
-  Net wide = load_torchscript(spec_of("nonsquare-1x16x24-4.pt", 16, 24));
+  Net wide = load_torchscript(form_spec("nonsquare-1x16x24-4.pt", 16, 24));
   EXPECT_TRUE(torch::allclose(eval_logits(*wide, fixture_input(16, 24)), logits_file("nonsquare-1x16x24-4.logits.txt"), 1e-5, 1e-6));
   // A square image of the wrong width is refused, naming the shape it tried and the interpreter's cause.
   std::string msg;
-  EXPECT_EQ(exit_code_of([] { load_torchscript(spec_of("nonsquare-1x16x24-4.pt", 16, 16)); }, &msg),
+  EXPECT_EQ(exit_code_of([] { load_torchscript(form_spec("nonsquare-1x16x24-4.pt", 16, 16)); }, &msg),
             static_cast<int>(ExitCode::kUsage));
   EXPECT_NE(msg.find("(2, 1, 16, 16)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Error: "), std::string::npos) << msg;
@@ -72,14 +72,14 @@ TEST(TorchScriptForms, ViewFlattenModuleIsEvaluatedAndTrained) {
 TEST(TorchScriptForms, CudaInForwardIsAClearErrorNamingTheCause) {
   // CUDA made inside forward: the cause is named, not the interpreter's first line.
   std::string msg;
-  EXPECT_EQ(exit_code_of([] { load_torchscript(spec_of("cuda-in-forward-1x16x16-4.pt")); }, &msg), static_cast<int>(ExitCode::kUsage));
+  EXPECT_EQ(exit_code_of([] { load_torchscript(form_spec("cuda-in-forward-1x16x16-4.pt")); }, &msg), static_cast<int>(ExitCode::kUsage));
   EXPECT_NE(msg.find("CUDA"), std::string::npos) << msg;
   EXPECT_NE(msg.find("x.device"), std::string::npos) << msg;
   EXPECT_EQ(msg.find("The following operation failed"), std::string::npos) << msg;
 }
 
 TEST(TorchScriptForms, TiedWeightIsOneParameterSteppedOnce) {
-  Net m = load_torchscript(spec_of("tied-1x16x16-4.pt"));
+  Net m = load_torchscript(form_spec("tied-1x16x16-4.pt"));
   auto params = params_of(*m);
   EXPECT_TRUE(params.count("a.weight"));
   EXPECT_FALSE(params.count("b.weight"));  // registered once, as PyTorch's named_parameters() lists it
@@ -101,7 +101,7 @@ TEST(TorchScriptForms, TiedWeightIsOneParameterSteppedOnce) {
 }
 
 TEST(TorchScriptForms, NoGradPartsAreHeldFrozenAndExportKeepsTheFilesFlags) {
-  Net m = load_torchscript(spec_of("nograd-1x16x16-4.pt"));
+  Net m = load_torchscript(form_spec("nograd-1x16x16-4.pt"));
   auto params = params_of(*m);
   EXPECT_FALSE(params.at("stem.weight").requires_grad());  // computed under torch.no_grad() in forward
   bool some_trainable = false;
@@ -136,7 +136,7 @@ TEST(TorchScriptForms, FrozenPartsStayBitwiseThroughEveryArm) {
                            " --set 'adapt.strategies=[\"1\",\"2\",\"3\",\"none\",\"soup\",\"greedy-soup\",\"none-matched\"]'";
   auto r = run_apricot("run" + args);
   ASSERT_EQ(r.code, 0) << r.err;
-  Net file = load_torchscript(spec_of("frozen-1x16x16-4.pt"));
+  Net file = load_torchscript(form_spec("frozen-1x16x16-4.pt"));
   std::map<std::string, torch::Tensor> frozen;
   for (const auto& p : file->named_parameters())
     if (!p.value().requires_grad()) frozen[p.key()] = p.value();

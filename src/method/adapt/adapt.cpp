@@ -9,7 +9,6 @@
 namespace apricot {
 
 using nlohmann::json;
-using namespace adapt_detail;
 
 std::string to_string(StopReason r) {
   switch (r) {
@@ -35,6 +34,7 @@ void check_target(const AdaptConfig& ac, const Dataset& data) {
 
 json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
                const AdaptRequest& req) {
+  using namespace adapt_detail;
   const WorkDir wd(workdir);
   check_target(cfg.adapt, data);
   const json prov = provenance(cfg, wd, req.strategy);
