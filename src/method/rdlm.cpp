@@ -461,6 +461,20 @@ CorrectnessCache::CorrectnessCache(std::vector<Net> rdlms, const Split& train, c
   }
 }
 
+namespace {
+const Normalizer& dummy_normalizer() {  // a known table never normalises images
+  static const Normalizer none;
+  return none;
+}
+}  // namespace
+
+CorrectnessCache::CorrectnessCache(torch::Tensor known, const Split& train)
+    : train_(train), norm_(dummy_normalizer()), device_(torch::kCPU) {
+  TORCH_CHECK(known.dim() == 2 && known.size(0) == train.size(), "a correctness table has a row per training image");
+  table_ = known.to(torch::kInt8).contiguous();
+  TORCH_CHECK(table_.ge(0).all().item<bool>(), "a known correctness table has no unknown (-1) entries");
+}
+
 int64_t CorrectnessCache::known() const { return table_.ge(0).sum().item<int64_t>(); }
 
 torch::Tensor CorrectnessCache::rows(const torch::Tensor& idx) {
@@ -482,7 +496,7 @@ torch::Tensor CorrectnessCache::rows(const torch::Tensor& idx) {
 }
 
 void CorrectnessCache::save() const {
-  if (!dirty_) return;
+  if (!dirty_ || path_.empty()) return;
   std::ostringstream os;
   torch::save(table_, os);
   write_file_atomic(path_, os.str());

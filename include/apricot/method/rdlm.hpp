@@ -65,6 +65,9 @@ class CorrectnessCache {
   // The cache file is reused only when the data fingerprint and every rDLM checksum match.
   CorrectnessCache(std::vector<Net> rdlms, const Split& train, const Normalizer& norm, torch::Device device,
                    std::string path, const std::string& fingerprint, std::vector<std::string> rdlm_ids);
+  // A table known in full ((N, n) int8 or bool: 1 / true right, 0 / false wrong), with no rDLMs to
+  // ask and no file: what a test hands the adaptation loop instead of trained rDLMs.
+  CorrectnessCache(torch::Tensor known, const Split& train);
   // (F, n) bool on the CPU for training rows idx (int64, F), rows in idx order.
   torch::Tensor rows(const torch::Tensor& idx);
   void save() const;                      // atomic; no-op when nothing new was computed

@@ -94,11 +94,31 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
     arm->base_sel = count_all(model, *arm->sel, data.norm, device, arm->eval_batch);
     other = predict(model, (arm->select_on_test ? data.val : data.test).x, data.norm, device, arm->eval_batch);
   }
-  arm->base_pred_val = arm->select_on_test ? other : arm->base_sel.pred;
-  arm->base_pred_test = arm->select_on_test ? arm->base_sel.pred : other;
-  arm->base_right_sel = arm->base_sel.right;
-  arm->base_right_sel_count = arm->base_sel.correct;
+  set_base_answers(*arm, other);
   arm->base_eval_seconds = since(t0);
+  return arm;
+}
+
+void set_base_answers(Arm& arm, const torch::Tensor& other_pred) {
+  arm.base_pred_val = arm.select_on_test ? other_pred : arm.base_sel.pred;
+  arm.base_pred_test = arm.select_on_test ? arm.base_sel.pred : other_pred;
+  arm.base_right_sel = arm.base_sel.right;
+  arm.base_right_sel_count = arm.base_sel.correct;
+}
+
+std::unique_ptr<Arm> arm_from_parts(const Config& cfg, const Dataset& data, NetImpl& model, Strategy strategy,
+                                    torch::Tensor R, torch::Tensor right_table) {
+  const torch::Device cpu(torch::kCPU);
+  auto arm = std::make_unique<Arm>(cfg, data, cpu, strategy);
+  if (!cfg.adapt.target.empty()) arm->target.emplace(cfg.adapt.target[0], cfg.adapt.target[1]);
+  arm->layout = weight_layout(model, cfg.adapt.adjust_buffers);
+  arm->R = std::move(R);
+  arm->cache = std::make_unique<CorrectnessCache>(std::move(right_table), data.train);
+  arm->retrain = retrain_options(cfg, data.train.size());
+  arm->retraining = cfg.adapt.retrain_every > 0 && arm->retrain.max_steps > 0;
+  arm->base_sel = count_all(model, *arm->sel, data.norm, cpu, arm->eval_batch);
+  set_base_answers(*arm, predict(model, (arm->select_on_test ? data.val : data.test).x, data.norm, cpu,
+                                 arm->eval_batch));
   return arm;
 }
 

@@ -1,5 +1,6 @@
 // Internal to src/method/adapt/: what the files of the adaptation loop share. The interface is
-// apricot/method/adapt.hpp (run_adapt); nothing outside this folder includes this file.
+// apricot/method/adapt.hpp (run_adapt); outside this folder only tests/method/test_adapt_step.cpp
+// includes this file, to drive one batch (adapt_step) by hand.
 //   arm.cpp         an arm's fixed inputs (Arm) and the steps every part uses (accepting a candidate)
 //   provenance.cpp  what a result depends on, and whether a stored one can be reused
 //   start.cpp       the start candidates of the registry (soup, greedy soup, budget-matched training)
@@ -100,6 +101,14 @@ TrainOptions retrain_options(const Config& cfg, int64_t n_train);
 std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const WorkDir& wd, NetImpl& model,
                                  const ModelSpec& spec, const torch::Device& device, Strategy strategy,
                                  const json& prov, const std::string& base_crc32);
+// The base's answers on the split other than the selection one (`other_pred`) and on the selection
+// split (arm.base_sel) as the arm keeps them.
+void set_base_answers(Arm& arm, const torch::Tensor& other_pred);
+// An arm on the CPU from its parts, without a work directory: the rDLMs' stacked weights R (n, P),
+// in the layout weight_layout(model, adapt.adjust_buffers) gives, and their correctness on every
+// training image, right_table (N_train, n). For tests that drive adapt_step with a hand-made table.
+std::unique_ptr<Arm> arm_from_parts(const Config& cfg, const Dataset& data, NetImpl& model, Strategy strategy,
+                                    torch::Tensor R, torch::Tensor right_table);
 AdaptState initial_state(const Arm& arm);
 double accept_if_better(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, bool* accepted);
 void reject_nonfinite(NetImpl& model, AdaptState& st, const Best& best, const std::string& why);
