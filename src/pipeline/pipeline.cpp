@@ -25,11 +25,18 @@ using nlohmann::json;
 
 namespace {
 
+// The metadata of the base model on disk, which is kept only when made with this run's recipe
+// (train-base and run both refuse it otherwise).
+json checked_base_meta(const Config& cfg, const WorkDir& wd) {
+  json meta = load_checkpoint(wd.base_model()).meta;
+  require_same_recipe(meta, cfg, "the base model '" + wd.base_model() + "'", Phase::kBase);
+  return meta;
+}
+
 // The base model on disk is kept: say so, and warn when the early copy the rDLMs need is missing.
 json existing_base(const Config& cfg, const WorkDir& wd) {
-  auto m = load_checkpoint(wd.base_model());
-  require_same_recipe(m.meta, cfg, "the base model '" + wd.base_model() + "'", Phase::kBase);
-  json metrics = m.meta.value("metrics", json::object());
+  const json meta = checked_base_meta(cfg, wd);
+  json metrics = meta.value("metrics", json::object());
   if (!metrics.is_object()) metrics = json::object();
   spdlog::info("base model exists: {} (test accuracy {:.2f}%); nothing to do (use --force to retrain)",
                wd.base_model(), 100 * metrics.value("test_acc", 0.0));
@@ -153,10 +160,8 @@ json run_pipeline(const Config& cfg, const std::string& workdir, const torch::De
     spdlog::info("phase 1/3: training the base model");
     train_base(cfg, workdir, device, force, &data);
   } else {
-    // Kept only when made with this run's recipe, as train-base requires (arms that need no rDLMs
-    // would otherwise adapt a base trained with another recipe).
-    require_same_recipe(load_checkpoint(wd.base_model()).meta, cfg, "the base model '" + wd.base_model() + "'",
-                        Phase::kBase);
+    // As train-base: arms that need no rDLMs would otherwise adapt a base trained with another recipe.
+    checked_base_meta(cfg, wd);
     spdlog::info("phase 1/3: base model exists ({}), skipped", wd.base_model());
   }
   bool needs_rdlms = false;

@@ -62,8 +62,6 @@ inline double start_acc(const json& result) {
   return str(result, {"selection"}) == "test" ? num(result, {"base", "test_acc"}) : num(result, {"base", "val_acc"});
 }
 
-// An arm's name in tables and charts (the registry's display name).
-inline std::string strategy_name(const std::string& s) { return display_name(s); }
 // A count of training images, short: "840", "12.3k", "1.54M".
 inline std::string image_count(double n) {
   if (n < 1e3) return strf("%.0f", n);

@@ -157,7 +157,7 @@ std::string boxplot_svg(const std::string& title, const std::vector<std::pair<st
   for (size_t i = 0; i < boxes.size(); ++i) {
     const auto& [key, v] = boxes[i];
     const std::string color = colour_of(key);
-    const std::string name = key == "base" ? "base" : strategy_name(key);
+    const std::string name = key == "base" ? "base" : display_name(key);
     double cx = f.px(i + 0.5), bw = std::min(50.0, (f.px(1) - f.px(0)) * 0.5);
     s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">", cx, f.h - f.bottom + 16) + html_escape(name) + "</text>";
     s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"xl sm\">n=%zu</text>", cx, f.h - f.bottom + 30, v.size());
@@ -215,12 +215,12 @@ std::string class_change_svg(const std::string& title,
       s += strf("<rect class=\"d\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%s, class %zu: "
                 "%+.2f pp</title></rect>",
                 x, y, std::max(bw - 1, 1.0), std::max(std::fabs(f.py(v[k]) - f.py(0)), 0.5), color.c_str(),
-                html_escape(strategy_name(key)).c_str(), k, 100 * v[k]);
+                html_escape(display_name(key)).c_str(), k, 100 * v[k]);
     }
     // Legend: one swatch and name per arm, in a row under the axis.
     const double lx = f.left + a * 120.0;
     s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>", lx, f.h - 22, color.c_str());
-    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", lx + 14, f.h - 13) + html_escape(strategy_name(key)) +
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", lx + 14, f.h - 13) + html_escape(display_name(key)) +
          "</text>";
   }
   return s + "</svg>";
@@ -252,7 +252,7 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
   Frame f;
   // The legend, right of the plot, as wide as its longest name needs; the plot keeps 368 px.
   double longest = text_width("retraining");
-  for (const auto& c : curves) longest = std::max(longest, text_width(strategy_name(c.strategy)));
+  for (const auto& c : curves) longest = std::max(longest, text_width(display_name(c.strategy)));
   f.right = std::max(120.0, 35 + longest + 6);
   f.w = f.left + 368 + f.right;
   double xmax = 1, lo = 1, hi = 0;
@@ -288,7 +288,7 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
                 f.px(x) - 3.5, f.py(y) - 3.5, color.c_str(), x, 100 * y);
     s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>",
               f.w - f.right + 10, f.w - f.right + 30, ly, ly, color.c_str(), dash);
-    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", f.w - f.right + 35, ly + 4) + strategy_name(c.strategy) +
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", f.w - f.right + 35, ly + 4) + display_name(c.strategy) +
          "</text>";
     ly += 16;
   }

@@ -95,7 +95,7 @@ Table adaptation_table(const json& g, const std::vector<std::string>& strategies
            "The control arm runs the same loop without weight adjustment: the gain over the control is what "
            "the rDLMs add.",
            {"", }, {}};
-  for (const auto& s : strategies) t5.header.push_back(strategy_name(s));
+  for (const auto& s : strategies) t5.header.push_back(display_name(s));
   const json& a = g["adaptation"];
   auto row = [&](const std::string& name, auto cell) {
     std::vector<std::string> r = {name};
@@ -148,7 +148,7 @@ Table overall_table(const json& rep, const std::vector<std::string>& strategies)
   Table ov{"Table V (overall): average gain over all models",
            "Per strategy, the mean over models of each model's mean gain (± std over models when there are several).",
            {"", }, {}};
-  for (const auto& s : strategies) ov.header.push_back(strategy_name(s));
+  for (const auto& s : strategies) ov.header.push_back(display_name(s));
   std::vector<std::string> r1 = {"average gain over base"}, r2 = {"average gain over control"};
   for (const auto& s : strategies) {
     const json& e = rep["overall"][s];

@@ -16,11 +16,12 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   json rdlms = json::array();
   if (uses_rdlms(s))
     for (int64_t k = 0; k < cfg.rdlm.count; ++k) rdlms.push_back(crc_of(wd.rdlm_model(k)));
+  const json config = to_json(cfg);
   json prov = {{"base_crc32", crc_of(wd.base_model())},
                {"rdlm_crc32", rdlms},
-               {"config", recipe_key(to_json(cfg), Phase::kAdapt, s)}};  // results made before a key existed stay valid
+               {"config", recipe_key(config, Phase::kAdapt, s)}};  // results made before a key existed stay valid
   if (arm_info(s).reads_finetune)
-    prov["matching"] = {{"images", rdlm_images(cfg)}, {"finetune", to_json(cfg)["rdlm"]["finetune"]}};
+    prov["matching"] = {{"images", rdlm_images(cfg)}, {"finetune", config["rdlm"]["finetune"]}};
   return prov;
 }
 
