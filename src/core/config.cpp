@@ -34,9 +34,11 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, directi
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
                                                 retrain_every, target, parallel, max_break_rate, early_reject,
                                                 retrain)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FieldConfig, format, root, holdout, replay, steps, batch_size,
+                                                optimizer, lrs, momentum, checkpoint_every, members, interp_points)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
-                                                train, rdlm, adapt, resume)
+                                                train, rdlm, adapt, field, resume)
 
 void drop_added_defaults(json& config) {
   auto drop_if = [](json& section, const char* key, const json& value) {
@@ -55,6 +57,8 @@ void drop_added_defaults(json& config) {
     drop_if(a, "bn_recalibrate", 0);
     drop_if(a, "max_break_rate", 1.0);
   }
+  if (config.contains("field") && config["field"].is_object() && config["field"].value("format", "") == "")
+    config.erase("field");
 }
 
 json to_json(const Config& c) {
@@ -170,7 +174,9 @@ json check_value(const json& schema, const json& value, const std::string& path,
         else if (e.is_string()) out.push_back(e);
         else bad("element " + std::to_string(i) + " must be a string or an integer, got " + e.dump());
       } else {
-        out.push_back(check_value(json(int64_t{0}), e, sub, source));
+        // The default's element kind (field.lrs: numbers); integers when the default is empty.
+        const json element = schema.empty() ? json(int64_t{0}) : schema[0];
+        out.push_back(check_value(element, e, sub, source));
       }
     }
     return out;

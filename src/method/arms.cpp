@@ -6,23 +6,35 @@
 namespace apricot {
 
 const std::vector<ArmInfo>& arms() {
-  // name, display, colour, adjusts, uses_rdlms, control, start, reads: adjustment, bn_recalibrate, finetune
+  // name, display, colour, adjusts, uses_rdlms, control, start, reads: adjustment, bn_recalibrate, finetune;
+  // field, help
   static const std::vector<ArmInfo> table = {
       {Strategy::k1, "1", "strategy 1", "#1f77b4", true, true, false, StartCandidate::kNone, true, true, false,
-       "1 (toward correct and away from incorrect rDLMs)"},
+       false, "1 (toward correct and away from incorrect rDLMs)"},
       {Strategy::k2, "2", "strategy 2", "#d62728", true, true, false, StartCandidate::kNone, true, true, false,
-       "2 (toward correct)"},
+       false, "2 (toward correct)"},
       {Strategy::k3, "3", "strategy 3", "#2ca02c", true, true, false, StartCandidate::kNone, true, true, false,
-       "3 (away from incorrect)"},
+       false, "3 (away from incorrect)"},
       {Strategy::kSoup, "soup", "soup", "#9467bd", false, true, false, StartCandidate::kSoup, false, true, false,
-       "soup (the rDLMs' mean)"},
+       false, "soup (the rDLMs' mean)"},
       {Strategy::kGreedySoup, "greedy-soup", "greedy-soup", "#8c564b", false, true, false,
-       StartCandidate::kGreedySoup, false, true, false, "greedy-soup (Wortsman et al.)"},
+       StartCandidate::kGreedySoup, false, true, false, false, "greedy-soup (Wortsman et al.)"},
       {Strategy::kNone, "none", "control", "#444444", false, false, true, StartCandidate::kNone, false, false, false,
-       "none (control arm)"},
+       false, "none (control arm)"},
       {Strategy::kNoneMatched, "none-matched", "matched control", "#17becf", false, false, true,
        StartCandidate::kMatchedTraining, false, false, true,
-       "none-matched (control arm given the rDLMs' training images)"},
+       false, "none-matched (control arm given the rDLMs' training images)"},
+      {Strategy::kFinetune, "finetune", "fine-tune", "#e377c2", false, false, false, StartCandidate::kNone, false,
+       false, false, true, "finetune (field set + replay, best checkpoint and learning rate)"},
+      {Strategy::kFinetuneInterp, "finetune-interp", "WiSE-FT interp", "#bcbd22", false, false, false,
+       StartCandidate::kNone, false, false, false, true, "finetune-interp (WiSE-FT / PAINT: base to fine-tune)"},
+      {Strategy::kSoupInterp, "soup-interp", "soup interp", "#7f7f7f", false, false, false, StartCandidate::kNone,
+       false, false, false, true, "soup-interp (soup of field fine-tunes, interpolated)"},
+      {Strategy::kApricotInterp, "apricot-interp", "Apricot interp", "#ff7f0e", false, false, false,
+       StartCandidate::kNone, false, false, false, true,
+       "apricot-interp (strategy 2 toward field fine-tunes right on the field failures)"},
+      {Strategy::kHeadOnly, "head-only", "head only", "#aec7e8", false, false, false, StartCandidate::kNone, false,
+       false, false, true, "head-only (fine-tune the last layer)"},
   };
   return table;
 }
@@ -64,5 +76,6 @@ std::string display_name(const std::string& name) {
 
 bool adjusts(Strategy s) { return arm_info(s).adjusts; }
 bool uses_rdlms(Strategy s) { return arm_info(s).uses_rdlms; }
+bool is_field_arm(Strategy s) { return arm_info(s).field; }
 
 }  // namespace apricot

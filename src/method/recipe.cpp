@@ -41,6 +41,12 @@ json recipe_section(json j, const std::string& section, Phase phase, Strategy ar
     j.erase("parallel");      // arms at once or one by one: the same loop
     j.erase("early_reject");  // stops counting losers early: the same decisions
     const ArmInfo& info = arm_info(arm);
+    if (info.field) {  // a field arm reads only the break bound of adapt.* (and the field section)
+      json kept = json::object();
+      for (const char* k : {"max_break_rate", "selection"})
+        if (j.contains(k)) kept[k] = j[k];
+      return kept;
+    }
     if (!info.reads_adjustment)
       for (const char* k : kAdjustmentOnlyKeys) j.erase(k);
     if (!info.reads_bn_recalibrate) j.erase("bn_recalibrate");
@@ -53,6 +59,7 @@ json recipe_key(const json& config, Phase phase, Strategy arm) {
   drop_added_defaults(c);  // keys added since, at their defaults, are not changes
   json key = json::object();
   for (const auto& sec : sections_of(phase)) key[sec] = recipe_section(c.value(sec, json()), sec, phase, arm);
+  if (phase == Phase::kAdapt && arm_info(arm).field) key["field"] = c.value("field", json());
   return key;
 }
 

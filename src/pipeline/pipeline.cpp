@@ -3,6 +3,8 @@
 // is already done. It prints nothing but logs: tables and JSON output are the command line's.
 #include "apricot/pipeline/pipeline.hpp"
 
+#include "apricot/data/field.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include "apricot/method/adapt.hpp"
@@ -155,6 +157,13 @@ json run_pipeline(const Config& cfg, const std::string& workdir, const torch::De
   const Dataset data = load_dataset(cfg.data, cfg.seed);
   spdlog::info("data {}: train {} val {} test {} | {}x{}x{} | {} classes", data.name, data.train.size(),
                data.val.size(), data.test.size(), data.channels, data.height, data.width, data.classes);
+  for (auto s : arms)  // bad field data fails here, before any training
+    if (is_field_arm(s)) {
+      const FieldSet field = load_field(cfg.field, cfg.data, data, cfg.seed);
+      spdlog::info("field set {}: {} images to repair on, {} held out", field.source, field.sel.size(),
+                   field.holdout.size());
+      break;
+    }
   const auto t0 = Clock::now();
   if (!checkpoint_exists(wd.base_model()) || force) {
     spdlog::info("phase 1/3: training the base model");

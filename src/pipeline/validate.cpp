@@ -4,6 +4,8 @@
 
 #include "apricot/core/errors.hpp"
 #include "apricot/data/dataset.hpp"
+#include "apricot/data/field.hpp"
+#include "apricot/method/field.hpp"
 #include "apricot/method/adapt.hpp"
 #include "apricot/method/rdlm.hpp"
 #include "apricot/models/model.hpp"
@@ -25,6 +27,13 @@ void validate(const Config& c) {
   require(r.init != "base-early" || r.init_epochs <= c.train.epochs, "rdlm.init_epochs", r.init_epochs,
           "<= train.epochs with rdlm.init base-early (the copy is taken during base training)");
   validate(c.adapt);
+  validate(c.field);
+  validate_field_recipe(c.field);
+  for (const auto& name : c.adapt.strategies)
+    if (is_field_arm(parse_strategy(name)) && c.field.format.empty())
+      config_error("adapt.strategies lists the field arm \"" + name + "\" but no field set is configured "
+                   "(field.format is \"\")",
+                   "set field.format (npy or imagefolder) and field.root to the images the model gets wrong");
 }
 
 Config config_from_json(const nlohmann::json& j, const std::string& source) {

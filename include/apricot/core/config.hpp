@@ -116,6 +116,24 @@ struct AdaptConfig {
   RetrainConfig retrain;
 };
 
+// Field repair (docs/FIELD.md): the user's failure set and the fine-tuning recipe the field arms
+// (finetune, finetune-interp, soup-interp, apricot-interp, head-only) share. Every field arm spends
+// the same training images: |lrs| x steps x batch_size.
+struct FieldConfig {
+  std::string format = "";      // "" (no field set) | imagefolder (root/<class>/*) | npy (root/x_field.npy, y_field.npy)
+  std::string root = "";        // the field set's directory
+  double holdout = 0.5;         // share kept out of training and selection, for measuring (seeded, per class)
+  double replay = 1.0;          // replayed training images per field image in each fine-tuning batch
+  int64_t steps = 100;          // optimiser steps of one fine-tune (soup members: steps / members each)
+  int64_t batch_size = 64;      // images per step (field and replay together)
+  std::string optimizer = "sgd";        // sgd | adam | rmsprop
+  std::vector<double> lrs = {0.01, 0.003, 0.001};  // the learning rates each arm tries (chosen on selection)
+  double momentum = 0.9;        // sgd / rmsprop momentum
+  int64_t checkpoint_every = 10;  // finetune, head-only: a checkpoint candidate every k steps
+  int64_t members = 4;          // soup-interp, apricot-interp: fine-tunes with other replay images and seeds
+  int64_t interp_points = 11;   // candidates on the line from the base (0) to the fine-tuned model (1)
+};
+
 // Resumable state: how often each phase saves it (see docs/RELIABILITY.md).
 struct ResumeConfig {
   int64_t every_epochs = 1;   // training phases: save after every k epochs (0 = only on SIGINT/SIGTERM)
@@ -133,6 +151,7 @@ struct Config {
   TrainConfig train;
   RdlmConfig rdlm;
   AdaptConfig adapt;
+  FieldConfig field;
   ResumeConfig resume;
 };
 
@@ -140,7 +159,7 @@ nlohmann::json to_json(const Config& c);
 // Removes from a configuration's JSON the keys added after results were first stored, where they hold
 // their default (the behaviour from before they existed): data.channels 0, data.image_size [],
 // data.classes 0, model.path "", model.pretrained false, adapt.step_mode "per-input", adapt.bn_recalibrate 0,
-// adapt.max_break_rate 1. Results
+// adapt.max_break_rate 1, and the whole field section while field.format is "". Results
 // and runs made before a key existed then compare equal to new ones that leave it at its default.
 void drop_added_defaults(nlohmann::json& config);
 

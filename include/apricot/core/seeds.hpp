@@ -18,5 +18,9 @@ uint64_t recalibration_images(uint64_t run);     // the images BatchNorm statist
 uint64_t adapt_batches(uint64_t run);            // the adaptation loop's batches (the same for every arm)
 uint64_t retraining(uint64_t run, int64_t batch);  // the retraining after adaptation batch `batch`
 uint64_t matched_training(uint64_t run);         // the budget-matched control's training (none-matched)
+uint64_t field_holdout(uint64_t run);            // which field images are held out (field.holdout)
+// A field arm's fine-tune: member k (0 for a single fine-tune) at learning rate number `lr`: its
+// replayed training images, batch order and augmentation. The same for every arm that makes it.
+uint64_t field_finetune(uint64_t run, int64_t member, int64_t lr);
 
 }  // namespace apricot::seeds

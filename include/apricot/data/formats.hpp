@@ -30,6 +30,13 @@ torch::Tensor read_idx_file(const std::string& path);
 // size; [H, W]: each resized to it (bilinear, antialiased when shrinking).
 void load_imagefolder(const std::string& root, int64_t channels, const std::vector<int64_t>& image_size,
                       Split& train, Split& test, std::vector<std::string>* class_names = nullptr);
+// The classes of an image-folder dataset: the folder names of root/train, sorted.
+std::vector<std::string> imagefolder_classes(const std::string& root);
+// One folder of class folders, dir/<class>/* (a field set), labelled by each folder's position in
+// `class_names`; a folder not in it is an error naming it. Images are converted to `channels` (1 or
+// 3) and must be height x width, or are resized to it when `resize`.
+Split load_imagefolder_dir(const std::string& dir, const std::vector<std::string>& class_names, int64_t channels,
+                           int64_t height, int64_t width, bool resize);
 // NumPy: root/x_train.npy, y_train.npy, x_test.npy, y_test.npy, as numpy.save writes them. Images
 // uint8, N x H x W (gray), N x H x W x C or N x C x H x W (C from 1 to 4, the last dimension tried
 // first); labels one integer per image (any little-endian integer type), >= 0 and, when classes > 0,

@@ -12,7 +12,13 @@ namespace apricot {
 // The arms. k1-k3: the paper's strategies. kNone: the control arm, no adjustment. kSoup / kGreedySoup:
 // the (greedy) mean of the rDLMs as a starting candidate, then the control's loop. kNoneMatched: the
 // control arm that first spends the rDLMs' training images on the base (APRICOT.md, "Beyond the paper").
-enum class Strategy { kNone, k1, k2, k3, kSoup, kGreedySoup, kNoneMatched };
+// The field arms (docs/FIELD.md) repair a field set (config section `field`) instead of running the
+// loop: kFinetune, kFinetuneInterp (WiSE-FT / PAINT), kSoupInterp, kApricotInterp (strategy 2 of the
+// engine on the field failures, fine-tuned rDLMs), kHeadOnly (the last layer only).
+enum class Strategy {
+  kNone, k1, k2, k3, kSoup, kGreedySoup, kNoneMatched,
+  kFinetune, kFinetuneInterp, kSoupInterp, kApricotInterp, kHeadOnly
+};
 
 // The one candidate an arm tries before its loop (accepted by the loop's rule against the base).
 enum class StartCandidate {
@@ -35,6 +41,7 @@ struct ArmInfo {
   bool reads_adjustment;     // adapt.step, step_mode, direction, adjust_buffers
   bool reads_bn_recalibrate; // adapt.bn_recalibrate (after adjustments and soups)
   bool reads_finetune;       // rdlm.finetune, the matched training's recipe
+  bool field;                // repairs the field set (section `field`) instead of running the loop
   const char* help;          // one line for messages
 };
 
@@ -42,12 +49,13 @@ struct ArmInfo {
 const std::vector<ArmInfo>& arms();
 const ArmInfo& arm_info(Strategy s);
 const ArmInfo* find_arm(const std::string& name);  // nullptr when there is none
-// "1" "2" "3" "soup" "greedy-soup" "none" "none-matched"; throws kUsage listing the valid ones.
+// "1" "2" "3" "soup" "greedy-soup" "none" "none-matched" "finetune" ...; throws kUsage listing the valid ones.
 Strategy parse_strategy(const std::string& s);
 std::string to_string(Strategy s);
 const std::vector<std::string>& strategy_names();  // every arm's name, in registry order
 std::string display_name(const std::string& name);   // the display name; the name itself if unknown
 bool adjusts(Strategy s);
 bool uses_rdlms(Strategy s);
+bool is_field_arm(Strategy s);
 
 }  // namespace apricot

@@ -263,5 +263,32 @@ void load_imagefolder(const std::string& root, int64_t channels, const std::vect
   if (class_names) *class_names = names;
 }
 
+std::vector<std::string> imagefolder_classes(const std::string& root) {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : class_files(fs::path(root) / "train")) names.push_back(name);
+  return names;
+}
+
+Split load_imagefolder_dir(const std::string& dir, const std::vector<std::string>& class_names, int64_t channels,
+                           int64_t height, int64_t width, bool resize) {
+  const auto classes = class_files(fs::path(dir));
+  std::vector<fs::path> files;
+  std::vector<int64_t> labels;
+  for (const auto& [name, f] : classes) {
+    auto at = std::find(class_names.begin(), class_names.end(), name);
+    if (at == class_names.end()) {
+      std::string list;
+      for (const auto& n : class_names) list += (list.empty() ? "" : ", ") + n;
+      data_error((fs::path(dir) / name).string() + ": a class the training data does not have",
+                 "name each class folder after one of the training classes: " + list);
+    }
+    for (const auto& file : f) files.push_back(file), labels.push_back(at - class_names.begin());
+  }
+  Split s;
+  s.x = decode_all(files, static_cast<int>(channels), height, width, resize,
+                   fs::path("the training data"));
+  s.y = torch::tensor(labels, torch::kInt64);
+  return s;
+}
 
 }  // namespace apricot

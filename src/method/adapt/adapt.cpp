@@ -5,6 +5,7 @@
 // A candidate is compared with the best by its count of correct selection answers; the count stops
 // as soon as the candidate can no longer win (eval.hpp), which leaves every decision unchanged.
 #include "arm.hpp"
+#include "apricot/method/field.hpp"
 
 namespace apricot {
 
@@ -35,6 +36,7 @@ void check_target(const AdaptConfig& ac, const Dataset& data) {
 json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdir, const torch::Device& device,
                const AdaptRequest& req) {
   using namespace adapt_detail;
+  if (is_field_arm(req.strategy)) return run_field_arm(cfg, data, workdir, device, req);  // method/field.hpp
   const WorkDir wd(workdir);
   check_target(cfg.adapt, data);
   const json prov = provenance(cfg, wd, req.strategy);
