@@ -60,6 +60,11 @@ struct Verdict {
   }
 };
 
+std::vector<int64_t> to_vector(const torch::Tensor& t) {
+  const torch::Tensor c = t.to(torch::kInt64).contiguous();
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
 double share(const torch::Tensor& right) {
   return right.numel() ? right.to(torch::kDouble).mean().item<double>() : 0.0;
 }
@@ -190,8 +195,7 @@ struct Search {
       cols.push_back(judge.answers(model, fails).eq(fails.y));
     }
     const torch::Tensor correct = torch::stack(cols, 1);  // (F, K)
-    log["members_right"] = std::vector<int64_t>(correct.sum(0).to(torch::kInt64).data_ptr<int64_t>(),
-                                                correct.sum(0).to(torch::kInt64).data_ptr<int64_t>() + R.size(0));
+    log["members_right"] = to_vector(correct.sum(0));  // failures each member gets right
     const AffineUpdate upd = compose_updates(correct, Strategy::k2, Direction::kIntent, 1.0, StepMode::kPerBatch);
     log["adjusted"] = upd.adjusted;
     if (upd.adjusted == 0) return base_flat.clone();
@@ -252,6 +256,8 @@ FieldAnswers answers_of(const Judge& j, NetImpl& m) {
 }
 
 double acc_of(const torch::Tensor& pred, const Split& s) { return share(pred.eq(s.y)); }
+
+
 
 // The chosen line's candidates measured on the hold-out and the test split: the report's Pareto chart
 // (field hold-out gain against clean test breaks). Measuring only: nothing here is chosen.
@@ -390,7 +396,12 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
         {"refused_nonfinite", s.chooser.refused_nonfinite},
         {"allowed_val_breaks", judge.allowed_breaks},
         {"search", s.per_lr},
-        {"path", path}}},
+        {"path", path},
+        // Per image, for bootstraps over the hold-out (scripts/field-analysis.py): labels and both answers.
+        {"holdout_answers", {{"label", to_vector(field.holdout.y)}, {"base", to_vector(judge.base.hold)},
+                             {"after", to_vector(after.hold)}}},
+        {"test_answers", {{"label", to_vector(data.test.y)}, {"base", to_vector(judge.base.test)},
+                          {"after", to_vector(after.test)}}}}},
       {"weights", layout.total},
       {"device", device.str()},
       {"provenance", prov},
