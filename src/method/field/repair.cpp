@@ -50,13 +50,18 @@ struct Judge {
   }
 };
 
+// A candidate's standing under the rule. A candidate stops being evaluated as soon as it breaks more
+// validation answers than allowed (the same decisions, sooner): its accuracies are then unknown
+// (complete false, null in the logs) and `breaks` is the count when it stopped.
 struct Verdict {
   double field_acc = 0, val_acc = 0, score = 0;
   int64_t breaks = 0;
   bool admissible = true;
+  bool complete = true;
   json to_json() const {
-    return {{"selection_field_acc", field_acc}, {"val_acc", val_acc}, {"score", score}, {"val_breaks", breaks},
-            {"admissible", admissible}};
+    auto known = [&](double v) { return complete ? json(v) : json(nullptr); };
+    return {{"selection_field_acc", known(field_acc)}, {"val_acc", known(val_acc)}, {"score", known(score)},
+            {"val_breaks", breaks}, {"admissible", admissible}};
   }
 };
 
@@ -71,13 +76,22 @@ double share(const torch::Tensor& right) {
 
 Verdict judge(const Judge& j, NetImpl& m) {
   Verdict v;
-  const torch::Tensor val_right = j.answers(m, j.data.val).eq(j.data.val.y);
-  const torch::Tensor sel_right = j.answers(m, j.field.sel).eq(j.field.sel.y);
-  v.val_acc = share(val_right);
-  v.field_acc = share(sel_right);
+  const Split& val = j.data.val;
+  const int64_t n = val.size(), chunk = std::min<int64_t>(j.eval_batch, 256);
+  int64_t right = 0;
+  for (int64_t at = 0; at < n; at += chunk) {  // the validation split first, in chunks: breaks end it early
+    const int64_t end = std::min(n, at + chunk);
+    const torch::Tensor r = predict(m, val.x.slice(0, at, end), j.data.norm, j.device, j.eval_batch).eq(val.y.slice(0, at, end));
+    right += r.sum().item<int64_t>();
+    v.breaks += (j.base_val_right.slice(0, at, end) & ~r).sum().item<int64_t>();
+    if (v.breaks > j.allowed_breaks) {
+      v.admissible = v.complete = false;
+      return v;
+    }
+  }
+  v.val_acc = n ? static_cast<double>(right) / static_cast<double>(n) : 0.0;
+  v.field_acc = share(j.answers(m, j.field.sel).eq(j.field.sel.y));
   v.score = (v.val_acc + v.field_acc) / 2;
-  v.breaks = (j.base_val_right & ~val_right).sum().item<int64_t>();
-  v.admissible = v.breaks <= j.allowed_breaks;
   return v;
 }
 
