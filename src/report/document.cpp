@@ -50,6 +50,13 @@ const Field kResultFields[] = {{"base_test_acc", {"base", "test_acc"}},
                                {"repaired_count", {"changes", "test", "repaired", "count"}},
                                {"broken_count", {"changes", "test", "broken", "count"}}};
 
+// adapt-S/result.json of a field arm -> group "adaptation"/S/"field" (the field-repair table)
+const Field kFieldFields[] = {{"holdout_acc_before", {"field", "holdout", "accuracy_before"}},
+                              {"holdout_acc_after", {"field", "holdout", "accuracy_after"}},
+                              {"holdout_repaired_rate", {"field", "holdout", "repaired", "rate"}},
+                              {"holdout_broken_rate", {"field", "holdout", "broken", "rate"}},
+                              {"max_break_rate", {"max_break_rate"}}};
+
 // Values over the runs of a group: one entry per run that has the value (a missing one is skipped,
 // so each statistic's n says how many runs it covers).
 using Values = std::map<std::string, std::vector<double>>;  // report key -> values
@@ -78,6 +85,10 @@ struct ArmValues {
   std::vector<double> vs_matched;          // ... minus the budget-matched control's, same run
   std::vector<double> target_before, target_after;  // adapt.target: the pair's test errors
   std::vector<std::vector<double>> class_change;     // per run: test accuracy after minus before, per class
+  Values field;                                      // kFieldFields (field arms)
+  // Field arms with a line (interpolation): per coefficient, each run's clean test break rate and
+  // field hold-out accuracy gain; and each run's chosen point.
+  std::map<double, std::pair<std::vector<double>, std::vector<double>>> path;
 };
 
 // One group: everything its tables need, collected run by run.
@@ -118,9 +129,16 @@ void add_run(GroupValues& g, const RunData& r, json& notes) {
   if (r.rdlm_summary) {
     collect(kSummaryFields, *r.rdlm_summary, g.rdlms);
   } else if (r.rdlm_count > 0 && std::any_of(r.results.begin(), r.results.end(),
-                                             [](const auto& kv) { return !is_control(kv.first); })) {
+                                             [](const auto& kv) {  // an arm that needed rDLMs
+                                               const ArmInfo* a = find_arm(kv.first);
+                                               return a && a->uses_rdlms;
+                                             })) {
     notes.push_back(r.workdir + ": adaptation results but no rdlms/summary.json");
-  } else if (r.base && r.rdlm_count > 0) {
+  } else if (r.base && r.rdlm_count > 0 &&
+             (r.results.empty() || std::any_of(r.results.begin(), r.results.end(), [](const auto& kv) {
+               const ArmInfo* a = find_arm(kv.first);
+               return a && a->uses_rdlms;
+             }))) {  // field arms alone need no rDLMs
     notes.push_back(r.workdir + ": rDLMs incomplete (" + std::to_string(r.rdlms.size()) + "/" +
                     std::to_string(r.rdlm_count) + " trained, no summary.json)");
   }
@@ -138,6 +156,15 @@ void add_run(GroupValues& g, const RunData& r, json& notes) {
       for (size_t k = 0; k < pc["after"].size() && k < pc["before"].size(); ++k)
         d.push_back(pc["after"][k].get<double>() - pc["before"][k].get<double>());
       arm.class_change.push_back(d);
+    }
+    if (res.contains("field")) {  // a field arm: the hold-out's repairs and breaks, the measured line
+      collect(kFieldFields, res, arm.field);
+      const double before = num(res, {"field", "holdout", "accuracy_before"});
+      for (const auto& p : res["field"].value("path", json::array())) {
+        auto& [breaks, gains] = arm.path[num(p, {"alpha"})];
+        push_if(breaks, num(p, {"test_broken_rate"}));
+        push_if(gains, num(p, {"holdout_acc"}) - before);
+      }
     }
     if (res.contains("target")) {  // targeted repair (adapt.target): the pair's test errors
       push_if(arm.target_before, num(res, {"target", "errors_before", "test"}));
@@ -185,6 +212,16 @@ json arm_json(const std::string& s, const ArmValues& arm) {
       }
     for (double& m : mean) m /= static_cast<double>(std::max<size_t>(n, 1));
     e["class_change_test"] = mean;
+  }
+  if (!arm.field.empty()) {
+    e["field"] = stats_of(kFieldFields, arm.field);
+    json path = json::array();
+    for (const auto& [alpha, v] : arm.path) {
+      const MeanStd b = mean_std(v.first), g = mean_std(v.second);
+      if (!std::isnan(b.mean) && !std::isnan(g.mean))
+        path.push_back({{"alpha", alpha}, {"test_broken_rate", b.mean}, {"holdout_gain", g.mean}, {"n", v.first.size()}});
+    }
+    e["field"]["path"] = path;
   }
   if (!arm.vs_matched.empty()) {
     e["vs_matched"] = stat_json(arm.vs_matched);

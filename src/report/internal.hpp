@@ -112,4 +112,14 @@ std::string class_change_svg(const std::string& title,
                              const std::vector<std::pair<std::string, std::vector<double>>>& arms);
 std::string curves_svg(const std::string& title, const std::vector<Curve>& curves, const std::string& selection);
 
+// A field arm on the Pareto chart: its line (mean over runs, per coefficient: clean test break rate,
+// field hold-out accuracy gain), empty for arms without one, and its chosen point (means over runs).
+struct ParetoArm {
+  std::string strategy;
+  std::vector<std::pair<double, double>> line;
+  double chosen_break = kNaN, chosen_gain = kNaN;
+};
+// Field gain against clean breaks, with the break bound (adapt.max_break_rate) as a vertical line.
+std::string pareto_svg(const std::string& title, const std::vector<ParetoArm>& arms, double bound);
+
 }  // namespace apricot::report_detail

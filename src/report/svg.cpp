@@ -303,4 +303,62 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
   return s + "</svg>";
 }
 
+std::string pareto_svg(const std::string& title, const std::vector<ParetoArm>& arms, double bound) {
+  Frame f;
+  double longest = text_width("break bound");
+  for (const auto& a : arms) longest = std::max(longest, text_width(display_name(a.strategy)));
+  f.right = std::max(120.0, 35 + longest + 6);
+  f.w = f.left + 368 + f.right;
+  double xmax = 0, lo = 0, hi = 0;
+  auto see = [&](double x, double y) {
+    if (std::isnan(x) || std::isnan(y)) return;
+    xmax = std::max(xmax, x), lo = std::min(lo, y), hi = std::max(hi, y);
+  };
+  for (const auto& a : arms) {
+    for (const auto& [x, y] : a.line) see(x, y);
+    see(a.chosen_break, a.chosen_gain);
+  }
+  if (!std::isnan(bound) && bound < 1) xmax = std::max(xmax, bound * 1.15);
+  const double pad = std::max((hi - lo) * 0.08, 0.002);
+  f.x0 = 0, f.x1 = std::max(xmax * 1.05, 1e-3), f.y0 = lo - pad, f.y1 = hi + pad;
+  std::string s = svg_open(f, title);
+  s += y_axis(f, nice_ticks(f.y0, f.y1, 5), "%+.1f", 100, "field hold-out gain (pp)");
+  s += x_axis(f, nice_ticks(f.x0, f.x1, 6), "%.1f%%", 100, "clean test answers broken");
+  if (!std::isnan(bound) && bound < 1 && bound <= f.x1) {
+    s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"1.2\" "
+              "stroke-dasharray=\"4,3\"><title>adapt.max_break_rate %.1f%% (enforced on the validation split)</title></line>",
+              f.px(bound), f.px(bound), f.top, f.h - f.bottom, 100 * bound);
+  }
+  double ly = f.top + 6;
+  for (const auto& a : arms) {
+    const std::string color = colour_of(a.strategy);
+    if (!a.line.empty()) {
+      std::string pts;
+      for (const auto& [x, y] : a.line) pts += strf("%.1f,%.1f ", f.px(x), f.py(y));
+      s += "<polyline class=\"d\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.6\" points=\"" + pts + "\"/>";
+      for (const auto& [x, y] : a.line)
+        s += strf("<circle class=\"d\" cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\"/>", f.px(x), f.py(y), color.c_str());
+    }
+    if (!std::isnan(a.chosen_break) && !std::isnan(a.chosen_gain))
+      s += strf("<rect class=\"d\" x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"%s\" stroke=\"#222\">"
+                "<title>%s chosen: %+.2f pp hold-out, %.2f%% test broken</title></rect>",
+                f.px(a.chosen_break) - 4, f.py(a.chosen_gain) - 4, color.c_str(), display_name(a.strategy).c_str(),
+                100 * a.chosen_gain, 100 * a.chosen_break);
+    s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>",
+              f.w - f.right + 10, f.w - f.right + 30, ly, ly, color.c_str());
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", f.w - f.right + 35, ly + 4) +
+         html_escape(display_name(a.strategy)) + "</text>";
+    ly += 16;
+  }
+  ly += 6;
+  s += strf("<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"#fff\" stroke=\"#222\"/>", f.w - f.right + 16,
+            ly - 4);
+  s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">chosen</text>", f.w - f.right + 35, ly + 4);
+  ly += 16;
+  s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-dasharray=\"4,3\"/>",
+            f.w - f.right + 10, f.w - f.right + 30, ly, ly);
+  s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">break bound</text>", f.w - f.right + 35, ly + 4);
+  return s + "</svg>";
+}
+
 }  // namespace apricot::report_detail

@@ -187,12 +187,40 @@ Table paired_table(const json& rep, const std::vector<std::string>& strategies, 
   return pc;
 }
 
+// The field arms of one group (docs/FIELD.md): the field hold-out before and after, the share of the
+// base's hold-out failures repaired and of its right answers broken, the clean test split's breaks.
+Table field_table(const json& g, const std::vector<std::string>& strategies) {
+  Table t{"Field repair: " + g["label"].get<std::string>(),
+          "Mean ± std over runs. Hold-out: the field images kept out of fine-tuning and selection; repaired: "
+          "share of the base's hold-out failures now right; broken: share of its right hold-out answers now "
+          "wrong; test broken: the same on the clean test split. Every arm spends the same training images "
+          "and is chosen by the same rule (field selection part and validation split, at most "
+          "adapt.max_break_rate of the base's right validation answers broken).",
+          {"arm", "runs", "hold-out before", "hold-out after", "repaired", "broken", "test broken", "test gain",
+           "images"},
+          {}};
+  for (const auto& s : strategies) {
+    if (!g["adaptation"].contains(s) || !g["adaptation"][s].contains("field")) continue;
+    const json& e = g["adaptation"][s];
+    const json& f = e["field"];
+    t.rows.push_back({display_name(s), std::to_string(e["runs"].get<int64_t>()), pct(f["holdout_acc_before"]),
+                      pct(f["holdout_acc_after"]), pct(f["holdout_repaired_rate"]), pct(f["holdout_broken_rate"]),
+                      pct(e["broken_rate"]), pp(e["gain_test"]),
+                      has_mean(e["images_total"]) ? image_count(e["images_total"]["mean"].get<double>()) : kDash});
+  }
+  return t;
+}
+
 }  // namespace
 
 std::vector<Table> make_tables(const json& rep) {
   const auto strategies = rep["strategies"].get<std::vector<std::string>>();
   std::vector<Table> out = {models_table(rep), times_table(rep, strategies), rdlms_table(rep)};
   for (const auto& g : rep["groups"]) out.push_back(adaptation_table(g, strategies));
+  for (const auto& g : rep["groups"]) {
+    Table f = field_table(g, strategies);
+    if (!f.rows.empty()) out.push_back(f);
+  }
   out.push_back(overall_table(rep, strategies));
   // The paired comparisons: with the control arm, and with the budget-matched control where it ran.
   Table pc = paired_table(rep, strategies, "Paired comparison with the control arm", "control arm", "paired", "");
