@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The PyTorch user's side of the README's walk-through (scripts/pytorch/walkthrough.sh), on an
-image folder (ROOT/train/<class>/*, ROOT/test/<class>/*, read with PIL as torchvision's ImageFolder
-does, classes in sorted name order, pixels / 255):
+"""The PyTorch user's side of the README's walk-throughs (scripts/pytorch/walkthrough.sh and
+field-walkthrough.sh), on an image folder (ROOT/train/<class>/*, ROOT/test/<class>/*, read with PIL
+as torchvision's ImageFolder does, classes in sorted name order, pixels / 255) or on NumPy arrays
+(ROOT/x_train.npy, y_train.npy, x_test.npy, y_test.npy, as data.format "npy" reads them):
 
   folder_classifier.py train ROOT --model lenet5 --epochs 8 --out STATE_DICT.pt
       trains a model of export_torchscript.py's (--model, 3x32x32 by default) with SGD on ROOT/train
@@ -26,7 +27,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import export_torchscript  # noqa: E402
 
 
+def load_npy_split(root, split):
+    """ROOT/x_<split>.npy, y_<split>.npy as data.format "npy" reads them (N x H x W gray or
+    N x H x W x C), pixels / 255; the class count from the training labels."""
+    x = np.load(os.path.join(root, f"x_{split}.npy"))
+    y = np.load(os.path.join(root, f"y_{split}.npy")).reshape(-1)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    classes = int(np.load(os.path.join(root, "y_train.npy")).max()) + 1
+    return torch.from_numpy(np.ascontiguousarray(x)).float() / 255.0, torch.from_numpy(y.astype(np.int64)), classes
+
+
 def load_split(root, split, channels):
+    if os.path.exists(os.path.join(root, "x_train.npy")):
+        return load_npy_split(root, split)
     classes = sorted(d for d in os.listdir(os.path.join(root, "train"))
                      if os.path.isdir(os.path.join(root, "train", d)))
     xs, ys = [], []
