@@ -20,6 +20,9 @@ TEST(Seeds, KeepTheValuesOfEarlierVersions) {
   EXPECT_EQ(seeds::retraining(3, 12), 105u);
   EXPECT_EQ(seeds::matched_training(3), 1000076u);
   EXPECT_EQ(seeds::kSyntheticData, 0x5EEDDA7AULL);
+  EXPECT_EQ(seeds::field_holdout(3), 2414548881820543170ULL);
+  EXPECT_EQ(seeds::field_finetune(3, 0, 0), 7156196812539895601ULL);
+  EXPECT_EQ(seeds::field_finetune(3, 2, 1), 17424467648140131552ULL);
 }
 
 // Within a run, the streams of different purposes (rDLMs 0-49, retraining after batches 0-999)
@@ -38,6 +41,9 @@ TEST(Seeds, DifferentPurposesOfOneRunGetDifferentSeeds) {
     add(seeds::matched_training(run));
     for (int64_t k = 0; k < 50; ++k) add(seeds::rdlm(run, k)), add(seeds::rdlm_subset(run, k));
     for (int64_t b = 0; b < 1000; ++b) add(seeds::retraining(run, b));
+    add(seeds::field_holdout(run));
+    for (int64_t k = 0; k < 9; ++k)
+      for (int64_t i = 0; i < 16; ++i) add(seeds::field_finetune(run, k, i));
     std::set<uint64_t> shared;
     for (uint64_t s : seen)
       if (seen.count(s) > 1) shared.insert(s);
