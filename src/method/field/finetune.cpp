@@ -26,7 +26,8 @@ void validate_field_recipe(const FieldConfig& f) {
   require(f.momentum >= 0 && f.momentum < 1, "field.momentum", f.momentum, "in [0, 1)");
   require(f.checkpoint_every >= 0, "field.checkpoint_every", f.checkpoint_every, ">= 0 (0 = the last step only)");
   require(f.members >= 2 && f.members <= 64, "field.members", f.members, "in [2, 64]");
-  require(f.members <= f.steps, "field.members", f.members, "<= field.steps (each member takes steps / members)");
+  require(f.steps % f.members == 0, "field.members", f.members,
+          "a divisor of field.steps (each member takes steps / members, so that every arm spends the same images)");
   require(f.interp_points >= 2 && f.interp_points <= 101, "field.interp_points", f.interp_points, "in [2, 101]");
 }
 
@@ -65,6 +66,7 @@ int64_t fine_tune(const Config& cfg, const Dataset& data, const FieldSet& field,
   const int64_t n_field = std::clamp<int64_t>(std::llround(static_cast<double>(batch) / (1.0 + fc.replay)), 1, batch);
   const int64_t n_replay = data.train.size() > 0 ? batch - n_field : 0;
   auto gen = at::detail::createCPUGenerator(ft.seed);
+  seed_model_stream(model, ft.seed);  // a TorchScript module's dropout: the same draws whatever ran before
   torch::Generator aug_gen = at::detail::createCPUGenerator(ft.seed ^ 0xA5A5A5A5ULL);
 
   // The parameters that change; head-only freezes the rest for the fine-tune's duration.

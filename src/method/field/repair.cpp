@@ -1,4 +1,5 @@
 // The field arms (field.hpp): the selection rule, each arm's candidates, result.json.
+#include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -108,7 +109,7 @@ struct Chooser {
       if (!torch::isfinite(p).all().item<bool>()) {
         ++refused_nonfinite;
         Verdict bad;
-        bad.admissible = false;
+        bad.admissible = bad.complete = false;
         return bad;
       }
     const Verdict v = judge(j, m);
@@ -174,13 +175,27 @@ struct Search {
 
   // BatchNorm statistics of a soup recomputed on the mix the members trained on: the field selection
   // images and as many replayed training images per field image as field.replay says.
+  // The images are shuffled (seeded) first: the recalibration averages the statistics of equal
+  // chunks, and each chunk must hold the mix, as the members' training batches did.
   void recalibrate() {
     const int64_t n_replay = std::llround(cfg.field.replay * static_cast<double>(field.sel.size()));
+    const uint64_t seed = seeds::field_finetune(cfg.seed, 0, 0);
     torch::Tensor x = field.sel.x;
-    if (n_replay > 0)
-      x = torch::cat({x, recalibration_images(data.train, seeds::field_finetune(cfg.seed, 0, 0), n_replay)});
-    recalibrate_batchnorm(model, x, data.norm, device, 256);
+    if (n_replay > 0) x = torch::cat({x, recalibration_images(data.train, seed, n_replay)});
+    auto gen = at::detail::createCPUGenerator(seed ^ 0x5EC0ULL);
+    x = x.index_select(0, torch::randperm(x.size(0), gen, torch::kInt64));
+    if (recalibrate_batchnorm(model, x, data.norm, device, 256) == 0 && !warned_recalibration) {
+      for (const auto& b : model.named_buffers())
+        if (b.key().size() >= 12 && b.key().compare(b.key().size() - 12, 12, "running_mean") == 0) {
+          spdlog::warn("adapt-{}: the soup's BatchNorm statistics are not recomputed: this model's normalisation "
+                       "layers are not apricot's built-in BatchNorm (a TorchScript module); they stay averaged",
+                       to_string(arm));
+          warned_recalibration = true;
+          break;
+        }
+    }
   }
+  bool warned_recalibration = false;
 
   // The members of a soup at learning rate number i, as rows of R (K, P).
   std::optional<torch::Tensor> members(int64_t i) {
@@ -200,6 +215,7 @@ struct Search {
   torch::Tensor apricot_target(const torch::Tensor& R, json& log) {
     const torch::Tensor failing = judge.base.sel.ne(field.sel.y).nonzero().flatten();
     log["failing"] = failing.size(0);
+    log["adjusted"] = 0;
     if (failing.size(0) == 0) return base_flat.clone();
     const Split fails{field.sel.x.index_select(0, failing), field.sel.y.index_select(0, failing)};
     std::vector<torch::Tensor> cols;
@@ -220,8 +236,11 @@ struct Search {
     const FieldConfig& fc = cfg.field;
     to_base();
     {
-      json at = {{"base", true}};
-      consider(at);
+      // The base is the reference: it breaks nothing by definition, whatever rounding a differently
+      // batched evaluation of its validation answers might give.
+      ++chooser.candidates;
+      const double val_acc = share(judge.base.val.eq(data.val.y)), field_acc = share(judge.base.sel.eq(field.sel.y));
+      chooser.score = (val_acc + field_acc) / 2, chooser.state = snapshot_state(model), chooser.where = {{"base", true}};
     }
     for (int64_t i = 0; i < static_cast<int64_t>(fc.lrs.size()); ++i) {
       const double lr = fc.lrs[i];
@@ -242,10 +261,15 @@ struct Search {
           FineTune ft{fc.steps, lr, seeds::field_finetune(cfg.seed, 0, i), false, 0};
           if (tune(ft, [](int64_t) {})) end = flatten_weights(model, layout);
         } else if (auto R = members(i)) {
+          const torch::Tensor target = arm == Strategy::kSoupInterp ? R->mean(0) : apricot_target(*R, log);
           to_base();
-          assign_weights(model, layout, arm == Strategy::kSoupInterp ? R->mean(0) : apricot_target(*R, log));
-          recalibrate();
-          end = flatten_weights(model, layout);
+          if (arm == Strategy::kApricotInterp && log.value("adjusted", int64_t{0}) == 0) {
+            end = base_flat.clone();  // nothing to move toward: the line is the base, statistics included
+          } else {
+            assign_weights(model, layout, target);
+            recalibrate();
+            end = flatten_weights(model, layout);
+          }
         }
         log["finite"] = end.defined() && torch::isfinite(end).all().item<bool>();
         json path = json::array();
