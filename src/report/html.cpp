@@ -205,7 +205,8 @@ std::string field_pareto(const json& rep) {
   }
   if (block.empty()) return "";
   o << "<h2>Field repair: gain against breaks</h2><p class=\"note\">Per group, means over runs: each interpolating "
-       "arm's line from the base (left, no gain) to its far end, the field hold-out's accuracy gain against the "
+       "arm's line from the base (left, no gain) to its far end (each run's line at the learning rate it chose; a "
+       "run that kept the base adds no line), the field hold-out's accuracy gain against the "
        "share of the base's right clean test answers broken; squares mark each arm's chosen model. The dashed "
        "line is adapt.max_break_rate, which the selection enforces on the validation split (the test split is only "
        "measured).</p><div class=\"figs\">"
