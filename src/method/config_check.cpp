@@ -1,12 +1,15 @@
-// The range checks of rdlm.* (rdlm.hpp) and adapt.* (adapt.hpp).
+// The range checks of rdlm.* (rdlm.hpp), adapt.* (adapt.hpp) and the field recipe (field.hpp).
 #include "apricot/core/config.hpp"
 #include "apricot/core/errors.hpp"
 #include "apricot/method/adapt.hpp"
 #include "apricot/method/arms.hpp"
+#include "apricot/method/field.hpp"
 #include "apricot/method/rdlm.hpp"
 #include "apricot/train/train.hpp"
 
 #include <nlohmann/json.hpp>
+
+#include <cmath>
 
 namespace apricot {
 
@@ -68,6 +71,23 @@ void validate(const AdaptConfig& a) {
   require(a.retrain.lr > 0, "adapt.retrain.lr", a.retrain.lr, "> 0");
   require(a.retrain.momentum >= 0 && a.retrain.momentum < 1, "adapt.retrain.momentum", a.retrain.momentum,
           "in [0, 1)");
+}
+
+void validate_field_recipe(const FieldConfig& f) {
+  if (f.format.empty()) return;
+  require(f.replay >= 0 && f.replay <= 100, "field.replay", f.replay,
+          "in [0, 100] replayed training images per field image");
+  require(f.steps >= 1, "field.steps", f.steps, ">= 1");
+  require(f.batch_size >= 2, "field.batch_size", f.batch_size, ">= 2");
+  require_one_of("field.optimizer", f.optimizer, optimizer_names());
+  require(!f.lrs.empty() && f.lrs.size() <= 16, "field.lrs", f.lrs.size(), "a list of 1 to 16 learning rates");
+  for (double lr : f.lrs) require(lr > 0 && std::isfinite(lr), "field.lrs", lr, "> 0");
+  require(f.momentum >= 0 && f.momentum < 1, "field.momentum", f.momentum, "in [0, 1)");
+  require(f.checkpoint_every >= 0, "field.checkpoint_every", f.checkpoint_every, ">= 0 (0 = the last step only)");
+  require(f.members >= 2 && f.members <= 64, "field.members", f.members, "in [2, 64]");
+  require(f.steps % f.members == 0, "field.members", f.members,
+          "a divisor of field.steps (each member takes steps / members, so that every arm spends the same images)");
+  require(f.interp_points >= 2 && f.interp_points <= 101, "field.interp_points", f.interp_points, "in [2, 101]");
 }
 
 }  // namespace apricot

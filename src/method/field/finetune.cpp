@@ -1,5 +1,4 @@
-// The field arms' fine-tune (internal.hpp), the interpolation and the head (field.hpp), and the
-// checks of the field recipe.
+// The field arms' fine-tune (internal.hpp), the interpolation and the head (field.hpp).
 #include "internal.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -13,23 +12,6 @@
 #include "apricot/train/train.hpp"
 
 namespace apricot {
-
-void validate_field_recipe(const FieldConfig& f) {
-  if (f.format.empty()) return;
-  require(f.replay >= 0 && f.replay <= 100, "field.replay", f.replay,
-          "in [0, 100] replayed training images per field image");
-  require(f.steps >= 1, "field.steps", f.steps, ">= 1");
-  require(f.batch_size >= 2, "field.batch_size", f.batch_size, ">= 2");
-  require_one_of("field.optimizer", f.optimizer, optimizer_names());
-  require(!f.lrs.empty() && f.lrs.size() <= 16, "field.lrs", f.lrs.size(), "a list of 1 to 16 learning rates");
-  for (double lr : f.lrs) require(lr > 0 && std::isfinite(lr), "field.lrs", lr, "> 0");
-  require(f.momentum >= 0 && f.momentum < 1, "field.momentum", f.momentum, "in [0, 1)");
-  require(f.checkpoint_every >= 0, "field.checkpoint_every", f.checkpoint_every, ">= 0 (0 = the last step only)");
-  require(f.members >= 2 && f.members <= 64, "field.members", f.members, "in [2, 64]");
-  require(f.steps % f.members == 0, "field.members", f.members,
-          "a divisor of field.steps (each member takes steps / members, so that every arm spends the same images)");
-  require(f.interp_points >= 2 && f.interp_points <= 101, "field.interp_points", f.interp_points, "in [2, 101]");
-}
 
 std::vector<double> interp_alphas(int64_t points) {
   std::vector<double> a;
