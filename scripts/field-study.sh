@@ -11,7 +11,8 @@
 # trained once, in the first size's directory, and copied to the others (apricot checks the copy:
 # a base made with another recipe is refused). The analysis (scripts/field-analysis.py) then writes
 # runs/field/analysis.{md,json}.
-# Env: APRICOT (default build/apricot), DATA (default runs/field-data), ROOT (default runs/field).
+# Env: APRICOT (default build/apricot), DATA (default runs/field-data), ROOT (default runs/field),
+# ANALYSIS=0 skips the analysis at the end.
 set -euo pipefail
 if [[ $# -lt 4 ]]; then
   echo "usage: $0 DATASETS SCENARIOS SIZES SEEDS [apricot options]" >&2
@@ -72,4 +73,4 @@ for ds in "${dataset_list[@]}"; do
     done
   done
 done
-/usr/bin/python3 "$here/scripts/field-analysis.py" "$root" --out "$root/analysis"
+[[ ${ANALYSIS:-1} == 0 ]] || /usr/bin/python3 "$here/scripts/field-analysis.py" "$root" --out "$root/analysis"
