@@ -22,8 +22,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DataConfig, format, root, train_
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AugmentConfig, shift, fill, flip)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_variant, path, pretrained)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size, optimizer, lr, momentum,
-                                                nesterov, weight_decay, lr_steps, lr_gamma, augment, precision,
-                                                memory_format, eval_batch_size)
+                                                nesterov, weight_decay, lr_schedule, lr_steps, lr_gamma, lr_min,
+                                                patience, augment, precision, memory_format, eval_batch_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FinetuneConfig, epochs, optimizer, lr, momentum)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RdlmConfig, count, layout, size, stride, init, init_epochs,
                                                 epochs, finetune, parallel, devices)
@@ -49,6 +49,12 @@ void drop_added_defaults(json& config) {
     drop_if(d, "channels", 0);
     drop_if(d, "image_size", json::array());
     drop_if(d, "classes", 0);
+  }
+  if (config.contains("train")) {  // the schedule and early-stopping keys added after results existed
+    json& t = config["train"];
+    drop_if(t, "lr_schedule", "step");
+    drop_if(t, "lr_min", 0.0);
+    drop_if(t, "patience", 0);
   }
   if (config.contains("model")) drop_if(config["model"], "path", ""), drop_if(config["model"], "pretrained", false);
   if (config.contains("adapt")) {

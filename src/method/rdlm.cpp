@@ -43,7 +43,7 @@ TrainConfig finetune_recipe(const Config& cfg) {
   r.lr = f.lr;
   r.momentum = f.momentum;
   r.nesterov = false;
-  r.lr_steps = {};
+  use_constant_lr(r);
   return r;
 }
 
@@ -174,6 +174,8 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
             {"val_acc", accuracy(*model, data.val, data.norm, device, eb)},
             {"test_acc", accuracy(*model, data.test, data.norm, device, eb)},
             {"best_epoch", tr.best_epoch},
+            {"epochs_run", static_cast<int64_t>(tr.history.size())},
+            {"stopped_early", tr.stopped_early},
             {"train_seconds", tr.seconds}};
   json meta = checkpoint_meta(spec, data, "rdlm", seed, cfg);
   meta["index"] = k;

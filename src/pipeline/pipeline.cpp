@@ -106,6 +106,8 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
             {"test_acc", accuracy_of(answers.test)},
             {"best_epoch", tr.best_epoch},
             {"epochs", cfg.model.pretrained ? 0 : cfg.train.epochs},
+            {"epochs_run", static_cast<int64_t>(tr.history.size())},
+            {"stopped_early", tr.stopped_early},
             {"train_seconds", tr.seconds}};
   const double seconds = since(t0);
   json meta = checkpoint_meta(spec, data, "base", cfg.seed, cfg);

@@ -26,6 +26,10 @@ void validate(const Config& c) {
   const auto& r = c.rdlm;
   require(r.init != "base-early" || r.init_epochs <= c.train.epochs, "rdlm.init_epochs", r.init_epochs,
           "<= train.epochs with rdlm.init base-early (the copy is taken during base training)");
+  require(r.init != "base-early" || c.train.patience == 0 || r.init_epochs <= c.train.patience, "train.patience",
+          c.train.patience,
+          "0 or >= rdlm.init_epochs with rdlm.init base-early (early stopping could end base training before "
+          "the copy is taken)");
   validate(c.adapt);
   validate(c.field);
   validate_field_recipe(c.field);

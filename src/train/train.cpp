@@ -32,10 +32,21 @@ namespace apricot {
 using nlohmann::json;
 
 double lr_at_epoch(const TrainConfig& recipe, int64_t epoch) {
+  if (recipe.lr_schedule == "cosine") {
+    if (recipe.epochs <= 1) return recipe.lr;
+    const double t = static_cast<double>(std::min(epoch, recipe.epochs - 1)) / static_cast<double>(recipe.epochs - 1);
+    return recipe.lr_min + (recipe.lr - recipe.lr_min) * 0.5 * (1.0 + std::cos(M_PI * t));
+  }
   double lr = recipe.lr;
   for (int64_t s : recipe.lr_steps)
     if (epoch >= s) lr *= recipe.lr_gamma;
   return lr;
+}
+
+void use_constant_lr(TrainConfig& recipe) {
+  recipe.lr_schedule = "step";
+  recipe.lr_steps = {};
+  recipe.patience = 0;
 }
 
 std::vector<torch::Tensor> trainable_parameters(const torch::nn::Module& model) {
@@ -369,6 +380,15 @@ TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor
     progress.finish();
     log_epoch(run, es);
     if (opts.on_epoch) layout.in_nchw([&] { opts.on_epoch(es, st.history); });
+    // Early stopping: `patience` epochs without a better validation accuracy end the training (the
+    // best epoch is restored below). Decided from the state alone, so a resumed run stops alike.
+    if (opts.keep_best && rc.patience > 0 && st.epoch + 1 < run.epochs && es.epoch - st.best_epoch >= rc.patience) {
+      result.stopped_early = true;
+      spdlog::log(opts.log_epochs ? spdlog::level::info : spdlog::level::debug,
+                  "{}: stopped early after epoch {}: no better validation accuracy for {} epochs (best: epoch {}, {:.2f}%)",
+                  opts.label, es.epoch, rc.patience, st.best_epoch, 100 * st.best_val_acc);
+      break;
+    }
     const bool interrupted = run.resumable && interrupt_requested();
     if (run.resumable && st.epoch + 1 < run.epochs &&
         ((opts.state_every_epochs > 0 && (st.epoch + 1) % opts.state_every_epochs == 0) || interrupted)) {

@@ -83,6 +83,24 @@ TEST(Config, OutOfRangeNamesKey) {
   expect_error([] { load_config("", {"adapt.step=0"}); }, ExitCode::kUsage, {"adapt.step"});
 }
 
+TEST(Config, ScheduleAndEarlyStoppingKeysAreChecked) {
+  expect_error([] { load_config("", {"train.lr_schedule=\"linear\""}); }, ExitCode::kUsage,
+               {"train.lr_schedule", "cosine"});
+  expect_error([] { load_config("", {"train.patience=-1"}); }, ExitCode::kUsage, {"train.patience", ">= 0"});
+  expect_error([] { load_config("", {"train.lr_min=1"}); }, ExitCode::kUsage, {"train.lr_min", "train.lr"});
+  expect_error([] { config_from_json(json{{"train", {{"lr_schedule", "cosine"}, {"lr_steps", {3}}}}}, "f"); },
+               ExitCode::kUsage, {"train.lr_steps", "cosine"});
+  expect_error([] { load_config("", {"rdlm.init=\"base-early\"", "rdlm.init_epochs=3", "train.patience=2"}); },
+               ExitCode::kUsage, {"train.patience", "rdlm.init_epochs"});
+  Config c = load_config("", {"train.lr_schedule=\"cosine\"", "train.lr_min=0.0001", "train.patience=3"});
+  EXPECT_EQ(c.train.lr_schedule, "cosine");
+  EXPECT_EQ(c.train.patience, 3);
+  // At their defaults the new keys are not changes: stored results from before they existed still match.
+  json j = to_json(load_config("", {}));
+  drop_added_defaults(j);
+  for (const char* k : {"lr_schedule", "lr_min", "patience"}) EXPECT_FALSE(j["train"].contains(k)) << k;
+}
+
 TEST(Config, EnumsSuggestNearestValue) {
   expect_error([] { load_config("", {"model.arch=resnet21"}); }, ExitCode::kUsage,
                {"model.arch", "resnet21", "did you mean", "cnn1", "resnet32"});

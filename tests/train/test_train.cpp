@@ -2,6 +2,8 @@
 // reject corrupt, foreign and mismatched files; evaluation counts are consistent.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -10,6 +12,7 @@
 #include "apricot/core/errors.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/core/files.hpp"
+#include "apricot/io/resume.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/train/train.hpp"
 #include "apricot/method/adjustment.hpp"
@@ -67,6 +70,104 @@ TEST(Train, LrScheduleIsStepFunction) {
   EXPECT_DOUBLE_EQ(lr_at_epoch(t, 1), 1.0);
   EXPECT_NEAR(lr_at_epoch(t, 2), 0.1, 1e-12);
   EXPECT_NEAR(lr_at_epoch(t, 5), 0.01, 1e-12);
+}
+
+TEST(Train, CosineScheduleDecaysToLrMinEpochByEpoch) {
+  TrainConfig t;
+  t.lr_schedule = "cosine";
+  t.lr = 0.1;
+  t.lr_min = 0.001;
+  t.epochs = 5;
+  const double expected[] = {0.1, 0.1 - 0.099 * (1 - std::cos(M_PI / 4)) / 2, 0.0505,
+                             0.001 + 0.099 * (1 + std::cos(3 * M_PI / 4)) / 2, 0.001};
+  for (int e = 0; e < 5; ++e) EXPECT_NEAR(lr_at_epoch(t, e), expected[e], 1e-12) << "epoch " << e;
+  EXPECT_DOUBLE_EQ(lr_at_epoch(t, 7), 0.001);  // past the planned epochs: lr_min
+  // The loop uses it: each epoch's recorded learning rate is the schedule's, and the optimiser's.
+  Config c = small_config();
+  Dataset d = load_dataset(c.data, 1);
+  TrainOptions opts;
+  opts.recipe = c.train;
+  opts.recipe.lr_schedule = "cosine";
+  opts.recipe.lr = 0.003;
+  opts.recipe.lr_min = 0.0001;
+  opts.recipe.epochs = 3;
+  opts.keep_best = false;
+  opts.progress = false;
+  torch::manual_seed(7);
+  Net m = make_model(spec_for(d));
+  auto r = train_model(*m, d, torch::arange(0, 96, torch::kInt64), opts, torch::kCPU, 7);
+  ASSERT_EQ(r.history.size(), 3u);
+  EXPECT_DOUBLE_EQ(r.history[0].lr, 0.003);
+  EXPECT_NEAR(r.history[1].lr, 0.00155, 1e-12);
+  EXPECT_DOUBLE_EQ(r.history[2].lr, 0.0001);
+}
+
+namespace {
+
+// Trains 8 epochs with early stopping (patience 2) and ruins the weights after epoch 3's validation,
+// so that no later epoch can beat the best: zero weights give a ReLU network zero gradients, and SGD
+// without momentum leaves them there. Optionally interrupted (SIGINT) after `interrupt_after` epochs.
+struct EarlyStopRun {
+  Net model;
+  TrainResult result;
+};
+EarlyStopRun early_stop_run(const Dataset& d, const Config& c, const std::string& state, int64_t interrupt_after) {
+  TrainOptions opts;
+  opts.recipe = c.train;
+  opts.recipe.optimizer = "sgd";
+  opts.recipe.lr = 0.05;
+  opts.recipe.momentum = 0;
+  opts.recipe.epochs = 8;
+  opts.recipe.lr_schedule = "cosine";
+  opts.recipe.patience = 2;
+  opts.progress = false;
+  opts.state_path = state;
+  torch::manual_seed(5);
+  EarlyStopRun out{make_model(spec_for(d)), {}};
+  opts.on_epoch = [&](const EpochStats& st, const std::vector<EpochStats>&) {
+    if (st.epoch == 3) {
+      torch::NoGradGuard g;
+      for (auto& p : out.model->parameters()) p.zero_();
+    }
+    if (st.epoch == interrupt_after) std::raise(SIGINT);
+  };
+  out.result = train_model(*out.model, d, torch::Tensor(), opts, torch::kCPU, 5);
+  return out;
+}
+
+}  // namespace
+
+TEST(Train, EarlyStoppingKeepsTheBestEpochAndResumesBitwise) {
+  torch::set_num_threads(1);
+  Config c = small_config();
+  Dataset d = load_dataset(c.data, 1);
+  auto dir = temp_dir("early-stop");
+  auto full = early_stop_run(d, c, (dir / "a" / "state.pt").string(), -1);
+  const TrainResult& r = full.result;
+  EXPECT_TRUE(r.stopped_early);
+  EXPECT_LE(r.best_epoch, 3);
+  ASSERT_EQ(static_cast<int64_t>(r.history.size()), r.best_epoch + 2) << "stops `patience` epochs after the best";
+  for (size_t e = r.best_epoch; e < r.history.size(); ++e) EXPECT_LE(r.history[e].val_acc, r.best_val_acc);
+  EXPECT_GT(r.best_val_acc, 0.6);
+  EXPECT_DOUBLE_EQ(accuracy(*full.model, d.val, d.norm, torch::kCPU, 64), r.best_val_acc) << "the best epoch is kept";
+
+  // Interrupted after epoch 2 (mid-schedule: lr has decayed once), then resumed: the same epochs, the
+  // same stop and the same weights, bit for bit.
+  const std::string state = (dir / "b" / "state.pt").string();
+  EXPECT_EQ(error_code([&] { early_stop_run(d, c, state, 2); }), ExitCode::kInterrupted);
+  clear_interrupt_for_tests();
+  auto resumed = early_stop_run(d, c, state, -1);
+  EXPECT_EQ(resumed.result.resumed_epoch, 2);
+  EXPECT_TRUE(resumed.result.stopped_early);
+  ASSERT_EQ(resumed.result.history.size(), r.history.size());
+  for (size_t e = 0; e < r.history.size(); ++e) {
+    EXPECT_EQ(resumed.result.history[e].lr, r.history[e].lr) << "epoch " << e + 1;
+    EXPECT_EQ(resumed.result.history[e].val_acc, r.history[e].val_acc) << "epoch " << e + 1;
+    EXPECT_EQ(resumed.result.history[e].loss, r.history[e].loss) << "epoch " << e + 1;
+  }
+  auto p1 = full.model->parameters(), p2 = resumed.model->parameters();
+  for (size_t i = 0; i < p1.size(); ++i) EXPECT_TRUE(torch::equal(p1[i], p2[i])) << "parameter " << i;
+  fs::remove_all(dir);
 }
 
 TEST(Train, SyntheticReachesHighAccuracyDeterministically) {

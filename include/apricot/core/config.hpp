@@ -51,8 +51,12 @@ struct TrainConfig {
   double momentum = 0.9;               // sgd momentum (rmsprop: momentum term)
   bool nesterov = false;               // sgd only
   double weight_decay = 0.0;           // L2 penalty coefficient
-  std::vector<int64_t> lr_steps = {};  // epochs at which lr is multiplied by lr_gamma
-  double lr_gamma = 0.1;               // step factor
+  std::string lr_schedule = "step";    // step (lr_steps, lr_gamma) | cosine (lr to lr_min over the epochs)
+  std::vector<int64_t> lr_steps = {};  // step: epochs at which lr is multiplied by lr_gamma
+  double lr_gamma = 0.1;               // step: the factor
+  double lr_min = 0.0;                 // cosine: the learning rate of the last epoch
+  int64_t patience = 0;                // early stopping: stop after this many epochs without a better
+                                       // validation accuracy (the best epoch is kept; 0 = off)
   AugmentConfig augment;
   std::string precision = "fp32";  // fp32 | bf16 (bf16: CUDA autocast)
   std::string memory_format = "contiguous";  // contiguous | channels_last (conv weights and batches NHWC)
@@ -158,7 +162,8 @@ struct Config {
 nlohmann::json to_json(const Config& c);
 // Removes from a configuration's JSON the keys added after results were first stored, where they hold
 // their default (the behaviour from before they existed): data.channels 0, data.image_size [],
-// data.classes 0, model.path "", model.pretrained false, adapt.step_mode "per-input", adapt.bn_recalibrate 0,
+// data.classes 0, model.path "", model.pretrained false, train.lr_schedule "step", train.lr_min 0,
+// train.patience 0, adapt.step_mode "per-input", adapt.bn_recalibrate 0,
 // adapt.max_break_rate 1, and the whole field section while field.format is "". Results
 // and runs made before a key existed then compare equal to new ones that leave it at its default.
 void drop_added_defaults(nlohmann::json& config);

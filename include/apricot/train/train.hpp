@@ -93,14 +93,20 @@ struct TrainResult {
   double seconds = 0;
   int64_t resumed_epoch = -1;  // >= 0: continued from a saved state at this (0-based) epoch
   int64_t resumed_step = 0;    // global step of that state
+  bool stopped_early = false;  // recipe.patience ended it before recipe.epochs
 };
 
 // metrics.jsonl contents: one JSON line per epoch (epoch, steps, lr, loss, train_acc, val_acc,
 // seconds, images_per_s).
 std::string metrics_jsonl(const std::vector<EpochStats>& history);
 
-// The learning rate at `epoch` (0-based) of a step schedule: lr * gamma^(number of steps <= epoch).
+// The learning rate at `epoch` (0-based). step: lr * gamma^(number of lr_steps <= epoch). cosine:
+// lr_min + (lr - lr_min) (1 + cos(pi e / (epochs - 1))) / 2, so lr in the first epoch and lr_min in the
+// last (recipe.epochs; later epochs keep lr_min).
 double lr_at_epoch(const TrainConfig& recipe, int64_t epoch);
+// Makes a recipe's learning rate constant and turns early stopping off (the rDLMs' fine-tuning, the
+// adaptation's retraining and the matched control's training use a recipe so).
+void use_constant_lr(TrainConfig& recipe);
 
 // The parameters an optimiser may change: those with requires_grad (a user's module may freeze some;
 // weight decay and momentum never touch those either).

@@ -21,7 +21,7 @@ TrainOptions retrain_options(const Config& cfg, int64_t n_train) {
   retrain.recipe.lr = ac.retrain.lr;
   retrain.recipe.momentum = ac.retrain.momentum;
   retrain.recipe.nesterov = false;
-  retrain.recipe.lr_steps = {};
+  use_constant_lr(retrain.recipe);
   retrain.recipe.epochs = 1;
   retrain.max_steps = ac.retrain.steps > 0
                           ? ac.retrain.steps
