@@ -9,18 +9,8 @@
 # path is relative to where the script was started). Exit 3 when the only dataset asked for is missing.
 set -euo pipefail
 
-packages=(python3-numpy python3-pil dataset-fashion-mnist)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "field-scenarios: installing ${missing[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+. "$(dirname "$0")/lib/common.sh"
+ensure_packages field-scenarios python3-numpy python3-pil dataset-fashion-mnist
 
 # No cd: --out and a relative CIFAR10_JPEG stay relative to the caller's directory.
 exec /usr/bin/python3 "$(dirname "$0")/field-scenarios.py" "$@"

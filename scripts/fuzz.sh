@@ -17,17 +17,8 @@ targets=("$@")
 # Debian packages: the build's own (as scripts/setup.sh) plus clang and its runtime (libFuzzer, ASan).
 packages=(cmake ninja-build libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev libjpeg62-turbo-dev
           libpng-dev clang-14 libclang-rt-14-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "apricot fuzz: installing ${missing[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+. scripts/lib/common.sh
+ensure_packages "apricot fuzz" "${packages[@]}"
 
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then

@@ -11,17 +11,8 @@ cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ libopenblas0-pthread libtorch-dev libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev zlib1g-dev
           libjpeg62-turbo-dev libpng-dev "$@")
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "apricot setup: installing ${missing[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+. scripts/lib/common.sh
+ensure_packages "apricot setup" "${packages[@]}"
 
 BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-Release}

@@ -10,14 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 APRICOT=${APRICOT:-$PWD/build/apricot}
-PY=/usr/bin/python3
-if ! $PY -c 'import torch, numpy' 2>/dev/null; then
-  echo "field-walkthrough: skipped (needs python3-torch and python3-numpy for $PY)" >&2
-  exit 0
-fi
-start=$(date +%s)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/apricot-field.XXXXXX")
-[[ ${KEEP:-0} == 1 ]] || trap 'rm -rf "$tmp"' EXIT
+. scripts/lib/common.sh
+walkthrough_start field-walkthrough torch numpy
 # 1. The field images: 500 shirts and 500 T-shirts the training set never saw.
 scripts/field-scenarios.sh --out "$tmp/myfield" --datasets fashion --scenarios pair >/dev/null
 # 2. The user's model, trained and scripted in PyTorch.

@@ -10,14 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 APRICOT=${APRICOT:-$PWD/build/apricot}
-PY=/usr/bin/python3
-if ! $PY -c 'import torch, PIL, numpy' 2>/dev/null; then
-  echo "walkthrough: skipped (needs python3-torch, python3-pil and python3-numpy for $PY)" >&2
-  exit 0
-fi
-start=$(date +%s)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/apricot-walk.XXXXXX")
-[[ ${KEEP:-0} == 1 ]] || trap 'rm -rf "$tmp"' EXIT
+. scripts/lib/common.sh
+walkthrough_start walkthrough torch PIL numpy
 rc=0
 scripts/cifar-slice.sh "$tmp/mydata" 100 30 || rc=$?
 if ((rc == 3)); then echo "walkthrough: skipped (no CIFAR-10 JPEG tarball)" >&2; exit 0; fi

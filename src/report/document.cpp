@@ -32,7 +32,20 @@ struct Field {
 // base/model.json -> group "models" (Table II)
 const Field kBaseFields[] = {{"train_acc", {"metrics", "train_acc"}},
                              {"val_acc", {"metrics", "val_acc"}},
-                             {"test_acc", {"metrics", "test_acc"}}};
+                             {"test_acc", {"metrics", "test_acc"}},
+                             {"best_epoch", {"metrics", "best_epoch"}},
+                             {"epochs_run", {"metrics", "epochs_run"}}};
+
+// How far from a plateau a base's training ended: the best validation accuracy of all its epochs
+// minus the best of all but the last three (0 when the last three epochs found nothing better). NaN
+// without a learning curve of more than three epochs with validation.
+double last3_gain(const std::vector<json>& curve) {
+  std::vector<double> val;
+  for (const auto& e : curve) push_if(val, num(e, {"val_acc"}));
+  if (val.size() <= 3 || val.size() != curve.size()) return kNaN;
+  const double before = *std::max_element(val.begin(), val.end() - 3);
+  return std::max(before, *std::max_element(val.end() - 3, val.end())) - before;
+}
 // rdlms/summary.json -> group "rdlms" (Table IV)
 const Field kSummaryFields[] = {{"test_acc_mean", {"test_acc", "mean"}},
                                 {"test_acc_std", {"test_acc", "std"}},
@@ -110,6 +123,7 @@ void add_run(GroupValues& g, const RunData& r, json& notes) {
   if (r.base) {
     const json& b = *r.base;
     collect(kBaseFields, b, g.models);
+    push_if(g.models["last3_gain"], last3_gain(r.base_curve));
     double s = num(b, {"seconds"});
     push_if(g.base_seconds, std::isnan(s) ? num(b, {"metrics", "train_seconds"}) : s);
     if (g.params.is_null() && !std::isnan(num(b, {"params", "total"}))) g.params = b["params"]["total"];
@@ -234,6 +248,7 @@ json arm_json(const std::string& s, const ArmValues& arm) {
 void put_values(json& group, const GroupValues& g, int64_t rdlm_count) {
   group["seeds"] = g.seeds;
   group["models"] = stats_of(kBaseFields, g.models);
+  group["models"]["last3_gain"] = stat_json(g.models.count("last3_gain") ? g.models.at("last3_gain") : std::vector<double>{});
   group["models"]["params"] = g.params;
   json adapt_times = json::object();
   for (const auto& [s, arm] : g.arms) adapt_times[s] = stat_json(arm.seconds);

@@ -180,6 +180,32 @@ std::string adaptation_curves(const json& rep, const GroupRuns& runs) {
   return o.str();
 }
 
+// The base models' validation accuracy per epoch, one chart per group, one line per run: whether
+// the bases reached a plateau before the arms started from them.
+std::string base_learning_curves(const json& rep, const GroupRuns& runs) {
+  std::string block;
+  for (const auto& g : rep["groups"]) {
+    std::vector<LearningCurve> curves;
+    for (const RunData* r : runs.of(g)) {
+      LearningCurve c;
+      c.label = "seed " + std::to_string(r->seed);
+      for (const auto& e : r->base_curve) {
+        const double x = num(e, {"epoch"}), y = num(e, {"val_acc"});
+        if (!std::isnan(x) && !std::isnan(y) && y >= 0) c.points.push_back({x, y});
+      }
+      if (r->base) c.kept_epoch = num(*r->base, {"metrics", "best_epoch"});
+      if (!c.points.empty()) curves.push_back(c);
+    }
+    if (curves.empty()) continue;
+    block += "<div class=\"fig\">" + learning_curves_svg(g["label"].get<std::string>(), curves) + "</div>";
+  }
+  if (block.empty()) return "";
+  return "<h2>Base training: learning curves</h2><p class=\"note\">Per group, each run's validation accuracy "
+         "after every epoch of base training (base/metrics.jsonl); a circle marks the epoch whose weights were kept. "
+         "A curve still rising at its end means the base was not trained to a plateau.</p><div class=\"figs\">" +
+         block + "</div>\n";
+}
+
 // Field repair: per group, each field arm's line from the base (gain 0, no break) to its far end and
 // its chosen point, hold-out gain against clean test breaks, means over the group's runs.
 std::string field_pareto(const json& rep) {
@@ -230,7 +256,7 @@ std::string render_html(const json& rep, const std::vector<RunData>& runs) {
   const GroupRuns group_runs(runs);
   std::string page = page_head(rep);
   for (size_t i = 0; i < 3; ++i) page += table_html(tables[i]);
-  page += rdlm_histograms(rep, group_runs);
+  page += base_learning_curves(rep, group_runs) + rdlm_histograms(rep, group_runs);
   // Table V and the paired comparison, then the figures about the adaptation.
   for (size_t i = 3; i < tables.size(); ++i) page += table_html(tables[i]);
   page += final_accuracy_boxes(rep) + class_changes(rep) + field_pareto(rep) + adaptation_curves(rep, group_runs) +

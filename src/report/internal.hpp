@@ -122,4 +122,13 @@ struct ParetoArm {
 // Field gain against clean breaks, with the break bound (adapt.max_break_rate) as a vertical line.
 std::string pareto_svg(const std::string& title, const std::vector<ParetoArm>& arms, double bound);
 
+// One base training's validation accuracy per epoch, and the epoch whose weights were kept.
+struct LearningCurve {
+  std::string label;                              // e.g. "seed 3"
+  std::vector<std::pair<double, double>> points;  // (epoch, validation accuracy)
+  double kept_epoch = kNaN;
+};
+// The base models' learning curves of one group, one line per run.
+std::string learning_curves_svg(const std::string& title, const std::vector<LearningCurve>& runs);
+
 }  // namespace apricot::report_detail

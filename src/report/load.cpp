@@ -32,8 +32,9 @@ std::optional<json> read_json_file(const std::string& path) {
   }
 }
 
-// trace.jsonl of one arm, one JSON document a line (blank lines skipped).
-std::vector<json> read_trace(const std::string& path, const std::string& strategy) {
+// A JSON-lines file (trace.jsonl, metrics.jsonl), one document a line (blank lines skipped); a
+// damaged line is a data error with `hint`.
+std::vector<json> read_jsonl(const std::string& path, const std::string& hint) {
   std::vector<json> out;
   std::istringstream in(read_file(path));
   std::string line;
@@ -44,8 +45,7 @@ std::vector<json> read_trace(const std::string& path, const std::string& strateg
     try {
       out.push_back(json::parse(line));
     } catch (const json::parse_error& e) {
-      data_error("'" + path + "' line " + std::to_string(lineno) + " is not valid JSON",
-                 "the file is damaged; rerun apricot adapt --strategy " + strategy + " --force");
+      data_error("'" + path + "' line " + std::to_string(lineno) + " is not valid JSON", hint);
     }
   }
   return out;
@@ -63,6 +63,8 @@ RunData load_run(const std::string& workdir) {
   r.workdir = workdir;
   auto config = read_json_file(wd.config());
   r.base = read_json_file(wd.base_meta());
+  if (r.base && fs::is_regular_file(wd.base_metrics(), ec))
+    r.base_curve = read_jsonl(wd.base_metrics(), "the file is damaged; rerun apricot train-base --force");
   if (!config && r.base && r.base->contains("config")) config = (*r.base)["config"];
   if (!config || !config->is_object())
     data_error("'" + workdir + "' is not an apricot work directory: it has neither config.json nor base/model.json",
@@ -96,7 +98,7 @@ RunData load_run(const std::string& workdir) {
     r.results[s] = *res;
     const std::string trace = wd.adapt_trace(s);
     if (!fs::is_regular_file(trace, ec)) continue;
-    r.traces[s] = read_trace(trace, s);
+    r.traces[s] = read_jsonl(trace, "the file is damaged; rerun apricot adapt --strategy " + s + " --force");
   }
   return r;
 }

@@ -56,6 +56,25 @@ struct Frame {
   double py(double y) const { return h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom); }
 };
 
+// A frame with a legend right of a 368 px plot, as wide as the longest of `labels` needs.
+Frame legend_frame(std::initializer_list<std::string> fixed, const std::vector<std::string>& labels) {
+  Frame f;
+  double longest = 0;
+  for (const auto& t : fixed) longest = std::max(longest, text_width(t));
+  for (const auto& t : labels) longest = std::max(longest, text_width(t));
+  f.right = std::max(120.0, 35 + longest + 6);
+  f.w = f.left + 368 + f.right;
+  return f;
+}
+
+// One legend entry: a short line in `color` (dashed when `dash`) and the label, at height y.
+std::string legend_line(const Frame& f, double y, const std::string& color, const std::string& label,
+                        const char* dash = "") {
+  return strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>",
+              f.w - f.right + 10, f.w - f.right + 30, y, y, color.c_str(), dash) +
+         strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", f.w - f.right + 35, y + 4) + html_escape(label) + "</text>";
+}
+
 std::string svg_open(const Frame& f, const std::string& title) {
   return strf("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
               "role=\"img\">",
@@ -249,12 +268,9 @@ Curve curve_of(const std::string& s, const json& result, const std::vector<json>
 }
 
 std::string curves_svg(const std::string& title, const std::vector<Curve>& curves, const std::string& selection) {
-  Frame f;
-  // The legend, right of the plot, as wide as its longest name needs; the plot keeps 368 px.
-  double longest = text_width("retraining");
-  for (const auto& c : curves) longest = std::max(longest, text_width(display_name(c.strategy)));
-  f.right = std::max(120.0, 35 + longest + 6);
-  f.w = f.left + 368 + f.right;
+  std::vector<std::string> names;
+  for (const auto& c : curves) names.push_back(display_name(c.strategy));
+  Frame f = legend_frame({"retraining"}, names);
   double xmax = 1, lo = 1, hi = 0;
   for (const auto& c : curves)
     for (const auto& [x, y] : c.points) xmax = std::max(xmax, x), lo = std::min(lo, y), hi = std::max(hi, y);
@@ -286,10 +302,7 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
       s += strf("<rect class=\"d\" x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"#fff\" stroke=\"%s\" stroke-width=\"1.5\">"
                 "<title>batch %.0f: accepted retraining, %.2f%%</title></rect>",
                 f.px(x) - 3.5, f.py(y) - 3.5, color.c_str(), x, 100 * y);
-    s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>",
-              f.w - f.right + 10, f.w - f.right + 30, ly, ly, color.c_str(), dash);
-    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", f.w - f.right + 35, ly + 4) + display_name(c.strategy) +
-         "</text>";
+    s += legend_line(f, ly, color, display_name(c.strategy), dash);
     ly += 16;
   }
   ly += 6;
@@ -304,11 +317,9 @@ std::string curves_svg(const std::string& title, const std::vector<Curve>& curve
 }
 
 std::string pareto_svg(const std::string& title, const std::vector<ParetoArm>& arms, double bound) {
-  Frame f;
-  double longest = text_width("break bound");
-  for (const auto& a : arms) longest = std::max(longest, text_width(display_name(a.strategy)));
-  f.right = std::max(120.0, 35 + longest + 6);
-  f.w = f.left + 368 + f.right;
+  std::vector<std::string> names;
+  for (const auto& a : arms) names.push_back(display_name(a.strategy));
+  Frame f = legend_frame({"break bound"}, names);
   double xmax = 0, lo = 0, hi = 0;
   auto see = [&](double x, double y) {
     if (std::isnan(x) || std::isnan(y)) return;
@@ -344,10 +355,7 @@ std::string pareto_svg(const std::string& title, const std::vector<ParetoArm>& a
                 "<title>%s chosen: %+.2f pp hold-out, %.2f%% test broken</title></rect>",
                 f.px(a.chosen_break) - 4, f.py(a.chosen_gain) - 4, color.c_str(), display_name(a.strategy).c_str(),
                 100 * a.chosen_gain, 100 * a.chosen_break);
-    s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>",
-              f.w - f.right + 10, f.w - f.right + 30, ly, ly, color.c_str());
-    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", f.w - f.right + 35, ly + 4) +
-         html_escape(display_name(a.strategy)) + "</text>";
+    s += legend_line(f, ly, color, display_name(a.strategy));
     ly += 16;
   }
   ly += 6;
@@ -358,6 +366,45 @@ std::string pareto_svg(const std::string& title, const std::vector<ParetoArm>& a
   s += strf("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-dasharray=\"4,3\"/>",
             f.w - f.right + 10, f.w - f.right + 30, ly, ly);
   s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">break bound</text>", f.w - f.right + 35, ly + 4);
+  return s + "</svg>";
+}
+
+std::string learning_curves_svg(const std::string& title, const std::vector<LearningCurve>& runs) {
+  static const char* const kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  std::vector<std::string> names;
+  for (const auto& r : runs) names.push_back(r.label);
+  Frame f = legend_frame({"kept epoch"}, names);
+  double xmax = 1, lo = 1, hi = 0;
+  for (const auto& r : runs)
+    for (const auto& [x, y] : r.points) xmax = std::max(xmax, x), lo = std::min(lo, y), hi = std::max(hi, y);
+  if (hi < lo) lo = 0, hi = 1;
+  const double pad = std::max((hi - lo) * 0.08, 0.001);
+  f.x0 = 0, f.x1 = xmax, f.y0 = lo - pad, f.y1 = hi + pad;
+  std::string s = svg_open(f, title);
+  s += y_axis(f, nice_ticks(f.y0, f.y1, 5), "%.1f%%", 100, "validation accuracy");
+  std::vector<double> xt;  // whole epochs only
+  for (double v : nice_ticks(0, xmax, 6))
+    if (std::fabs(v - std::round(v)) < 1e-9) xt.push_back(v);
+  s += x_axis(f, xt, "%.0f", 1, "epoch");
+  double ly = f.top + 6;
+  const size_t shown = std::min<size_t>(runs.size(), 12);  // the legend's room; every line is drawn
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& r = runs[i];
+    const std::string color = kColours[i % 10];
+    std::string pts;
+    for (const auto& [x, y] : r.points) pts += strf("%.1f,%.1f ", f.px(x), f.py(y));
+    s += "<polyline class=\"d\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.5\" points=\"" + pts + "\"/>";
+    for (const auto& [x, y] : r.points)
+      if (x == r.kept_epoch)
+        s += strf("<circle class=\"d\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>%s: epoch %.0f kept, "
+                  "%.2f%%</title></circle>",
+                  f.px(x), f.py(y), color.c_str(), html_escape(r.label).c_str(), x, 100 * y);
+    if (i < shown) s += legend_line(f, ly, color, r.label), ly += 16;
+  }
+  ly += 6;
+  s += strf("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#555\"/>", f.w - f.right + 20, ly);
+  s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">kept epoch</text>", f.w - f.right + 35, ly + 4);
   return s + "</svg>";
 }
 

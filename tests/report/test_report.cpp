@@ -53,12 +53,20 @@ void write_fake(const fs::path& w, const FakeRun& r) {
   json base = {{"arch", r.arch},
                {"dataset", {{"name", "synthetic"}}},
                {"metrics",
-                {{"train_acc", r.base_train}, {"val_acc", r.base_val}, {"test_acc", r.base_test}, {"train_seconds", 10.0}}},
+                {{"train_acc", r.base_train}, {"val_acc", r.base_val}, {"test_acc", r.base_test}, {"train_seconds", 10.0},
+                 {"best_epoch", 5}, {"epochs_run", 5}}},
                {"params", {{"total", 1234}, {"trainable", 1234}}},
                {"seconds", 12.0 + static_cast<double>(r.seed)},
                {"config", config},
                {"role", "base"}};
   put(w / "base" / "model.json", base.dump(2));
+  // The learning curve (metrics.jsonl), ending at the kept weights' validation accuracy.
+  std::string curve;
+  const double val[] = {0.6, 0.7, 0.8, 0.84, r.base_val};
+  for (int e = 0; e < 5; ++e)
+    curve += json{{"epoch", e + 1}, {"steps", 10 * (e + 1)}, {"lr", 0.01}, {"loss", 1.0 - 0.1 * e}, {"train_acc", val[e]},
+                  {"val_acc", val[e]}, {"seconds", 1.0}, {"images_per_s", 100.0}}.dump() + "\n";
+  put(w / "base" / "metrics.jsonl", curve);
   if (r.rdlms) {
     json per = json::array();
     for (int k = 0; k < r.rdlm_count; ++k) {
@@ -145,6 +153,10 @@ TEST(Report, AggregatesSeedsAgainstHandValues) {
   EXPECT_EQ(g["models"]["params"], 1234);
   EXPECT_NEAR(g["models"]["test_acc"]["mean"].get<double>(), 0.81, 1e-12);
   EXPECT_NEAR(g["models"]["test_acc"]["std"].get<double>(), 0.01, 1e-12);
+  // How far from a plateau: the best of all epochs minus the best but the last three (0.85-0.87 vs 0.7).
+  EXPECT_NEAR(g["models"]["last3_gain"]["mean"].get<double>(), 0.16, 1e-12);
+  EXPECT_EQ(g["models"]["last3_gain"]["n"], 3);
+  EXPECT_NEAR(g["models"]["best_epoch"]["mean"].get<double>(), 5, 1e-12);
   // Table III: base seconds 13, 14, 15; rDLMs 2+3+4 = 9 per run, 3 per rDLM
   EXPECT_NEAR(g["times"]["base_seconds"]["mean"].get<double>(), 14, 1e-12);
   EXPECT_NEAR(g["times"]["rdlms_total_seconds"]["mean"].get<double>(), 9, 1e-12);
@@ -181,6 +193,7 @@ TEST(Report, AggregatesSeedsAgainstHandValues) {
   const std::string md = render_markdown(rep);
   EXPECT_NE(md.find("## Table II: models"), std::string::npos);
   EXPECT_NE(md.find("| small | synthetic | 3 | 1,2,3 | 1234 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 5.0 / 5.0 | +16.00 ± 1.00 pp |"), std::string::npos) << md;  // convergence columns
   EXPECT_NE(md.find("+2.50 ± 0.50 pp"), std::string::npos) << md;      // gain over base
   EXPECT_NE(md.find("| 1 | 3 | +0.83 pp |"), std::string::npos) << md;  // paired row
   EXPECT_NE(md.find("| cnn1 | 1 | 0/3 | — | — | — | — |"), std::string::npos) << md;  // no rDLMs yet
@@ -510,8 +523,9 @@ TEST(ReportBrowser, ChartsRenderWithoutOverlapsAndWithoutNetwork) {
   ASSERT_NE(at, std::string::npos) << "the layout check did not run: " << d.substr(0, 500);
   const json layout = json::parse(html_unescape(d.substr(at + open.size(), stop - at - open.size())));
   EXPECT_TRUE(layout["resources"].empty()) << layout["resources"].dump();
-  // Figure 2, Figure 3 and the per-class chart for the group, and one curve chart per run.
-  ASSERT_EQ(layout["charts"].size(), 6u) << layout["charts"].dump(1);
+  // The base learning curves, Figure 2, Figure 3 and the per-class chart for the group, and one
+  // curve chart per run.
+  ASSERT_EQ(layout["charts"].size(), 7u) << layout["charts"].dump(1);
   for (const auto& c : layout["charts"]) EXPECT_GT(c["marks"].get<int>(), 0) << c.dump();
   for (const auto& p : layout["problems"]) ADD_FAILURE() << p.dump();
 

@@ -19,6 +19,7 @@ struct RunData {
   std::string arch, dataset;                 // model.arch, dataset name
   int64_t seed = 0;
   std::optional<nlohmann::json> base;        // base/model.json
+  std::vector<nlohmann::json> base_curve;    // base/metrics.jsonl: one line per epoch
   std::optional<nlohmann::json> rdlm_summary;  // rdlms/summary.json
   std::vector<nlohmann::json> rdlms;         // rdlms/rdlm-NN/model.json "metrics", in index order
   int64_t rdlm_count = 0;                    // config rdlm.count
