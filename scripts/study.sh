@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# The variants study (docs/FINDINGS.md): `apricot sweep` over every config of a study directory, in
-# name order, then one report over all of them.
+# The variants study (docs/FINDINGS.md): every config of a study directory run for every seed, seed
+# by seed (all variants of seed 1, then of seed 2, ...: a study stopped early is balanced over its
+# variants), then one report over all of them and the analysis (scripts/study-analysis.py: the
+# bootstrap intervals over seeds and test images, paired t-test, sign test, Holm).
 #
-#   scripts/study.sh configs/study/quickstart runs/study/quickstart 1-5 [apricot options, e.g. --threads 2]
+#   scripts/study.sh configs/study/converged runs/study/converged 1-15 [apricot options, e.g. --threads 2]
 #
+# SEEDS is a list as `apricot sweep --seeds` reads it: "1-15" is fifteen seeds, "1,3,7" three.
 # The variants share what they can, so that a study costs one base per seed, not one per variant:
-# before each variant's sweep, its seed directories are given copies of what an earlier variant of
+# before each variant runs a seed, its seed directory is given copies of what an earlier variant of
 # the same seed already made and the variant would make identically: the base model (the same seed
 # and train section), the rDLMs (the same rdlm section), and the two control arms (the same loop
 # settings; the matched control also the same rDLM budget). apricot itself decides whether a copy
 # is reused: a result is reused only when its recorded provenance matches the variant's
 # configuration, so a wrong copy is an error, never a silent reuse.
-# Needs python3 (for comparing JSON sections) and a built apricot (build/apricot or APRICOT=...).
+# Env: ANALYSIS=0 skips the report and the analysis (to run a study in several invocations).
+# Needs python3 (for comparing JSON sections; Debian's, with python3-numpy, for the analysis) and a
+# built apricot (build/apricot or APRICOT=...).
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
   echo "usage: $0 CONFIG_DIR ROOT SEEDS [apricot options]" >&2
-  echo "  e.g. $0 configs/study/quickstart runs/study/quickstart 1-5 --threads 2" >&2
+  echo "  e.g. $0 configs/study/converged runs/study/converged 1-15 --threads 2" >&2
   exit 2
 fi
 config_dir=$1 root=$2 seeds=$3
@@ -45,7 +50,10 @@ EOF
 same() {  # same WHAT CONFIG_A CONFIG_B
   python3 - "$@" <<'EOF'
 import json, sys
-what, a, b = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+import re
+def load(path):  # configs may hold // comments on lines of their own, as apricot allows
+    return json.loads(re.sub(r"(?m)^\s*//.*$", "", open(path).read()))
+what, a, b = sys.argv[1], load(sys.argv[2]), load(sys.argv[3])
 def adapt_loop(c):  # the adaptation keys a control arm reads
     ad = dict(c.get("adapt", {}))
     for k in ("strategies", "step", "step_mode", "direction", "adjust_buffers", "bn_recalibrate", "parallel"):
@@ -54,7 +62,10 @@ def adapt_loop(c):  # the adaptation keys a control arm reads
 def budget(c):
     r = c.get("rdlm", {})
     epochs = r.get("finetune", {}).get("epochs") if r.get("init") == "base" else r.get("epochs")
-    return (r.get("count"), r.get("size"), epochs, r.get("finetune"))
+    f = dict(r.get("finetune") or {})
+    for k in ("lr_factors", "augment"):  # vary the rDLMs only; the matched training never reads them
+        f.pop(k, None)
+    return (r.get("count"), r.get("size"), epochs, f)
 def early(c):  # base-early keeps the base's epoch-init_epochs copy (base/early.pt) beside the base
     r = c.get("rdlm", {})
     return r.get("init_epochs", 3) if r.get("init") == "base-early" else None
@@ -73,10 +84,10 @@ EOF
 
 t0=$(date +%s)
 dirs=()
-for i in "${!configs[@]}"; do
-  cfg=${configs[$i]}
-  name=$(basename "$cfg" .json)
-  for seed in $seed_list; do
+for seed in $seed_list; do
+  for i in "${!configs[@]}"; do
+    cfg=${configs[$i]}
+    name=$(basename "$cfg" .json)
     dst=$root/$name/seed-$seed
     dirs+=("$dst")
     mkdir -p "$dst"
@@ -93,9 +104,15 @@ for i in "${!configs[@]}"; do
         fi
       done
     done
+    echo "study: $name seed $seed"
+    "$apricot" sweep -c "$cfg" -w "$root/$name" --seeds "$seed" "$@"
   done
-  echo "study: sweep $name (seeds $seeds)"
-  "$apricot" sweep -c "$cfg" -w "$root/$name" --seeds "$seeds" "$@"
 done
-"$apricot" report "${dirs[@]}" -o "$root/report" --force
+if [[ ${ANALYSIS:-1} != 0 ]]; then
+  . "$here/scripts/lib/common.sh"
+  ensure_packages study python3-numpy
+  "$apricot" report "${dirs[@]}" -o "$root/report" --force
+  /usr/bin/python3 "$here/scripts/study-analysis.py" "$root" --out "$root/analysis" >/dev/null
+  echo "study: analysis in $root/analysis.md"
+fi
 echo "study: $(( $(date +%s) - t0 )) s; report in $root/report/report.md"

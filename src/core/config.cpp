@@ -24,7 +24,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, arch, resnet_varian
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainConfig, epochs, batch_size, optimizer, lr, momentum,
                                                 nesterov, weight_decay, lr_schedule, lr_steps, lr_gamma, lr_min,
                                                 patience, augment, precision, memory_format, eval_batch_size)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FinetuneConfig, epochs, optimizer, lr, momentum)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FinetuneConfig, epochs, optimizer, lr, momentum, lr_factors, augment)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RdlmConfig, count, layout, size, stride, init, init_epochs,
                                                 epochs, finetune, parallel, devices)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RetrainConfig, epochs, steps, batch_size, optimizer, lr,
@@ -55,6 +55,11 @@ void drop_added_defaults(json& config) {
     drop_if(t, "lr_schedule", "step");
     drop_if(t, "lr_min", 0.0);
     drop_if(t, "patience", 0);
+  }
+  if (config.contains("rdlm") && config["rdlm"].is_object() && config["rdlm"].contains("finetune")) {
+    json& f = config["rdlm"]["finetune"];
+    drop_if(f, "lr_factors", json::array({1.0}));
+    drop_if(f, "augment", json::array({"train"}));
   }
   if (config.contains("model")) drop_if(config["model"], "path", ""), drop_if(config["model"], "pretrained", false);
   if (config.contains("adapt")) {

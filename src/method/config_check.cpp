@@ -28,6 +28,15 @@ void validate(const RdlmConfig& r) {
   require(r.finetune.lr > 0, "rdlm.finetune.lr", r.finetune.lr, "> 0");
   require(r.finetune.momentum >= 0 && r.finetune.momentum < 1, "rdlm.finetune.momentum", r.finetune.momentum,
           "in [0, 1)");
+  require(!r.finetune.lr_factors.empty(), "rdlm.finetune.lr_factors", "[]", "a non-empty list (e.g. [1])");
+  for (double f : r.finetune.lr_factors) require(f > 0, "rdlm.finetune.lr_factors", f, "factors > 0");
+  require(!r.finetune.augment.empty(), "rdlm.finetune.augment", "[]", "a non-empty list (e.g. [\"train\"])");
+  for (const auto& a : r.finetune.augment) require_one_of("rdlm.finetune.augment", a, {"train", "none", "flip", "shift", "shift+flip"});
+  if (r.init != "base" && (r.finetune.lr_factors != std::vector<double>{1.0} ||
+                           r.finetune.augment != std::vector<std::string>{"train"}))
+    config_error("rdlm.finetune.lr_factors and rdlm.finetune.augment vary the rDLMs' fine-tuning, but rdlm.init is \"" +
+                     r.init + "\" (the rDLMs are not fine-tuned)",
+                 "set rdlm.init to \"base\", or leave lr_factors at [1] and augment at [\"train\"]");
   require(r.parallel >= 1 && r.parallel <= 256, "rdlm.parallel", r.parallel, "in 1..256");
   for (const auto& d : r.devices)
     if (d == "auto" || !valid_device_name(d))

@@ -109,13 +109,24 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
 
 namespace {
 
-// The training recipe of every rDLM: the base recipe with rdlm.epochs, or rdlm.finetune's constant
-// learning rate and epochs when the rDLMs are fine-tuned from the base.
-TrainOptions rdlm_train_options(const Config& cfg) {
+// The training recipe of rDLM k: the base recipe with rdlm.epochs, or rdlm.finetune's constant
+// learning rate and epochs when the rDLMs are fine-tuned from the base, with rDLM k's share of the
+// diversity (its learning-rate factor and augmentation).
+TrainOptions rdlm_train_options(const Config& cfg, int64_t k) {
   TrainOptions opts;
   opts.recipe = cfg.train;
   opts.recipe.epochs = cfg.rdlm.epochs;
-  if (cfg.rdlm.init == "base") opts.recipe = finetune_recipe(cfg);
+  if (cfg.rdlm.init == "base") {
+    const FinetuneConfig& f = cfg.rdlm.finetune;
+    opts.recipe = finetune_recipe(cfg);
+    opts.recipe.lr *= f.lr_factors[static_cast<size_t>(k) % f.lr_factors.size()];
+    const std::string& aug = f.augment[static_cast<size_t>(k) % f.augment.size()];
+    if (aug != "train") {  // "none", "flip", "shift" (10 %, edge fill), "shift+flip"
+      opts.recipe.augment = AugmentConfig{};
+      if (aug == "flip" || aug == "shift+flip") opts.recipe.augment.flip = true;
+      if (aug == "shift" || aug == "shift+flip") opts.recipe.augment.shift = 0.1;
+    }
+  }
   return opts;
 }
 
@@ -150,7 +161,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
     restore_state(*model, snapshot_state(*b.model));
     base_crc = b.meta.at("weights").at("crc32").get<std::string>();
   }
-  TrainOptions opts = rdlm_train_options(cfg);
+  TrainOptions opts = rdlm_train_options(cfg, k);
   opts.label = WorkDir::rdlm_name(k);
   opts.progress = progress;
   const std::string state = wd.rdlm_state(k);

@@ -257,6 +257,15 @@ nlohmann::json EvalResult::to_json() const {
   return {{"split", split}, {"n", n}, {"accuracy", accuracy}, {"per_class", per_class}, {"confusion", confusion}};
 }
 
+std::vector<int64_t> int64_values(const torch::Tensor& t) {
+  const torch::Tensor c = t.to(torch::kCPU, torch::kInt64).contiguous();
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
+nlohmann::json answers_json(const torch::Tensor& y, const torch::Tensor& before, const torch::Tensor& after) {
+  return {{"label", int64_values(y)}, {"base", int64_values(before)}, {"after", int64_values(after)}};
+}
+
 Changes compare_predictions(const torch::Tensor& y, const torch::Tensor& before, const torch::Tensor& after,
                             int64_t classes) {
   TORCH_CHECK(y.sizes() == before.sizes() && y.sizes() == after.sizes(), "compare_predictions: sizes differ");

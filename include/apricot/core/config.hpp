@@ -70,6 +70,11 @@ struct FinetuneConfig {
   std::string optimizer = "adam";  // sgd | adam | rmsprop
   double lr = 0.0002;              // constant learning rate
   double momentum = 0.0;           // sgd / rmsprop momentum
+  // Diverse fine-tunes (a soup's ingredients differing in more than their data): rDLM k uses
+  // lr * lr_factors[k mod n] and the augmentation augment[k mod m]: "train" (train.augment), "none",
+  // "flip" (horizontal flips), "shift" (random shifts up to 10 %, edge fill) or "shift+flip".
+  std::vector<double> lr_factors = {1.0};
+  std::vector<std::string> augment = {"train"};
 };
 
 struct RdlmConfig {
@@ -163,7 +168,7 @@ nlohmann::json to_json(const Config& c);
 // Removes from a configuration's JSON the keys added after results were first stored, where they hold
 // their default (the behaviour from before they existed): data.channels 0, data.image_size [],
 // data.classes 0, model.path "", model.pretrained false, train.lr_schedule "step", train.lr_min 0,
-// train.patience 0, adapt.step_mode "per-input", adapt.bn_recalibrate 0,
+// train.patience 0, rdlm.finetune.lr_factors [1], rdlm.finetune.augment ["train"], adapt.step_mode "per-input", adapt.bn_recalibrate 0,
 // adapt.max_break_rate 1, and the whole field section while field.format is "". Results
 // and runs made before a key existed then compare equal to new ones that leave it at its default.
 void drop_added_defaults(nlohmann::json& config);

@@ -10,14 +10,16 @@
 namespace apricot {
 
 // The arms. k1-k3: the paper's strategies. kNone: the control arm, no adjustment. kSoup / kGreedySoup:
-// the (greedy) mean of the rDLMs as a starting candidate, then the control's loop. kNoneMatched: the
+// the (greedy) mean of the rDLMs as a starting candidate, then the control's loop; kGreedySoupSplit
+// chooses the greedy soup's members and accepts it on disjoint halves of the selection split. kNoneMatched: the
 // control arm that first spends the rDLMs' training images on the base (APRICOT.md, "Beyond the paper").
 // The field arms (docs/FIELD.md) repair a field set (config section `field`) instead of running the
 // loop: kFinetune, kFinetuneInterp (WiSE-FT / PAINT), kSoupInterp, kApricotInterp (strategy 2 of the
 // engine on the field failures, fine-tuned rDLMs), kHeadOnly (the last layer only).
 enum class Strategy {
   kNone, k1, k2, k3, kSoup, kGreedySoup, kNoneMatched,
-  kFinetune, kFinetuneInterp, kSoupInterp, kApricotInterp, kHeadOnly
+  kFinetune, kFinetuneInterp, kSoupInterp, kApricotInterp, kHeadOnly,
+  kGreedySoupSplit
 };
 
 // The one candidate an arm tries before its loop (accepted by the loop's rule against the base).
@@ -25,6 +27,7 @@ enum class StartCandidate {
   kNone,          // the loop starts from the base
   kSoup,          // the mean of all rDLMs
   kGreedySoup,    // rDLMs added one by one while the selection accuracy does not drop (Wortsman et al.)
+  kGreedySoupSplit,  // the same, members chosen on the selection split's first half, accepted on its second
   kMatchedTraining  // the base trained on the rDLMs' images with the rDLM fine-tuning recipe
 };
 

@@ -96,6 +96,12 @@ Changes compare_predictions(const torch::Tensor& y, const torch::Tensor& before,
 Changes compare_rightness(const torch::Tensor& y, const torch::Tensor& right_before, const torch::Tensor& right_after,
                           int64_t classes);
 
+// A tensor's values as int64 (predictions, labels), for JSON.
+std::vector<int64_t> int64_values(const torch::Tensor& t);
+// Per image, for bootstraps over images (scripts/*-analysis.py): {"label", "base", "after"}, the true
+// classes and both models' predicted classes, (N) tensors on the CPU.
+nlohmann::json answers_json(const torch::Tensor& y, const torch::Tensor& before, const torch::Tensor& after);
+
 EvalResult evaluate(NetImpl& model, const Split& split, const std::string& name, int64_t classes,
                     const Normalizer& norm, const torch::Device& device, int64_t batch_size);
 

@@ -45,7 +45,8 @@ std::unique_ptr<Arm> prepare_arm(const Config& cfg, const Dataset& data, const W
   if (!ac.target.empty()) arm->target.emplace(ac.target[0], ac.target[1]);
   // A soup is the mean of whole models, BatchNorm statistics included (recalibrated when asked).
   const StartCandidate start = arm_info(strategy).start;
-  const bool soup = start == StartCandidate::kSoup || start == StartCandidate::kGreedySoup;
+  const bool soup = start == StartCandidate::kSoup || start == StartCandidate::kGreedySoup ||
+                    start == StartCandidate::kGreedySoupSplit;
   arm->layout = weight_layout(model, ac.adjust_buffers || soup);
   if (uses_rdlms(strategy)) {
     if (cfg.rdlm.init == "base") require_rdlms_of_base(cfg, wd.root());

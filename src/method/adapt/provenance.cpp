@@ -20,8 +20,11 @@ json provenance(const Config& cfg, const WorkDir& wd, Strategy s) {
   json prov = {{"base_crc32", crc_of(wd.base_model())},
                {"rdlm_crc32", rdlms},
                {"config", recipe_key(config, Phase::kAdapt, s)}};  // results made before a key existed stay valid
-  if (arm_info(s).reads_finetune)
-    prov["matching"] = {{"images", rdlm_images(cfg)}, {"finetune", config["rdlm"]["finetune"]}};
+  if (arm_info(s).reads_finetune) {
+    json recipe = config["rdlm"]["finetune"];
+    recipe.erase("lr_factors"), recipe.erase("augment");  // they vary the rDLMs; the matched training keeps the plain recipe
+    prov["matching"] = {{"images", rdlm_images(cfg)}, {"finetune", recipe}};
+  }
   return prov;
 }
 

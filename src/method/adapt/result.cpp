@@ -89,6 +89,8 @@ json finish(const Arm& arm, const WorkDir& wd, NetImpl& model, const ModelSpec& 
   json result = result_json(arm, st, stop, final_val, final_test, prov);
   // What the repair fixed and broke against the base (the selection split is val unless selection: test).
   result["changes"] = {{"val", val.to_json()}, {"test", test.to_json()}};
+  // Per test image, for bootstraps over seeds and images (scripts/study-analysis.py).
+  result["test_answers"] = answers_json(arm.data.test.y, arm.base_pred_test, pred_test);
   if (arm.target) {
     json after = pair_errors(arm, pred_val, pred_test);
     result["target"] = {{"pair", {arm.target->first, arm.target->second}}, {"errors_before", st.target_before},

@@ -11,14 +11,16 @@ void put_soup(const Arm& arm, NetImpl& model, const std::vector<int64_t>& member
   recalibrate(arm, model);
 }
 
-// Greedy soup (Wortsman et al. 2022): the rDLMs ranked by selection accuracy; start from the best and
-// add each next one if the soup with it does at least as well on the selection split.
-std::vector<int64_t> greedy_members(const Arm& arm, NetImpl& model, json& log) {
+// Greedy soup (Wortsman et al. 2022): the rDLMs ranked by accuracy on `on` (the selection split, or
+// its first half); start from the best and add each next one if the soup with it does at least as
+// well there.
+std::vector<int64_t> greedy_members(const Arm& arm, NetImpl& model, const Split& on, json& log) {
   const int64_t n = arm.R.size(0);
+  auto acc_on = [&] { return accuracy(model, on, arm.data.norm, arm.device, arm.eval_batch); };
   std::vector<double> acc(n);
   for (int64_t k = 0; k < n; ++k) {  // each rDLM as a soup of one (recalibrated like every soup)
     put_soup(arm, model, {k});
-    acc[k] = selection_accuracy(arm, model);
+    acc[k] = acc_on();
   }
   std::vector<int64_t> order(n);
   for (int64_t k = 0; k < n; ++k) order[k] = k;
@@ -30,7 +32,7 @@ std::vector<int64_t> greedy_members(const Arm& arm, NetImpl& model, json& log) {
     std::vector<int64_t> trial = members;
     trial.push_back(order[i]);
     put_soup(arm, model, trial);
-    const double a = selection_accuracy(arm, model);
+    const double a = acc_on();
     tried.push_back({{"rdlm", order[i]}, {"acc", a}, {"kept", a >= cur}});
     if (a >= cur) members = trial, cur = a;
   }
@@ -70,6 +72,36 @@ int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
   }
 }
 
+// greedy-soup-split's verdict on the soup in `model`: the loop's rule (more right answers than the
+// base, breaks within adapt.max_break_rate) on rows [h, n) of the selection split only, the rows the
+// members were not chosen on. Accepted, the soup becomes the best with its counts on the whole split
+// (the loop goes on there); rejected, the base is restored.
+bool accept_on_second_half(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, int64_t h, json& start) {
+  const int64_t n = arm.sel->size();
+  CorrectCount c = count_correct(model, *arm.sel, {torch::arange(n, torch::kInt64)}, -1, arm.data.norm, arm.device,
+                                 arm.eval_batch);
+  const torch::Tensor base_right = arm.base_right_sel.slice(0, h, n), right = c.right.slice(0, h, n);
+  const int64_t base2 = base_right.sum().item<int64_t>(), right2 = right.sum().item<int64_t>();
+  const int64_t broken2 = (base_right & right.logical_not()).sum().item<int64_t>();
+  start["accept_rows"] = {h, n};
+  start["accept_right"] = right2;
+  start["accept_base_right"] = base2;
+  bool accepted = right2 > base2;
+  if (accepted && arm.ac.max_break_rate < 1.0 && base2 > 0 &&
+      static_cast<double>(broken2) / static_cast<double>(base2) > arm.ac.max_break_rate) {
+    accepted = false;
+    ++st.rejected_breaks;
+  }
+  if (accepted) {
+    st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / static_cast<double>(n);
+    st.best_right = c.right, st.best_margin = c.margin;
+    best.weights = snapshot_state(model);
+  } else {
+    restore_state(model, best.weights);
+  }
+  return accepted;
+}
+
 // The arms with a start candidate in the registry (soup, greedy-soup, none-matched) begin with it,
 // accepted by the loop's rule against the base; the loop that follows is the control's.
 void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
@@ -87,8 +119,12 @@ void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
     std::vector<int64_t> members;
     if (kind == StartCandidate::kSoup) {
       for (int64_t k = 0; k < arm.R.size(0); ++k) members.push_back(k);
+    } else if (kind == StartCandidate::kGreedySoupSplit) {
+      const int64_t h = arm.sel->size() / 2;
+      members = greedy_members(arm, model, Split{arm.sel->x.slice(0, 0, h), arm.sel->y.slice(0, 0, h)}, start);
+      start["choose_rows"] = {0, h};
     } else {
-      members = greedy_members(arm, model, start);
+      members = greedy_members(arm, model, *arm.sel, start);
     }
     put_soup(arm, model, members);
     ok = all_finite(flatten_weights(model, arm.layout));
@@ -103,10 +139,19 @@ void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
   {
     ScopeTimer t(st.time.evaluation);
     start["selection_acc"] = selection_accuracy(arm, model);
-    start["test_acc"] = accuracy(model, arm.data.test, arm.data.norm, arm.device, arm.eval_batch);
+    // The candidate as it is, before any retraining or selection: the loop-free comparison of the
+    // study (scripts/study-analysis.py) reads its answers per test image.
+    const torch::Tensor pred = predict(model, arm.data.test.x, arm.data.norm, arm.device, arm.eval_batch);
+    start["test_acc"] = pred.eq(arm.data.test.y).to(torch::kDouble).mean().item<double>();
+    start["test_after"] = int64_values(pred);
   }
   bool accepted = false;
-  accept_if_better(arm, model, st, best, &accepted);
+  if (kind == StartCandidate::kGreedySoupSplit) {
+    ScopeTimer t(st.time.evaluation);
+    accepted = accept_on_second_half(arm, model, st, best, arm.sel->size() / 2, start);
+  } else {
+    accept_if_better(arm, model, st, best, &accepted);
+  }
   if (accepted) ++(kind == StartCandidate::kMatchedTraining ? st.accepted_retrains : st.accepted_adjustments);
   start["accepted"] = accepted;
   st.start = start;

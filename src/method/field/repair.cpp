@@ -66,11 +66,6 @@ struct Verdict {
   }
 };
 
-std::vector<int64_t> to_vector(const torch::Tensor& t) {
-  const torch::Tensor c = t.to(torch::kInt64).contiguous();
-  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
-}
-
 double share(const torch::Tensor& right) {
   return right.numel() ? right.to(torch::kDouble).mean().item<double>() : 0.0;
 }
@@ -225,7 +220,7 @@ struct Search {
       cols.push_back(judge.answers(model, fails).eq(fails.y));
     }
     const torch::Tensor correct = torch::stack(cols, 1);  // (F, K)
-    log["members_right"] = to_vector(correct.sum(0));  // failures each member gets right
+    log["members_right"] = int64_values(correct.sum(0));  // failures each member gets right
     const AffineUpdate upd = compose_updates(correct, Strategy::k2, Direction::kIntent, 1.0, StepMode::kPerBatch);
     log["adjusted"] = upd.adjusted;
     if (upd.adjusted == 0) return base_flat.clone();
@@ -436,10 +431,8 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
         {"search", s.per_lr},
         {"path", path},
         // Per image, for bootstraps over the hold-out (scripts/field-analysis.py): labels and both answers.
-        {"holdout_answers", {{"label", to_vector(field.holdout.y)}, {"base", to_vector(judge.base.hold)},
-                             {"after", to_vector(after.hold)}}},
-        {"test_answers", {{"label", to_vector(data.test.y)}, {"base", to_vector(judge.base.test)},
-                          {"after", to_vector(after.test)}}}}},
+        {"holdout_answers", answers_json(field.holdout.y, judge.base.hold, after.hold)},
+        {"test_answers", answers_json(data.test.y, judge.base.test, after.test)}}},
       {"weights", layout.total},
       {"device", device.str()},
       {"provenance", prov},
