@@ -1,10 +1,14 @@
 // Which settings a phase's result depends on (recipe.hpp).
 #include "apricot/method/recipe.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 #include <vector>
 
 #include "apricot/core/errors.hpp"
+#include "apricot/core/files.hpp"
+#include "apricot/io/checkpoint.hpp"
 
 namespace apricot {
 
@@ -32,6 +36,12 @@ json recipe_section(json j, const std::string& section, Phase phase, Strategy ar
   // A module's path as a file, not as spelt: "mymodel.pt" and its absolute path are one file.
   if (section == "model" && j.contains("path") && j["path"].is_string() && !j["path"].get<std::string>().empty())
     j["path"] = std::filesystem::absolute(j["path"].get<std::string>()).lexically_normal().string();
+  // The field set's folder too (field arms): a relative root and its absolute path are one folder.
+  if (section == "field" && j.contains("root") && j["root"].is_string() && !j["root"].get<std::string>().empty()) {
+    auto root = std::filesystem::absolute(j["root"].get<std::string>()).lexically_normal();
+    if (!root.has_filename() && root.has_parent_path()) root = root.parent_path();  // "dir/" is "dir"
+    j["root"] = root.string();
+  }
   if (section == "rdlm") {
     j.erase("count"), j.erase("parallel"), j.erase("devices");
     if (j.value("init", "") != "base") j.erase("finetune");  // only fine-tuned rDLMs follow it
@@ -59,7 +69,7 @@ json recipe_key(const json& config, Phase phase, Strategy arm) {
   drop_added_defaults(c);  // keys added since, at their defaults, are not changes
   json key = json::object();
   for (const auto& sec : sections_of(phase)) key[sec] = recipe_section(c.value(sec, json()), sec, phase, arm);
-  if (phase == Phase::kAdapt && arm_info(arm).field) key["field"] = c.value("field", json());
+  if (phase == Phase::kAdapt && arm_info(arm).field) key["field"] = recipe_section(c.value("field", json()), "field", phase, arm);
   return key;
 }
 
@@ -84,6 +94,41 @@ void require_same_recipe(const json& meta, const Config& cfg, const std::string&
   for (size_t i = 0; i < changed.size() && i < 6; ++i) list += (i ? ", " : "") + changed[i];
   state_error(what + " was made with another configuration: " + list,
               "rerun with --force to redo it, or use the configuration it was made with");
+}
+
+json weights_crc32(const std::string& pt_path) {
+  try {
+    return json::parse(read_file(meta_path_for(pt_path))).at("weights").at("crc32");
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+std::optional<json> reusable_result(const std::string& path, const json& prov, Strategy arm,
+                                    std::initializer_list<const char*> required, const std::string& inputs) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  json old;
+  try {
+    old = json::parse(read_file(path));
+    for (const char* k : required) old.at(k);
+  } catch (const json::exception& e) {
+    state_error("'" + path + "' is corrupt or from an older version (" + std::string(e.what()) + ")",
+                "rerun with --force");
+  }
+  json stored = old.value("provenance", json());
+  if (stored.is_object() && stored.contains("config") && stored["config"].is_object()) {
+    // Results made before an arm's provenance dropped the keys it does not read (the adjustment-only
+    // keys, bn_recalibrate), or while field.root was kept as spelt, recorded them so; they never
+    // changed such a result.
+    json& c = stored["config"];
+    for (const char* sec : {"adapt", "field"})
+      if (c.contains(sec)) c[sec] = recipe_section(c[sec], sec, Phase::kAdapt, arm);
+  }
+  if (stored != prov)
+    state_error("'" + path + "' was produced from " + inputs,
+                "rerun with --force to redo this arm, or point --workdir at a fresh directory");
+  spdlog::info("{} exists and is up to date; not rerunning (use --force)", path);
+  return old;
 }
 
 }  // namespace apricot

@@ -177,6 +177,16 @@ TEST(Field, ArmsShareOneBudgetAndRespectTheBreakBound) {
   req.progress = false;
   const Dataset data = load_dataset(cfg.data, cfg.seed);
   EXPECT_EQ(run_adapt(cfg, data, wd, torch::kCPU, req)["seconds"], ft["seconds"]);
+  // The field folder is one folder however it is spelt: relative from another directory, or with
+  // "..", the stored result is still the one to reuse.
+  {
+    const auto here = fs::current_path();
+    fs::current_path(dir / "w");
+    Config relative = cfg;
+    relative.field.root = "../field/./";
+    EXPECT_EQ(run_adapt(relative, data, wd, torch::kCPU, req)["seconds"], ft["seconds"]);
+    fs::current_path(here);
+  }
   Config other = cfg;
   other.field.holdout = 0.25;
   std::string msg;

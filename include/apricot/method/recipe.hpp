@@ -6,6 +6,8 @@
 // pipeline.cpp, rdlm.cpp and adapt/arm.cpp.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <initializer_list>
+#include <optional>
 #include <string>
 
 #include "apricot/core/config.hpp"
@@ -29,6 +31,18 @@ nlohmann::json recipe_key(const nlohmann::json& config, Phase phase, Strategy ar
 // keys that cannot change the phase's result removed.
 nlohmann::json recipe_section(nlohmann::json section, const std::string& name, Phase phase,
                               Strategy arm = Strategy::kNone);
+
+// The crc32 of a checkpoint's weights as its metadata (the .json beside `pt_path`) records it; null
+// when there is no readable one.
+nlohmann::json weights_crc32(const std::string& pt_path);
+
+// An arm's stored result (adapt-S/result.json) when it exists, holds every key of `required` and was
+// made from the inputs `prov` (what the arm recorded as its "provenance": weight checksums, recipe_key,
+// ...); nothing when absent. A stored recipe is first brought to today's form (keys an arm no longer
+// depends on removed, paths absolute), so results made by older versions stay reusable. Error(kState)
+// when it is damaged, or was made from other inputs (`inputs` names them in the message).
+std::optional<nlohmann::json> reusable_result(const std::string& path, const nlohmann::json& prov, Strategy arm,
+                                              std::initializer_list<const char*> required, const std::string& inputs);
 
 // Error(kState) unless the configuration a checkpoint was made with (meta["config"]) has the same
 // recipe for `phase` as `cfg`, listing up to six changed keys; checkpoints without a config pass.

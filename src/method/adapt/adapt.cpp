@@ -41,7 +41,10 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
   check_target(cfg.adapt, data);
   const json prov = provenance(cfg, wd, req.strategy);
   if (!req.force)
-    if (auto old = reusable_result(wd.adapt_result(to_string(req.strategy)), prov, req.strategy)) return *old;
+    if (auto old = reusable_result(wd.adapt_result(to_string(req.strategy)), prov, req.strategy,
+                                   {"strategy", "base", "final", "gain_test", "selection", "accepted", "seconds"},
+                                   "another base model, other rDLMs or another configuration"))
+      return *old;
   FileLock lock;  // one process per strategy and work directory
   if (!lock.try_lock(wd.adapt_lock(to_string(req.strategy))))
     state_error("strategy " + to_string(req.strategy) + " is being adapted in '" + workdir + "' by " + lock.holder(),

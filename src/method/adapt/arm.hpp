@@ -118,8 +118,7 @@ int64_t retrain_images(const Arm& arm);
 double selection_accuracy(const Arm& arm, NetImpl& model);
 
 // ---- provenance.cpp ----
-json provenance(const Config& cfg, const WorkDir& wd, Strategy s);
-std::optional<json> reusable_result(const std::string& path, const json& prov, Strategy s);
+json provenance(const Config& cfg, const WorkDir& wd, Strategy s);  // reused by recipe.hpp's reusable_result
 
 // ---- start.cpp ----
 void put_soup(const Arm& arm, NetImpl& model, const std::vector<int64_t>& members);

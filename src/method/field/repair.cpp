@@ -317,29 +317,9 @@ json measured_path(Search& s, const FieldAnswers& base) {
 }
 
 json provenance_of(const Config& cfg, const WorkDir& wd, Strategy s, const FieldSet& field) {
-  json crc = nullptr;
-  try {
-    crc = json::parse(read_file(meta_path_for(wd.base_model()))).at("weights").at("crc32");
-  } catch (const std::exception&) {
-  }
-  return {{"base_crc32", crc}, {"config", recipe_key(to_json(cfg), Phase::kAdapt, s)}, {"field", field.fingerprint}};
-}
-
-std::optional<json> stored_result(const std::string& path, const json& prov) {
-  if (!std::filesystem::exists(path)) return std::nullopt;
-  json old;
-  try {
-    old = json::parse(read_file(path));
-    for (const char* k : {"strategy", "base", "final", "field", "provenance"}) old.at(k);
-  } catch (const json::exception& e) {
-    state_error("'" + path + "' is corrupt or from an older version (" + std::string(e.what()) + ")",
-                "rerun with --force");
-  }
-  if (old["provenance"] != prov)
-    state_error("'" + path + "' was produced from another base model, field set or configuration",
-                "rerun with --force to redo this arm, or point --workdir at a fresh directory");
-  spdlog::info("{} exists and is up to date; not rerunning (use --force)", path);
-  return old;
+  return {{"base_crc32", weights_crc32(wd.base_model())},
+          {"config", recipe_key(to_json(cfg), Phase::kAdapt, s)},
+          {"field", field.fingerprint}};
 }
 
 }  // namespace
@@ -354,7 +334,10 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
   const FieldSet field = load_field(cfg.field, cfg.data, data, cfg.seed);  // bad field data: nothing written yet
   const json prov = provenance_of(cfg, wd, req.strategy, field);
   if (!req.force)
-    if (auto old = stored_result(wd.adapt_result(name), prov)) return *old;
+    if (auto old = reusable_result(wd.adapt_result(name), prov, req.strategy,
+                                   {"strategy", "base", "final", "field", "provenance"},
+                                   "another base model, field set or configuration"))
+      return *old;
   if (!checkpoint_exists(wd.base_model()))
     state_error("no base model in '" + workdir + "' (" + wd.base_model() + " is missing)",
                 "train it first: apricot train-base -c CONFIG -w " + workdir);
