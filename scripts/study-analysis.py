@@ -21,8 +21,9 @@ Statistics of each comparison, over the seeds where both arms have a result:
     the t-test and for the sign test separately;
   * a verdict: "better" when the interval lies above 0 and both Holm-adjusted p < 0.05, "worse" when
     it lies below 0 and both p < 0.05, else "undecided"; and whether one more seed could overturn
-    it: the verdict is recomputed (t-test and sign test, with the Holm factor unchanged) with one
-    extra seed at the least favourable difference observed; "stable" if it stays.
+    it: the verdict is recomputed (t-test and sign test, Holm redone over the family) with one extra
+    seed at the least favourable difference observed (an undecided one: at either extreme seen);
+    "stable" if it stays.
 Results without per-image answers (made before result.json kept them) get a seeds-only bootstrap,
 marked in the output.
 """
@@ -33,7 +34,11 @@ import os
 import re
 import sys
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # Debian's python3-numpy (scripts/study.sh and scripts/test.sh install it)
+    print("study-analysis: needs numpy for /usr/bin/python3 (apt-get install python3-numpy)", file=sys.stderr)
+    sys.exit(77 if sys.argv[1:] == ["--self-test"] else 2)
 
 BOOT = 4000
 CONTROLS = ("none", "none-matched")
@@ -224,22 +229,47 @@ def compare(by_seed, arm, ref, rng, start=False):
             "p_t": t_test_p(diffs), "p_sign": sign_test_p(diffs)}
 
 
-def extra_seed_stable(c):
-    """Does the verdict survive one more seed at the least favourable observed difference?"""
+def extra_seed_stable(family, i):
+    """Does comparison i's verdict survive one more seed? The seed is the least favourable difference
+    seen (for an undecided verdict: the most extreme either way, which could decide it); its t-test and
+    sign-test p replace the comparison's own and Holm is redone over the whole family."""
+    c = family[i][2]
     v = c["verdict"]
-    if v == "undecided":  # could one seed decide it? the most extreme seen, either way
-        outs = []
-        for extra in (max(c["per_seed"]), min(c["per_seed"])):
-            d = c["per_seed"] + [extra]
-            pt, ps = t_test_p(d), sign_test_p(d)
-            outs.append(p_only_verdict(float(np.mean(d)), pt and min(1.0, pt * c["holm_factor"]),
-                                       ps and min(1.0, ps * c["holm_factor"])))
-        return all(o == "undecided" for o in outs)
-    worst = min(c["per_seed"]) if v == "better" else max(c["per_seed"])
-    d = c["per_seed"] + [worst]
-    pt, ps = t_test_p(d), sign_test_p(d)
-    return p_only_verdict(float(np.mean(d)), pt and min(1.0, pt * c["holm_factor"]),
-                          ps and min(1.0, ps * c["holm_factor"])) == v
+    extras = [min(c["per_seed"]) if v == "better" else max(c["per_seed"])] if v != "undecided" else \
+        [max(c["per_seed"]), min(c["per_seed"])]
+    for extra in extras:
+        d = c["per_seed"] + [extra]
+        pts = [x["p_t"] for _, _, x in family]
+        pss = [x["p_sign"] for _, _, x in family]
+        pts[i], pss[i] = t_test_p(d), sign_test_p(d)
+        at, as_ = holm(pts)[0][i], holm(pss)[0][i]
+        if p_only_verdict(float(np.mean(d)), at, as_) != (v if v != "undecided" else "undecided"):
+            return False
+    return True
+
+
+def self_test():
+    """Known values of the statistics (run by the test suite: ctest -R StudyAnalysis)."""
+    assert abs(t_test_p([1, 2, 3, 4, 5.0]) - 0.013236) < 1e-5             # t = 4.243, df 4
+    assert abs(betainc(5, 0.5, 10 / (10 + 4.0)) - 0.073388) < 1e-5        # t = 2, df 10: p 0.0734
+    assert sign_test_p([1, 1, 1, 1, 1]) == 0.0625 and sign_test_p([1, -1, 0]) == 1.0
+    assert abs(sign_test_p([1] * 9 + [-1]) - 0.021484375) < 1e-12           # 2 * 11 / 1024
+    adj, factor = holm([0.01, 0.04, None, 0.03])
+    assert adj == [0.03, 0.06, None, 0.06] and factor == [3, 1, None, 2]
+    rng = np.random.default_rng(0)
+    same = [(np.ones(100), np.ones(100))] * 5
+    assert boot_interval(same, rng) == [0.0, 0.0]
+    better = [(np.r_[np.ones(60), np.zeros(40)], np.r_[np.ones(50), np.zeros(50)])] * 5
+    lo, hi = boot_interval(better, rng)
+    assert 0 < lo < 0.1 < hi < 0.25, (lo, hi)
+    def one(d):
+        return ("v", "a", {"per_seed": d, "p_t": t_test_p(d), "p_sign": sign_test_p(d), "verdict": "better"})
+    fragile = [0.02] * 8 + [-0.01]  # sign test 8/1: p 0.039; one more loss: 8/2, p 0.109
+    assert sign_test_p(fragile) < 0.05 and not extra_seed_stable([one(fragile)], 0)
+    firm = [0.02, 0.03, 0.025, 0.02, 0.03, 0.02, 0.025, 0.03]
+    assert extra_seed_stable([one(firm)], 0)
+    print("study-analysis: self-test passed")
+    return 0
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -270,6 +300,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root", help="the study's results (scripts/study.sh's ROOT)")
     ap.add_argument("--out", help="output prefix (default ROOT/analysis)")
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     args = ap.parse_args()
     if not os.path.isdir(args.root):
         print(f"error: {args.root} is not a directory (the ROOT given to scripts/study.sh)", file=sys.stderr)
@@ -303,12 +335,13 @@ def main():
                 secondary.append((v, arm, c))
         out["variants"][v] = entry
     for family in (primary, loop_free):
-        adj_t, fac = holm([c["p_t"] for _, _, c in family])
+        adj_t, _ = holm([c["p_t"] for _, _, c in family])
         adj_s, _ = holm([c["p_sign"] for _, _, c in family])
-        for (_, _, c), at, as_, f in zip(family, adj_t, adj_s, fac):
-            c["p_t_holm"], c["p_sign_holm"], c["holm_factor"] = at, as_, f or len(family)
+        for (_, _, c), at, as_ in zip(family, adj_t, adj_s):
+            c["p_t_holm"], c["p_sign_holm"] = at, as_
             c["verdict"] = verdict(c["ci"], at, as_)
-            c["stable"] = extra_seed_stable(c)
+        for i, (_, _, c) in enumerate(family):
+            c["stable"] = extra_seed_stable(family, i)
     out["settled"] = bool(primary) and all(c["stable"] for _, _, c in primary)
 
     lines = ["# Whole-set study: analysis", "",

@@ -14,7 +14,9 @@
 # settings; the matched control also the same rDLM budget). apricot itself decides whether a copy
 # is reused: a result is reused only when its recorded provenance matches the variant's
 # configuration, so a wrong copy is an error, never a silent reuse.
-# Env: ANALYSIS=0 skips the report and the analysis (to run a study in several invocations).
+# Env: ANALYSIS=0 skips the report and the analysis (to run a study in several invocations; the
+# last invocation's report and analysis cover every seed under ROOT). Each sweep also leaves a report
+# of its own seed in ROOT/<config>/report; ROOT/report is the study's.
 # Needs python3 (for comparing JSON sections; Debian's, with python3-numpy, for the analysis) and a
 # built apricot (build/apricot or APRICOT=...).
 set -euo pipefail
@@ -111,6 +113,12 @@ done
 if [[ ${ANALYSIS:-1} != 0 ]]; then
   . "$here/scripts/lib/common.sh"
   ensure_packages study python3-numpy
+  # Every seed of the study's configs under ROOT, those of earlier invocations too (as the analysis
+  # reads them). Each variant's own ROOT/<config>/report covers only the seeds of its last sweep.
+  dirs=()
+  for cfg in "${configs[@]}"; do
+    for d in "$root/$(basename "$cfg" .json)"/seed-*/; do [[ -d $d ]] && dirs+=("${d%/}"); done
+  done
   "$apricot" report "${dirs[@]}" -o "$root/report" --force
   /usr/bin/python3 "$here/scripts/study-analysis.py" "$root" --out "$root/analysis" >/dev/null
   echo "study: analysis in $root/analysis.md"

@@ -109,13 +109,15 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
 
 namespace {
 
-// The training recipe of rDLM k: the base recipe with rdlm.epochs, or rdlm.finetune's constant
+// The training recipe of rDLM k: the base recipe with rdlm.epochs (its schedule over those epochs, no
+// early stopping), or rdlm.finetune's constant
 // learning rate and epochs when the rDLMs are fine-tuned from the base, with rDLM k's share of the
 // diversity (its learning-rate factor and augmentation).
 TrainOptions rdlm_train_options(const Config& cfg, int64_t k) {
   TrainOptions opts;
   opts.recipe = cfg.train;
   opts.recipe.epochs = cfg.rdlm.epochs;
+  opts.recipe.patience = 0;  // every rDLM spends its whole budget (rdlm_images counts every epoch)
   if (cfg.rdlm.init == "base") {
     const FinetuneConfig& f = cfg.rdlm.finetune;
     opts.recipe = finetune_recipe(cfg);
@@ -165,13 +167,16 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
   opts.label = WorkDir::rdlm_name(k);
   opts.progress = progress;
   const std::string state = wd.rdlm_state(k);
-  json rdlm_recipe = to_json(cfg)["rdlm"];
-  // None of these changes rDLM k's weights.
-  rdlm_recipe.erase("count"), rdlm_recipe.erase("parallel"), rdlm_recipe.erase("devices");
   opts.state_path = state;
   opts.state_every_epochs = cfg.resume.every_epochs;
-  opts.state_key = {{"phase", "rdlm"}, {"index", k}, {"seed", cfg.seed}, {"model", to_json(cfg)["model"]},
-                    {"train", to_json(cfg)["train"]}, {"rdlm", rdlm_recipe}, {"data", data.fingerprint}};
+  // Keys added since at their defaults dropped: a state saved by an earlier version still matches.
+  json config = to_json(cfg);
+  drop_added_defaults(config);
+  json rdlm_recipe = config["rdlm"];
+  // None of these changes rDLM k's weights.
+  rdlm_recipe.erase("count"), rdlm_recipe.erase("parallel"), rdlm_recipe.erase("devices");
+  opts.state_key = {{"phase", "rdlm"}, {"index", k}, {"seed", cfg.seed}, {"model", config["model"]},
+                    {"train", config["train"]}, {"rdlm", rdlm_recipe}, {"data", data.fingerprint}};
   if (!base_crc.empty()) opts.state_key["base_crc32"] = base_crc;
   opts.resume_hint = "rerun the same train-rdlms command to resume it";
   opts.device_train = device_train;

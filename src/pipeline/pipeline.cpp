@@ -77,8 +77,10 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
   if (force) remove_state(wd.base_state());
   opts.state_path = wd.base_state();
   opts.state_every_epochs = cfg.resume.every_epochs;
-  opts.state_key = {{"phase", "base"}, {"seed", cfg.seed}, {"model", to_json(cfg)["model"]},
-                    {"train", to_json(cfg)["train"]}, {"data", data.fingerprint},
+  json config = to_json(cfg);
+  drop_added_defaults(config);  // a state saved by an earlier version, before keys were added, still matches
+  opts.state_key = {{"phase", "base"}, {"seed", cfg.seed}, {"model", config["model"]},
+                    {"train", config["train"]}, {"data", data.fingerprint},
                     {"early", keep_early ? cfg.rdlm.init_epochs : 0}};
   opts.resume_hint = "rerun the same command to resume from it";
   opts.on_epoch = [&](const EpochStats& st, const std::vector<EpochStats>& history) {

@@ -371,7 +371,9 @@ std::string pareto_svg(const std::string& title, const std::vector<ParetoArm>& a
 
 std::string learning_curves_svg(const std::string& title, const std::vector<LearningCurve>& runs) {
   static const char* const kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+                                         "#393b79", "#ad494a", "#8ca252", "#bd9e39", "#a55194",
+                                         "#6b6ecf", "#e7969c", "#637939", "#e7ba52", "#ce6dbd"};
   std::vector<std::string> names;
   for (const auto& r : runs) names.push_back(r.label);
   Frame f = legend_frame({"kept epoch"}, names);
@@ -391,7 +393,7 @@ std::string learning_curves_svg(const std::string& title, const std::vector<Lear
   const size_t shown = std::min<size_t>(runs.size(), 12);  // the legend's room; every line is drawn
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto& r = runs[i];
-    const std::string color = kColours[i % 10];
+    const std::string color = kColours[i % 20];
     std::string pts;
     for (const auto& [x, y] : r.points) pts += strf("%.1f,%.1f ", f.px(x), f.py(y));
     s += "<polyline class=\"d\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"1.5\" points=\"" + pts + "\"/>";
@@ -402,6 +404,10 @@ std::string learning_curves_svg(const std::string& title, const std::vector<Lear
                   f.px(x), f.py(y), color.c_str(), html_escape(r.label).c_str(), x, 100 * y);
     if (i < shown) s += legend_line(f, ly, color, r.label), ly += 16;
   }
+  if (runs.size() > shown)
+    s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg sm\">and %zu more</text>", f.w - f.right + 35, ly + 4,
+              runs.size() - shown),
+        ly += 16;
   ly += 6;
   s += strf("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#555\"/>", f.w - f.right + 20, ly);
   s += strf("<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">kept epoch</text>", f.w - f.right + 35, ly + 4);

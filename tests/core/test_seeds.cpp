@@ -42,6 +42,7 @@ TEST(Seeds, DifferentPurposesOfOneRunGetDifferentSeeds) {
     for (int64_t k = 0; k < 50; ++k) add(seeds::rdlm(run, k)), add(seeds::rdlm_subset(run, k));
     for (int64_t b = 0; b < 1000; ++b) add(seeds::retraining(run, b));
     add(seeds::field_holdout(run));
+    add(seeds::greedy_split(run));
     for (int64_t k = 0; k < 9; ++k)
       for (int64_t i = 0; i < 16; ++i) add(seeds::field_finetune(run, k, i));
     std::set<uint64_t> shared;

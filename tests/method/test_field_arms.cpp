@@ -180,12 +180,14 @@ TEST(Field, ArmsShareOneBudgetAndRespectTheBreakBound) {
   // The field folder is one folder however it is spelt: relative from another directory, or with
   // "..", the stored result is still the one to reuse.
   {
-    const auto here = fs::current_path();
+    struct Cwd {  // back to the test's directory however the block ends
+      fs::path was = fs::current_path();
+      ~Cwd() { fs::current_path(was); }
+    } cwd;
     fs::current_path(dir / "w");
     Config relative = cfg;
     relative.field.root = "../field/./";
     EXPECT_EQ(run_adapt(relative, data, wd, torch::kCPU, req)["seconds"], ft["seconds"]);
-    fs::current_path(here);
   }
   Config other = cfg;
   other.field.holdout = 0.25;

@@ -355,11 +355,18 @@ TEST(Soups, UniformAndGreedySoupsMatchNaiveAverages) {
   // The arm keeps the soup only if it beats the base on the selection split.
   EXPECT_EQ(greedy["start"]["accepted"].get<bool>(),
             greedy["start"]["selection_acc"].get<double>() > greedy["base"]["val_acc"].get<double>());
-  // greedy-soup-split: the members are chosen on the selection split's first half (the naive greedy
-  // soup there) and the soup is judged on the second half only, against the base there.
-  const int64_t h = variant_data().val.size() / 2;
-  const Split first{variant_data().val.x.slice(0, 0, h), variant_data().val.y.slice(0, 0, h)};
-  const Split second{variant_data().val.x.slice(0, h), variant_data().val.y.slice(0, h)};
+  // greedy-soup-split: the members are chosen on a random half of the selection split (the naive
+  // greedy soup there) and the soup is judged on the other half only, against the base there.
+  const json split = adapt_arm(d, cfg, Strategy::kGreedySoupSplit);
+  const auto rows = [](const json& j) { return torch::tensor(j.get<std::vector<int64_t>>(), torch::kInt64); };
+  const torch::Tensor choose = rows(split["start"]["choose_rows"]), judge = rows(split["start"]["judge_rows"]);
+  const int64_t nval = variant_data().val.size();
+  ASSERT_EQ(choose.size(0) + judge.size(0), nval);
+  EXPECT_EQ(std::get<0>(torch::cat({choose, judge}).sort()).equal(torch::arange(nval, torch::kInt64)), true)
+      << "the halves are disjoint and cover the split";
+  EXPECT_FALSE(choose.equal(torch::arange(nval / 2, torch::kInt64))) << "a random half, not the first rows";
+  const Split first{variant_data().val.x.index_select(0, choose), variant_data().val.y.index_select(0, choose)};
+  const Split second{variant_data().val.x.index_select(0, judge), variant_data().val.y.index_select(0, judge)};
   auto acc_on = [](NetImpl& m, const Split& s) { return accuracy(m, s, variant_data().norm, torch::kCPU, 1000); };
   std::vector<std::pair<double, int64_t>> ranked_a;
   for (int64_t k = 0; k < 3; ++k) ranked_a.push_back({-acc_on(*naive_soup(d, {k}), first), k});
@@ -372,17 +379,14 @@ TEST(Soups, UniformAndGreedySoupsMatchNaiveAverages) {
     double a = acc_on(*naive_soup(d, trial), first);
     if (a >= cur_a) members_a = trial, cur_a = a;
   }
-  const json split = adapt_arm(d, cfg, Strategy::kGreedySoupSplit);
   EXPECT_EQ(split["start"]["members"], json(members_a));
-  EXPECT_EQ(split["start"]["choose_rows"], json({0, h}));
-  EXPECT_EQ(split["start"]["accept_rows"], json({h, variant_data().val.size()}));
   auto base = load_checkpoint(WorkDir(d.string()).base_model());
   const int64_t base2 = std::llround(acc_on(*base.model, second) * static_cast<double>(second.size()));
-  EXPECT_EQ(split["start"]["accept_base_right"].get<int64_t>(), base2);
+  EXPECT_EQ(split["start"]["judge_base_right"].get<int64_t>(), base2);
   const int64_t soup2 = std::llround(acc_on(*naive_soup(d, members_a), second) * static_cast<double>(second.size()));
-  EXPECT_NEAR(split["start"]["accept_right"].get<int64_t>(), soup2, 1);  // a near-tie may flip (summing order)
+  EXPECT_NEAR(split["start"]["judge_right"].get<int64_t>(), soup2, 1);  // a near-tie may flip (summing order)
   EXPECT_EQ(split["start"]["accepted"].get<bool>(),
-            split["start"]["accept_right"].get<int64_t>() > split["start"]["accept_base_right"].get<int64_t>());
+            split["start"]["judge_right"].get<int64_t>() > split["start"]["judge_base_right"].get<int64_t>());
   // Every arm keeps its answers per test image (for bootstraps over images): the final model's and,
   // for a start candidate, the candidate's as it was before the loop.
   for (const json* r : {&soup, &greedy, &split}) {

@@ -82,7 +82,8 @@ TEST(Train, CosineScheduleDecaysToLrMinEpochByEpoch) {
                              0.001 + 0.099 * (1 + std::cos(3 * M_PI / 4)) / 2, 0.001};
   for (int e = 0; e < 5; ++e) EXPECT_NEAR(lr_at_epoch(t, e), expected[e], 1e-12) << "epoch " << e;
   EXPECT_DOUBLE_EQ(lr_at_epoch(t, 7), 0.001);  // past the planned epochs: lr_min
-  // The loop uses it: each epoch's recorded learning rate is the schedule's, and the optimiser's.
+  // The loop uses it: each epoch's recorded learning rate (the one it sets in the optimiser) is the
+  // schedule's.
   Config c = small_config();
   Dataset d = load_dataset(c.data, 1);
   TrainOptions opts;

@@ -1,5 +1,7 @@
 // The start candidates of the arm registry: the rDLMs' soup, the greedy soup, the budget-matched
 // training of the matched control.
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "arm.hpp"
 
 namespace apricot::adapt_detail {
@@ -72,20 +74,30 @@ int64_t train_matching(const Arm& arm, NetImpl& model, bool* ok) {
   }
 }
 
+// greedy-soup-split's halves of the selection split: a seeded random half of its rows chooses the
+// members, the other half judges the soup (rows in split order within each half). Random, because a
+// split's rows may be in class order (image folders are read class by class).
+std::pair<torch::Tensor, torch::Tensor> split_halves(const Arm& arm) {
+  const int64_t n = arm.sel->size();
+  auto gen = at::detail::createCPUGenerator(seeds::greedy_split(arm.cfg.seed));
+  const torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  return {std::get<0>(perm.slice(0, 0, n / 2).sort()), std::get<0>(perm.slice(0, n / 2).sort())};
+}
+
 // greedy-soup-split's verdict on the soup in `model`: the loop's rule (more right answers than the
-// base, breaks within adapt.max_break_rate) on rows [h, n) of the selection split only, the rows the
-// members were not chosen on. Accepted, the soup becomes the best with its counts on the whole split
-// (the loop goes on there); rejected, the base is restored.
-bool accept_on_second_half(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, int64_t h, json& start) {
+// base, breaks within adapt.max_break_rate) on the judging half of the selection split only, the rows
+// the members were not chosen on. Accepted, the soup becomes the best with its counts on the whole
+// split (the loop goes on there); rejected, the base is restored.
+bool accept_on_other_half(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, const torch::Tensor& judge,
+                          json& start) {
   const int64_t n = arm.sel->size();
   CorrectCount c = count_correct(model, *arm.sel, {torch::arange(n, torch::kInt64)}, -1, arm.data.norm, arm.device,
                                  arm.eval_batch);
-  const torch::Tensor base_right = arm.base_right_sel.slice(0, h, n), right = c.right.slice(0, h, n);
+  const torch::Tensor base_right = arm.base_right_sel.index_select(0, judge), right = c.right.index_select(0, judge);
   const int64_t base2 = base_right.sum().item<int64_t>(), right2 = right.sum().item<int64_t>();
   const int64_t broken2 = (base_right & right.logical_not()).sum().item<int64_t>();
-  start["accept_rows"] = {h, n};
-  start["accept_right"] = right2;
-  start["accept_base_right"] = base2;
+  start["judge_right"] = right2;
+  start["judge_base_right"] = base2;
   bool accepted = right2 > base2;
   if (accepted && arm.ac.max_break_rate < 1.0 && base2 > 0 &&
       static_cast<double>(broken2) / static_cast<double>(base2) > arm.ac.max_break_rate) {
@@ -120,9 +132,10 @@ void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
     if (kind == StartCandidate::kSoup) {
       for (int64_t k = 0; k < arm.R.size(0); ++k) members.push_back(k);
     } else if (kind == StartCandidate::kGreedySoupSplit) {
-      const int64_t h = arm.sel->size() / 2;
-      members = greedy_members(arm, model, Split{arm.sel->x.slice(0, 0, h), arm.sel->y.slice(0, 0, h)}, start);
-      start["choose_rows"] = {0, h};
+      const torch::Tensor choose = split_halves(arm).first;
+      members = greedy_members(arm, model, Split{arm.sel->x.index_select(0, choose), arm.sel->y.index_select(0, choose)},
+                               start);
+      start["choose_rows"] = int64_values(choose);
     } else {
       members = greedy_members(arm, model, *arm.sel, start);
     }
@@ -148,7 +161,9 @@ void start_candidate(const Arm& arm, NetImpl& model, AdaptState& st) {
   bool accepted = false;
   if (kind == StartCandidate::kGreedySoupSplit) {
     ScopeTimer t(st.time.evaluation);
-    accepted = accept_on_second_half(arm, model, st, best, arm.sel->size() / 2, start);
+    const torch::Tensor judge = split_halves(arm).second;
+    start["judge_rows"] = int64_values(judge);
+    accepted = accept_on_other_half(arm, model, st, best, judge, start);
   } else {
     accept_if_better(arm, model, st, best, &accepted);
   }
