@@ -92,6 +92,9 @@ json train_base(const Config& cfg, const std::string& workdir, const torch::Devi
       spdlog::info("kept the epoch-{} copy for rDLM initialisation: {}", st.epoch, wd.base_early());
     }
   };
+  if (!cfg.model.pretrained && cfg.train.lr_schedule == "cosine" && cfg.train.lr_min == 0 && cfg.train.epochs > 1)
+    spdlog::warn("train.lr_schedule cosine with train.lr_min 0: the last epoch trains at learning rate 0 and does "
+                 "not move the weights; set train.lr_min (e.g. train.lr / 100)");
   TrainResult tr;
   if (cfg.model.pretrained) {
     spdlog::info("model.pretrained: the base model is {} as it is (not trained)", spec.path);

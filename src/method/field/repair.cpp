@@ -332,6 +332,10 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
   const WorkDir wd(workdir);
   const std::string name = to_string(req.strategy);
   const FieldSet field = load_field(cfg.field, cfg.data, data, cfg.seed);  // bad field data: nothing written yet
+  if (cfg.adapt.max_break_rate >= 1.0)
+    spdlog::warn("{}: adapt.max_break_rate is 1, so any number of the base's right validation answers may break; "
+                 "set it (e.g. 0.01) to bound what the repair may break",
+                 name);
   const json prov = provenance_of(cfg, wd, req.strategy, field);
   if (!req.force)
     if (auto old = reusable_result(wd.adapt_result(name), prov, req.strategy,
