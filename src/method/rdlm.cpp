@@ -110,9 +110,8 @@ std::vector<int64_t> parse_index_list(const std::string& text, int64_t count) {
 namespace {
 
 // The training recipe of rDLM k: the base recipe with rdlm.epochs (its schedule over those epochs, no
-// early stopping), or rdlm.finetune's constant
-// learning rate and epochs when the rDLMs are fine-tuned from the base, with rDLM k's share of the
-// diversity (its learning-rate factor and augmentation).
+// early stopping), or, when the rDLMs are fine-tuned from the base, rdlm.finetune's constant learning
+// rate and epochs with rDLM k's share of the diversity (its learning-rate factor and augmentation).
 TrainOptions rdlm_train_options(const Config& cfg, int64_t k) {
   TrainOptions opts;
   opts.recipe = cfg.train;

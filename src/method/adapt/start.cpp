@@ -14,7 +14,7 @@ void put_soup(const Arm& arm, NetImpl& model, const std::vector<int64_t>& member
 }
 
 // Greedy soup (Wortsman et al. 2022): the rDLMs ranked by accuracy on `on` (the selection split, or
-// its first half); start from the best and add each next one if the soup with it does at least as
+// one half of it); start from the best and add each next one if the soup with it does at least as
 // well there.
 std::vector<int64_t> greedy_members(const Arm& arm, NetImpl& model, const Split& on, json& log) {
   const int64_t n = arm.R.size(0);

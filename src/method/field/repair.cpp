@@ -372,7 +372,7 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
 
   const WeightLayout layout = weight_layout(model, /*include_buffers=*/true);
   Search s{cfg, data, field, judge, model, device, req.strategy, snapshot_state(model), layout,
-           flatten_weights(model, layout)};
+           flatten_weights(model, layout), Chooser{}, 0, 0, 0, {}, json::array()};
   s.run();
   json path = measured_path(s, judge.base);
 
