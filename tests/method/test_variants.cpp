@@ -173,6 +173,24 @@ double val_accuracy(NetImpl& m) {
   return accuracy(m, d.val, d.norm, torch::kCPU, 1000);
 }
 
+// The naive greedy soup on `on`: the rDLMs ranked by accuracy there, each next one kept if the soup
+// with it does not lose accuracy there. Returns the members and the soup's accuracy.
+std::pair<std::vector<int64_t>, double> naive_greedy_soup(const fs::path& dir, const Split& on) {
+  auto acc_on = [&](NetImpl& m) { return accuracy(m, on, variant_data().norm, torch::kCPU, 1000); };
+  std::vector<std::pair<double, int64_t>> ranked;
+  for (int64_t k = 0; k < 3; ++k) ranked.push_back({-acc_on(*naive_soup(dir, {k})), k});
+  std::stable_sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<int64_t> members = {ranked[0].second};
+  double cur = -ranked[0].first;
+  for (size_t i = 1; i < ranked.size(); ++i) {
+    auto trial = members;
+    trial.push_back(ranked[i].second);
+    const double a = acc_on(*naive_soup(dir, trial));
+    if (a >= cur) members = trial, cur = a;
+  }
+  return {members, cur};
+}
+
 TEST(FineTunedRdlms, StartFromTheBaseAndBelongToIt) {
   auto d = fresh_dir("variants-ft");
   Config cfg = variant_config();
@@ -338,17 +356,7 @@ TEST(Soups, UniformAndGreedySoupsMatchNaiveAverages) {
   EXPECT_EQ(rdlm_images(cfg), 3 * 250 * 1);
   // The naive greedy soup: rank the rDLMs by selection accuracy, keep each next one that does not
   // lower the soup's accuracy.
-  std::vector<std::pair<double, int64_t>> ranked;
-  for (int64_t k = 0; k < 3; ++k) ranked.push_back({-val_accuracy(*naive_soup(d, {k})), k});
-  std::stable_sort(ranked.begin(), ranked.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  std::vector<int64_t> members = {ranked[0].second};
-  double cur = -ranked[0].first;
-  for (size_t i = 1; i < ranked.size(); ++i) {
-    auto trial = members;
-    trial.push_back(ranked[i].second);
-    double a = val_accuracy(*naive_soup(d, trial));
-    if (a >= cur) members = trial, cur = a;
-  }
+  const auto [members, cur] = naive_greedy_soup(d, variant_data().val);
   const json greedy = adapt_arm(d, cfg, Strategy::kGreedySoup);
   EXPECT_EQ(greedy["start"]["members"], json(members));
   EXPECT_NEAR(greedy["start"]["selection_acc"].get<double>(), cur, 0.0051);
@@ -368,17 +376,7 @@ TEST(Soups, UniformAndGreedySoupsMatchNaiveAverages) {
   const Split first{variant_data().val.x.index_select(0, choose), variant_data().val.y.index_select(0, choose)};
   const Split second{variant_data().val.x.index_select(0, judge), variant_data().val.y.index_select(0, judge)};
   auto acc_on = [](NetImpl& m, const Split& s) { return accuracy(m, s, variant_data().norm, torch::kCPU, 1000); };
-  std::vector<std::pair<double, int64_t>> ranked_a;
-  for (int64_t k = 0; k < 3; ++k) ranked_a.push_back({-acc_on(*naive_soup(d, {k}), first), k});
-  std::stable_sort(ranked_a.begin(), ranked_a.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  std::vector<int64_t> members_a = {ranked_a[0].second};
-  double cur_a = -ranked_a[0].first;
-  for (size_t i = 1; i < ranked_a.size(); ++i) {
-    auto trial = members_a;
-    trial.push_back(ranked_a[i].second);
-    double a = acc_on(*naive_soup(d, trial), first);
-    if (a >= cur_a) members_a = trial, cur_a = a;
-  }
+  const auto members_a = naive_greedy_soup(d, first).first;
   EXPECT_EQ(split["start"]["members"], json(members_a));
   auto base = load_checkpoint(WorkDir(d.string()).base_model());
   const int64_t base2 = std::llround(acc_on(*base.model, second) * static_cast<double>(second.size()));

@@ -139,6 +139,30 @@ AdaptState initial_state(const Arm& arm) {
   return st;
 }
 
+bool settle_candidate(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, const CorrectCount& c, bool better,
+                      const torch::Tensor& rows) {
+  bool accepted = better;
+  const torch::Tensor base_right = rows.defined() ? arm.base_right_sel.index_select(0, rows) : arm.base_right_sel;
+  const int64_t base_count = rows.defined() ? base_right.sum().item<int64_t>() : arm.base_right_sel_count;
+  if (accepted && arm.ac.max_break_rate < 1.0 && base_count > 0) {
+    // adapt.max_break_rate: the share of the base's right selection answers the candidate gets wrong.
+    const torch::Tensor right = rows.defined() ? c.right.index_select(0, rows) : c.right;
+    const int64_t broken = (base_right & right.logical_not()).sum().item<int64_t>();
+    if (static_cast<double>(broken) / static_cast<double>(base_count) > arm.ac.max_break_rate) {
+      accepted = false;
+      ++st.rejected_breaks;
+    }
+  }
+  if (accepted) {
+    st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / static_cast<double>(arm.sel->size());
+    st.best_right = c.right, st.best_margin = c.margin;
+    best.weights = snapshot_state(model);
+  } else {
+    restore_state(model, best.weights);
+  }
+  return accepted;
+}
+
 // Steps 3 and 4's rule, one function for both candidates: the model's current weights become the
 // best if they classify more of the selection split correctly; otherwise the best weights are
 // restored. Rows the best gets wrong are counted first, then its right ones by rising margin
@@ -154,22 +178,7 @@ double accept_if_better(const Arm& arm, NetImpl& model, AdaptState& st, Best& be
   }
   CorrectCount c = count_correct(model, *arm.sel, groups, arm.ac.early_reject ? st.best_correct : -1,
                                  arm.data.norm, arm.device, arm.eval_batch);
-  *accepted = c.beats(st.best_correct);
-  if (*accepted && arm.ac.max_break_rate < 1.0 && arm.base_right_sel_count > 0) {
-    // adapt.max_break_rate: the share of the base's right selection answers the candidate gets wrong.
-    const int64_t broken = (arm.base_right_sel & c.right.logical_not()).sum().item<int64_t>();
-    if (static_cast<double>(broken) / arm.base_right_sel_count > arm.ac.max_break_rate) {
-      *accepted = false;
-      ++st.rejected_breaks;
-    }
-  }
-  if (*accepted) {
-    st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / n;
-    st.best_right = c.right, st.best_margin = c.margin;
-    best.weights = snapshot_state(model);
-  } else {
-    restore_state(model, best.weights);
-  }
+  *accepted = settle_candidate(arm, model, st, best, c, c.beats(st.best_correct));
   return c.complete ? static_cast<double>(c.correct) / n : std::numeric_limits<double>::quiet_NaN();
 }
 

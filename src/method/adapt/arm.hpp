@@ -116,6 +116,12 @@ void recalibrate(const Arm& arm, NetImpl& model);
 int64_t images_of_steps(int64_t steps, int64_t n_train, int64_t batch);
 int64_t retrain_images(const Arm& arm);
 double selection_accuracy(const Arm& arm, NetImpl& model);
+// The end of the acceptance rule for a candidate counted completely (c) that has more right answers
+// (`better`): its breaks of the base's right answers, on `rows` of the selection split (all when
+// undefined), within adapt.max_break_rate. Accepted, it becomes the best with its counts on the whole
+// split; otherwise the best weights are restored. Returns whether it was accepted.
+bool settle_candidate(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, const CorrectCount& c, bool better,
+                      const torch::Tensor& rows = {});
 
 // ---- provenance.cpp ----
 json provenance(const Config& cfg, const WorkDir& wd, Strategy s);  // reused by recipe.hpp's reusable_result

@@ -93,25 +93,11 @@ bool accept_on_other_half(const Arm& arm, NetImpl& model, AdaptState& st, Best& 
   const int64_t n = arm.sel->size();
   CorrectCount c = count_correct(model, *arm.sel, {torch::arange(n, torch::kInt64)}, -1, arm.data.norm, arm.device,
                                  arm.eval_batch);
-  const torch::Tensor base_right = arm.base_right_sel.index_select(0, judge), right = c.right.index_select(0, judge);
-  const int64_t base2 = base_right.sum().item<int64_t>(), right2 = right.sum().item<int64_t>();
-  const int64_t broken2 = (base_right & right.logical_not()).sum().item<int64_t>();
+  const int64_t base2 = arm.base_right_sel.index_select(0, judge).sum().item<int64_t>();
+  const int64_t right2 = c.right.index_select(0, judge).sum().item<int64_t>();
   start["judge_right"] = right2;
   start["judge_base_right"] = base2;
-  bool accepted = right2 > base2;
-  if (accepted && arm.ac.max_break_rate < 1.0 && base2 > 0 &&
-      static_cast<double>(broken2) / static_cast<double>(base2) > arm.ac.max_break_rate) {
-    accepted = false;
-    ++st.rejected_breaks;
-  }
-  if (accepted) {
-    st.best_correct = c.correct, st.best_acc = static_cast<double>(c.correct) / static_cast<double>(n);
-    st.best_right = c.right, st.best_margin = c.margin;
-    best.weights = snapshot_state(model);
-  } else {
-    restore_state(model, best.weights);
-  }
-  return accepted;
+  return settle_candidate(arm, model, st, best, c, right2 > base2, judge);
 }
 
 // The arms with a start candidate in the registry (soup, greedy-soup, none-matched) begin with it,
