@@ -36,6 +36,8 @@ import sys
 
 import numpy as np
 
+from analysis_common import holm, write_outputs
+
 ARMS = ["finetune", "finetune-interp", "soup-interp", "apricot-interp", "head-only"]
 NEW_ARMS = ["soup-interp", "apricot-interp"]
 BOOT = 4000
@@ -106,19 +108,6 @@ def sign_flip_p(diffs):
         if abs((d * np.asarray(signs)).mean()) >= obs - 1e-15:
             count += 1
     return count / total
-
-
-def holm(ps):
-    """Holm-adjusted p values, in the input order (None stays None)."""
-    idx = [i for i, p in enumerate(ps) if p is not None]
-    order = sorted(idx, key=lambda i: ps[i])
-    m = len(order)
-    adj = [None] * len(ps)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * ps[i]))
-        adj[i] = running
-    return adj
 
 
 def per_seed_metrics(res):
@@ -288,11 +277,7 @@ def main():
               "Settings met at field size 1000: " + (", ".join(f"{a}: {n}" for a, n in t["settings_met_at_1000"].items())
                                                       or "none measured") + f". Target met: **{'yes' if t['met'] else 'no'}**.", ""]
     prefix = args.out or os.path.join(args.root, "analysis")
-    with open(prefix + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-    with open(prefix + ".md", "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
+    write_outputs(prefix, out, lines)
     return 0
 
 

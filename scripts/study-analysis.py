@@ -40,6 +40,8 @@ except ImportError:  # Debian's python3-numpy (scripts/study.sh and scripts/test
     print("study-analysis: needs numpy for /usr/bin/python3 (apt-get install python3-numpy)", file=sys.stderr)
     sys.exit(77 if sys.argv[1:] == ["--self-test"] else 2)
 
+from analysis_common import holm, write_outputs
+
 BOOT = 4000
 CONTROLS = ("none", "none-matched")
 START_ARMS = ("soup", "greedy-soup", "greedy-soup-split")
@@ -109,20 +111,6 @@ def sign_test_p(diffs):
     k = min(wins, losses)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
-
-
-def holm(ps):
-    """Holm-adjusted p values in the input order (None stays None), and each one's factor."""
-    idx = [i for i, p in enumerate(ps) if p is not None]
-    order = sorted(idx, key=lambda i: ps[i])
-    m = len(order)
-    adj, factor = [None] * len(ps), [None] * len(ps)
-    running = 0.0
-    for rank, i in enumerate(order):
-        factor[i] = m - rank
-        running = max(running, min(1.0, (m - rank) * ps[i]))
-        adj[i] = running
-    return adj, factor
 
 
 def boot_interval(per_seed, rng):
@@ -242,7 +230,7 @@ def extra_seed_stable(family, i):
         pts = [x["p_t"] for _, _, x in family]
         pss = [x["p_sign"] for _, _, x in family]
         pts[i], pss[i] = t_test_p(d), sign_test_p(d)
-        at, as_ = holm(pts)[0][i], holm(pss)[0][i]
+        at, as_ = holm(pts)[i], holm(pss)[i]
         if p_only_verdict(float(np.mean(d)), at, as_) != (v if v != "undecided" else "undecided"):
             return False
     return True
@@ -254,8 +242,7 @@ def self_test():
     assert abs(betainc(5, 0.5, 10 / (10 + 4.0)) - 0.073388) < 1e-5        # t = 2, df 10: p 0.0734
     assert sign_test_p([1, 1, 1, 1, 1]) == 0.0625 and sign_test_p([1, -1, 0]) == 1.0
     assert abs(sign_test_p([1] * 9 + [-1]) - 0.021484375) < 1e-12           # 2 * 11 / 1024
-    adj, factor = holm([0.01, 0.04, None, 0.03])
-    assert adj == [0.03, 0.06, None, 0.06] and factor == [3, 1, None, 2]
+    assert holm([0.01, 0.04, None, 0.03]) == [0.03, 0.06, None, 0.06]
     rng = np.random.default_rng(0)
     same = [(np.ones(100), np.ones(100))] * 5
     assert boot_interval(same, rng) == [0.0, 0.0]
@@ -335,8 +322,8 @@ def main():
                 secondary.append((v, arm, c))
         out["variants"][v] = entry
     for family in (primary, loop_free):
-        adj_t, _ = holm([c["p_t"] for _, _, c in family])
-        adj_s, _ = holm([c["p_sign"] for _, _, c in family])
+        adj_t = holm([c["p_t"] for _, _, c in family])
+        adj_s = holm([c["p_sign"] for _, _, c in family])
         for (_, _, c), at, as_ in zip(family, adj_t, adj_s):
             c["p_t_holm"], c["p_sign_holm"] = at, as_
             c["verdict"] = verdict(c["ci"], at, as_)
@@ -363,11 +350,7 @@ def main():
     lines += [f"Every primary verdict cannot be overturned by one more seed: **{'yes' if out['settled'] else 'no'}**.",
               ""]
     prefix = args.out or os.path.join(args.root, "analysis")
-    with open(prefix + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-    with open(prefix + ".md", "w") as f:
-        f.write("\n".join(lines))
-    print("\n".join(lines))
+    write_outputs(prefix, out, lines)
     return 0
 
 
