@@ -166,9 +166,11 @@ TEST(Field, ArmsShareOneBudgetAndRespectTheBreakBound) {
   const LoadedModel head = load_checkpoint(wd + "/adapt-head-only/model.pt");
   const auto names = head_parameters(*base.model, 4);
   auto theirs = head.model->named_parameters();
-  for (const auto& p : base.model->named_parameters())
-    if (std::find(names.begin(), names.end(), p.key()) == names.end())
+  for (const auto& p : base.model->named_parameters()) {
+    if (std::find(names.begin(), names.end(), p.key()) == names.end()) {
       EXPECT_TRUE(torch::equal(p.value(), theirs[p.key()])) << p.key();
+    }
+  }
   auto their_buffers = head.model->named_buffers();
   for (const auto& b : base.model->named_buffers()) EXPECT_TRUE(torch::equal(b.value(), their_buffers[b.key()])) << b.key();
   // A stored result is reused; one made from another field split is refused, not overwritten.
