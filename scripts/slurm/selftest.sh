@@ -1,18 +1,24 @@
 #!/bin/bash
 # Self-test of the Slurm scripts (submit-rdlms.sh, rdlms.sbatch, submit-sweep.sh, sweep-seed.sbatch,
 # submit-lib.sh) through a real Slurm, on a tiny synthetic config (1-3 s per job; 25 jobs and array
-# tasks, about 80 s in all on a 2-core machine with SELFTEST_CPUS=1, less with both CPUs):
+# tasks, about 50 s in all on a 2-core machine with SELFTEST_CPUS=1, less with both CPUs):
 #   a. `submit-rdlms.sh CONFIG WORK 3 --threads 1`: the chain train-base -> 3-task rDLM array ->
 #      run -> report completes and writes WORK/report/report.md; its base and rDLM checkpoints are
 #      bitwise those of a plain `apricot run` of the same config, its adaptation results the same;
-#   b. a fault: the same chain in another work directory, where task 1 of the rDLM array is cancelled
-#      (scancel) after its first rDLM, while it trains its second: the jobs after the array can then
-#      never start (they are cancelled). The array is resubmitted alone (`sbatch --array=0-2
-#      rdlms.sbatch ...`): every rDLM ends up trained exactly once (the `rdlm-NN: subset` lines of all
-#      the tasks' logs), summary.json is written and the rDLMs are bitwise those of (a). Then the whole
-#      chain is submitted again: it trains nothing (base and rDLMs found done), adapts and reports, with
-#      the adaptation results of (a). To cancel at that moment, the first chain runs apricot through a
-#      wrapper that freezes (SIGSTOP) array task 1 after its first rDLM until the cancel comes;
+#   b. a fault: the same chain in another work directory, where task 1 of the rDLM array (shard 1/3:
+#      rDLMs 1 and 4) hangs after its first rDLM and is cancelled (scancel): rdlm-01 is trained, rdlm-04
+#      is missing, no summary.json, and the jobs after the array can never start (they are cancelled).
+#      The array is resubmitted alone (`sbatch --array=0-2 rdlms.sbatch ...`): every rDLM ends up
+#      trained exactly once (the `rdlm-NN: subset` lines of all the tasks' logs), summary.json is
+#      written and the rDLMs are bitwise those of (a). Then the whole chain is submitted again: it
+#      trains nothing (base and rDLMs found done), adapts and reports, with the adaptation results of
+#      (a). For the hang, the first chain runs apricot through a wrapper: in array task 1 it runs the
+#      task's own command (rdlms.sbatch's `train-rdlms ... --shard 1/3`) with `--only 1` added, so
+#      apricot trains the shard's first rDLM and exits; then the wrapper, the task's only process,
+#      stops itself (SIGSTOP) until the cancel. The rest of the shard is never started, so the fault
+#      lands after the first rDLM whatever the machine's load (freezing a running apricot once it had
+#      logged its first rDLM raced with it: under load it could finish the second before the SIGSTOP;
+#      apricot's SIGTERM stop and resume in mid-training are tested in tests/cli/test_reliability.cpp);
 #   c. `submit-sweep.sh CONFIG ROOT 1-3 --threads 1`: three seeds, then ROOT/report/report.md over 3 runs;
 #   d. threads: `sbatch --cpus-per-task=1 --wrap "apricot train-base ..."` without --threads: apricot's
 #      log must say "1 CPU threads" (affinity mask and SLURM_CPUS_PER_TASK are printed too); then the
@@ -435,29 +441,32 @@ else
   jobs+=("$ref_job")
 fi
 
-# b, first: the base (a job), then the array through a wrapper that freezes task 1 after its first rDLM.
+# b, first: the base (a job), then the array through a wrapper with which task 1 hangs after its
+# first rDLM (see the top): apricot trains that rDLM alone, to the end, and the task then waits,
+# stopped, for the cancel; the rest of its shard is never started, so nothing can race the cancel.
 pause=$tmp/b/pause-apricot.sh
 cat >"$pause" <<EOF
 #!/bin/bash
-# apricot, except in array task 1: there it is frozen (SIGSTOP) once it logs its first trained rDLM,
-# and stays so until the job is cancelled (Slurm sends SIGCONT and SIGTERM).
+# apricot, except in array task 1: there (rdlms.sbatch runs "train-rdlms ... --shard I/K ...") it runs
+# the same command with --only I added, which trains the shard's first rDLM (I) and exits; then it
+# says so and stops itself (SIGSTOP), the task's only process, until the job is cancelled (slurmstepd
+# sends SIGCONT, then SIGTERM, which ends it). The shard's other rDLMs are never started.
 [[ \${SLURM_ARRAY_TASK_ID:-} == 1 ]] || exec $(printf '%q' "$APRICOT") "\$@"
-fifo=\$(mktemp -u "\$(dirname "\$0")/fifo.XXXXXX")
-mkfifo "\$fifo"
-$(printf '%q' "$APRICOT") "\$@" 2>"\$fifo" &
-pid=\$!
-trap '' TERM  # (after the start: apricot keeps the default) keep passing on its log until it exits
-paused=0
-while IFS= read -r line; do
-  printf '%s\n' "\$line" >&2
-  if ((!paused)) && [[ \$line =~ rdlm-[0-9]+:\ subset ]]; then
-    kill -STOP "\$pid"
-    paused=1
-    echo "selftest: paused apricot (pid \$pid) after its first rDLM" >&2
-  fi
-done <"\$fifo"
-rm -f "\$fifo"
-wait "\$pid"
+shard="" prev=""
+for arg in "\$@"; do
+  [[ \$prev == --shard ]] && shard=\$arg
+  [[ \$arg == --shard=* ]] && shard=\${arg#--shard=}
+  prev=\$arg
+done
+if [[ ! \$shard =~ ^([0-9]+)/[0-9]+\$ ]]; then
+  echo "selftest: no --shard I/K among the arguments: \$*" >&2
+  exit 2
+fi
+first=\${BASH_REMATCH[1]}
+$(printf '%q' "$APRICOT") "\$@" --only "\$first" || exit  # (its status: the task fails, so does b1)
+echo "selftest: paused array task 1 after its first rDLM (--shard \$shard --only \$first done); the rest of its shard stays untrained until the cancel" >&2
+kill -STOP \$\$
+exec sleep infinity  # (resumed by the cancel's SIGCONT: its SIGTERM ends this, without a new process)
 EOF
 chmod +x "$pause"
 cd "$tmp/b"
@@ -500,7 +509,7 @@ d2_job=$(sbatch --parsable ${site_args[@]+"${site_args[@]}"} --cpus-per-task=1 \
 jobs+=("$d2_job")
 log "d: jobs $d_job, $d2_job (mask widened)"
 
-# b: wait for the frozen task, cancel it, resubmit the array.
+# b: wait for the stopped task, cancel it, resubmit the array.
 b_log1=$tmp/b/slurm-apricot-rdlms-${b1}_1.out
 deadline=$((SECONDS + timeout))
 until grep -qs 'selftest: paused' "$b_log1"; do
@@ -531,8 +540,10 @@ for f in "${rdlms[@]}"; do [[ -e $tmp/b/work/$f ]] || b_missing+=("$f"); done
 b_summary_before=1
 [[ -e $tmp/b/work/rdlms/summary.json ]] || b_summary_before=0
 ok=1
-if ((b_paused == 0)) && [[ $b_states1 == *"${b1}_1 CANCELLED"* ]] && ((${#b_missing[@]} > 0 && b_summary_before == 0)); then ok=0; fi
-check b1-fault "$ok" "chain $(IFS=,; echo "${b_ids[*]}"): array task 1 frozen after its first rDLM and cancelled; array: ${b_states1}; task 1: ${b_task1:-nothing}; the array trained: ${b_trained1:-none}; missing afterwards: ${b_missing[*]:-none}; summary.json $( ((b_summary_before)) && echo present || echo absent); the jobs after it: ${b_after}(cancelled)"
+# Shard 1/3 of the 6 rDLMs is rdlm-01 and rdlm-04: the first trained, the second never started.
+if ((b_paused == 0)) && [[ $b_states1 == *"${b1}_1 CANCELLED"* && $b_task1 == "rdlm-01 trained" ]] &&
+  [[ ${b_missing[*]:-} == rdlms/rdlm-04/model.pt ]] && ((b_summary_before == 0)); then ok=0; fi
+check b1-fault "$ok" "chain $(IFS=,; echo "${b_ids[*]}"): array task 1 stopped after its first rDLM and cancelled; array: ${b_states1}; task 1: ${b_task1:-nothing} (expected: rdlm-01 trained); the array trained: ${b_trained1:-none}; missing afterwards: ${b_missing[*]:-none} (expected: rdlms/rdlm-04/model.pt); summary.json $( ((b_summary_before)) && echo present || echo absent); the jobs after it: ${b_after}(cancelled)"
 
 # The array alone, as the README says; then the whole chain again.
 cd "$tmp/b"
