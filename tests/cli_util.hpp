@@ -1,6 +1,8 @@
 // Runs the apricot binary as a process, as users and scripts do, capturing exit code and output.
 #pragma once
 #include <sys/wait.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -62,7 +64,32 @@ inline ProcResult run_shell(const std::string& command) {
   return r;
 }
 
+// Why a test that needs a GPU cannot run here, for its GTEST_SKIP message ("" where it can): the
+// LibTorch this build links has no CUDA, or it has CUDA and this machine shows no CUDA device.
+inline std::string why_no_cuda() {
+  if (torch::cuda::is_available()) return "";
+#ifdef APRICOT_TORCH_CUDA
+  return std::string("needs a GPU: this build's LibTorch ") + TORCH_VERSION +
+         " has CUDA, but this machine shows no CUDA device (no GPU, no driver, or CUDA_VISIBLE_DEVICES hides them)";
+#else
+  return std::string("needs a GPU: this build's LibTorch ") + TORCH_VERSION +
+         " is CPU-only (build against a CUDA LibTorch: scripts/setup.sh --torch pip)";
+#endif
+}
+
+// The binary as the tests start it, on the CPU whatever the machine has: `device: auto` (the default)
+// picks a GPU where there is one, and these tests expect CPU results (bitwise comparisons, CPU-only
+// settings). An empty CUDA_VISIBLE_DEVICES hides every CUDA device from the child only; the CUDA
+// tests of this process still see them.
+inline std::string apricot_command() { return "env CUDA_VISIBLE_DEVICES= " APRICOT_BINARY; }
+
 // `args` is appended to the binary path as shell words (callers quote paths they make).
-inline ProcResult run_apricot(const std::string& args) { return run_shell(std::string(APRICOT_BINARY) + " " + args); }
+// (Appended in place: GCC 12 warns, falsely, on `string&& + " "` in C++20 at -O3.)
+inline ProcResult run_apricot(const std::string& args) {
+  std::string command = apricot_command();
+  command += ' ';
+  command += args;
+  return run_shell(command);
+}
 
 }  // namespace apricot::test

@@ -115,7 +115,10 @@ FieldSet load_field(const FieldConfig& f, const DataConfig& d, const Dataset& da
   if (shape != data.train.x.sizes().slice(1)) {
     auto str = [](c10::IntArrayRef s) {
       std::string o;
-      for (int64_t v : s) o += (o.empty() ? "" : "x") + std::to_string(v);
+      for (int64_t v : s) {
+        if (!o.empty()) o += 'x';
+        o += std::to_string(v);
+      }
       return o;
     };
     data_error(f.root + ": field images are " + str(shape) + " (C x H x W), the training images " +

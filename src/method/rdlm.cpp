@@ -420,7 +420,10 @@ std::vector<Net> load_rdlms(const Config& cfg, const ModelSpec& spec, const std:
     if (!checkpoint_exists(WorkDir(workdir).rdlm_model(k))) missing.push_back(k);
   if (!missing.empty()) {
     std::string list;
-    for (size_t i = 0; i < missing.size(); ++i) list += (i ? "," : "") + std::to_string(missing[i]);
+    for (size_t i = 0; i < missing.size(); ++i) {
+      if (i) list += ',';
+      list += std::to_string(missing[i]);
+    }
     state_error(std::to_string(missing.size()) + " of " + std::to_string(cfg.rdlm.count) + " rDLMs are missing in '" +
                     workdir + "/rdlms' (indices " + list + ")",
                 "train them with: apricot train-rdlms -c CONFIG -w " + workdir + " (or --only " + list + ")");

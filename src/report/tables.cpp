@@ -36,7 +36,10 @@ std::string plain(const json& st, const char* f) { return has_mean(st) ? strf(f,
 std::string runs_of(const json& g) { return std::to_string(g["runs"].size()); }
 std::string seeds_of(const json& g) {
   std::string s;
-  for (const auto& x : g["seeds"]) s += (s.empty() ? "" : ",") + std::to_string(x.get<int64_t>());
+  for (const auto& x : g["seeds"]) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(x.get<int64_t>());
+  }
   return s;
 }
 

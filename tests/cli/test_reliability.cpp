@@ -68,7 +68,7 @@ Child spawn_apricot(const std::string& args, const fs::path& logs, const std::st
   Child c;
   c.out = logs / (tag + ".out");
   c.err = logs / (tag + ".err");
-  std::string cmd = "exec " + std::string(APRICOT_BINARY) + " " + args + " >" + c.out.string() + " 2>" +
+  std::string cmd = "exec " + apricot::test::apricot_command() + " " + args + " >" + c.out.string() + " 2>" +
                     c.err.string() + " </dev/null";
   const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
   EXPECT_EQ(posix_spawn(&c.pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
@@ -323,7 +323,7 @@ TEST(Reliability, DiskFullExits3AndKeepsEarlierOutputs) {
   auto cfg = write_config(d);
   const std::string before = file_bytes(d / "base" / "model.pt");
   // A file-size limit makes every write past 64 KiB fail with EFBIG, as on a full disk.
-  std::string cmd = "sh -c 'ulimit -f 64; trap \"\" XFSZ; exec " + std::string(APRICOT_BINARY) + " train-base -c " +
+  std::string cmd = "sh -c 'ulimit -f 64; trap \"\" XFSZ; exec " + apricot::test::apricot_command() + " train-base -c " +
                     cfg.string() + " -w " + d.string() + " --force' >" + (d / "out").string() + " 2>" +
                     (d / "err").string();
   int status = std::system(cmd.c_str());

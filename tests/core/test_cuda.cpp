@@ -18,6 +18,7 @@
 #include "apricot/method/adjustment.hpp"
 #include "apricot/models/state.hpp"
 #include "apricot/data/formats.hpp"
+#include "cli_util.hpp"
 
 using namespace apricot;
 
@@ -36,7 +37,7 @@ Net copy_to(const Net& m, const ModelSpec& spec, const torch::Device& device) {
 }  // namespace
 
 TEST(Cuda, ForwardAndTrainingStepMatchCpu) {
-  if (!has_cuda()) GTEST_SKIP() << "no CUDA device";
+  if (!has_cuda()) GTEST_SKIP() << apricot::test::why_no_cuda();
   torch::Device cuda(torch::kCUDA, 0);
   for (const auto& arch : model_archs()) {
     ModelSpec spec{arch, 3, 32, 32, 10, "v1", ""};
@@ -67,7 +68,7 @@ TEST(Cuda, ForwardAndTrainingStepMatchCpu) {
 }
 
 TEST(Cuda, Bf16TrainingLowersTheLoss) {
-  if (!has_cuda()) GTEST_SKIP() << "no CUDA device";
+  if (!has_cuda()) GTEST_SKIP() << apricot::test::why_no_cuda();
   Dataset d;
   make_synthetic(600, 100, 3, 16, 16, 4, 3, d.train, d.test);
   d.val = d.test;
@@ -88,7 +89,7 @@ TEST(Cuda, Bf16TrainingLowersTheLoss) {
 }
 
 TEST(Cuda, EngineMatchesCpu) {
-  if (!has_cuda()) GTEST_SKIP() << "no CUDA device";
+  if (!has_cuda()) GTEST_SKIP() << apricot::test::why_no_cuda();
   torch::manual_seed(3);
   auto R = torch::randn({20, 5000}), w = torch::randn({5000});
   auto mask = torch::rand({7, 20}) > 0.5;
@@ -102,7 +103,7 @@ TEST(Cuda, EngineMatchesCpu) {
 TEST(Cuda, ConcurrentTrainingOnStreamsMatchesOneAtATime) {
   // Four models trained at once (a stream each) end where the same four trained one by one end,
   // within float tolerance (cuDNN may pick other algorithms); each job ran on a side stream.
-  if (!has_cuda()) GTEST_SKIP() << "no CUDA device";
+  if (!has_cuda()) GTEST_SKIP() << apricot::test::why_no_cuda();
   torch::Device cuda(torch::kCUDA, 0);
   ModelSpec spec{"resnet20", 3, 32, 32, 10, "v1", ""};
   auto x = torch::rand({64, 3, 32, 32}).to(cuda);

@@ -6,6 +6,7 @@
 #include "apricot/core/errors.hpp"
 #include "apricot/data/formats.hpp"
 #include "apricot/data/augment.hpp"
+#include "cli_util.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -385,7 +386,7 @@ TEST(Normalizer, JsonRoundTrip) {
 }
 
 TEST(Normalizer, CudaMatchesCpu) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << apricot::test::why_no_cuda();
   auto x = torch::randint(0, 256, {4, 3, 5, 5}, torch::kUInt8);
   for (const char* kind : {"channel", "pixel"}) {
     auto n = apricot::Normalizer::fit(kind, x);
@@ -485,7 +486,7 @@ TEST(Augment, ShiftStaysInRange) {
 }
 
 TEST(Augment, CudaMatchesCpu) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << apricot::test::why_no_cuda();
   auto x = torch::randn({8, 3, 6, 6});
   auto g1 = at::detail::createCPUGenerator(3), g2 = at::detail::createCPUGenerator(3);
   auto cpu = apricot::augment_batch(x, 0.25, "edge", true, g1);

@@ -1,7 +1,7 @@
 // The PyTorch round trip: every model (and both ResNet variants) exported by `apricot export` gives
 // PyTorch (scripts/pytorch/models.py, via roundtrip.py) the same logits as the C++ model, and a model
 // made in PyTorch and brought in by `apricot import` gives the C++ side PyTorch's logits. Skipped
-// where /usr/bin/python3 cannot import torch (Debian's python3-torch); not a numerics benchmark.
+// where the build's Python (APRICOT_PYTHON) cannot import torch; not a numerics benchmark.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -27,7 +27,9 @@ using apricot::test::slurp;
 
 namespace {
 
-constexpr const char* kPython = "/usr/bin/python3";
+// The build's APRICOT_PYTHON: Debian's python3-torch for Debian's LibTorch, the venv's PyTorch 2.15
+// for the pip build (bitwise equality needs the same version's kernels on both sides).
+constexpr const char* kPython = APRICOT_PYTHON;
 constexpr int64_t kImages = 4;
 
 struct Case {
@@ -60,7 +62,12 @@ bool python_has_torch() {
   return ok;
 }
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quote(const fs::path& p) {
+  std::string q = "'";  // (appended in place: GCC 12 warns, falsely, on "'" + string&& in C++20)
+  q += p.string();
+  q += '\'';
+  return q;
+}
 
 void write_f32(const fs::path& path, const torch::Tensor& t) {
   auto c = t.to(torch::kFloat32).contiguous();
@@ -101,7 +108,8 @@ void expect_same_logits(const Case& c, const char* direction, const torch::Tenso
 class PytorchInterop : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!python_has_torch()) GTEST_SKIP() << kPython << " cannot import torch (apt-get install python3-torch)";
+    if (!python_has_torch())
+      GTEST_SKIP() << kPython << " cannot import torch (apt-get install python3-torch; the pip build's venv has it)";
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = fs::temp_directory_path() / ("apricot_interop_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(dir_);
