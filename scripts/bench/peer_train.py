@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer for the side-by-side training benchmark: the same models in plain PyTorch eager mode.
+"""Peer for the side-by-side training benchmark: the same models in plain PyTorch, eager or compiled.
 
 Needs PyTorch (Debian: `apt-get install python3-torch`, then run with /usr/bin/python3 if another
 python3 comes first on PATH). The models come from ../pytorch/models.py, which mirrors
@@ -12,10 +12,15 @@ scaling, then forward and argmax, in eval mode under torch.no_grad(). Each phase
 untimed steps, then `repeats` timed runs of `steps` steps (with torch.cuda.synchronize() before
 and after each on CUDA); the median images/s over the repeats is reported.
 
+--compile (PyTorch 2.x) runs the model through torch.compile (TorchInductor: C++/OpenMP kernels on
+the CPU, Triton on CUDA) with its default mode; the warm-up steps include the compilation (about
+a minute per model and mode on 2 CPU cores), which is not timed, and the time it took is reported
+as warmup_seconds (train, then eval: each compiles once).
+
   peer_train.py --arch resnet20 --batch 128 [--precision fp32|bf16] [--device cpu|cuda]
                 [--memory-format contiguous|channels_last]
                 [--steps 20] [--repeats 5] [--warmup 3] [--input 3,32,32] [--classes 10]
-                [--threads T] [--variant v1|preact] [--json]
+                [--threads T] [--variant v1|preact] [--compile] [--json]
 """
 
 import argparse
@@ -48,6 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--variant", default="v1", choices=("v1", "preact"), help="ResNet variant")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch 2.x, inductor)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     try:
@@ -69,10 +75,16 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def timed(step, a, device):
-    """Median images/s of `repeats` runs of `steps` calls of step(), after `warmup` calls."""
-    for _ in range(a.warmup):
+def timed(step, a, device, warmup_seconds=None):
+    """Median images/s of `repeats` runs of `steps` calls of step(), after `warmup` calls (at least
+    one; their wall time is appended to warmup_seconds)."""
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(max(1, a.warmup)):
         step()
+    sync(device)
+    if warmup_seconds is not None:
+        warmup_seconds.append(time.perf_counter() - t0)
     rates = []
     for _ in range(a.repeats):
         sync(device)
@@ -96,6 +108,11 @@ def run(a):
     fmt = torch.channels_last if a.memory_format == "channels_last" else torch.contiguous_format
     model = make_model(a.arch, c, h, w, a.classes, a.variant).to(device, memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    net = model
+    if a.compile:
+        if not hasattr(torch, "compile"):
+            raise SystemExit(f"error: --compile needs PyTorch 2.x (this is {torch.__version__})")
+        net = torch.compile(model)
 
     n = a.batch * 8
     images = torch.randint(0, 256, (n, c, h, w), dtype=torch.uint8, device=device)
@@ -110,7 +127,7 @@ def run(a):
     def train_step():
         x, y = batch()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -118,13 +135,14 @@ def run(a):
     def infer_step():
         x, _ = batch()
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-            model(x).argmax(1)
+            net(x).argmax(1)
 
+    warmups = []
     model.train()
-    train_rate = timed(train_step, a, device)
+    train_rate = timed(train_step, a, device, warmups)
     model.eval()
     with torch.no_grad():
-        infer_rate = timed(infer_step, a, device)
+        infer_rate = timed(infer_step, a, device, warmups)
 
     return {
         "arch": a.arch,
@@ -134,7 +152,8 @@ def run(a):
         "device": a.device,
         "train_images_per_s": round(train_rate, 1),
         "infer_images_per_s": round(infer_rate, 1),
-        "peer": "pytorch-eager",
+        "peer": "pytorch-compile" if a.compile else "pytorch-eager",
+        "warmup_seconds": [round(t, 2) for t in warmups],
         "torch_version": torch.__version__,
         "threads": threads,
         "input": list(a.shape),
@@ -153,7 +172,7 @@ def main(argv=None):
         print(json.dumps(r))
     else:
         shape = "x".join(str(v) for v in a.shape)
-        print(f"pytorch-eager {torch.__version__}: {r['arch']} {shape} batch {r['batch']} "
+        print(f"{r['peer']} {torch.__version__}: {r['arch']} {shape} batch {r['batch']} "
               f"{r['precision']} on {r['device']} ({r['threads']} threads): "
               f"train {r['train_images_per_s']:.1f} img/s, infer {r['infer_images_per_s']:.1f} img/s "
               f"(median of {a.repeats} x {a.steps} steps)")

@@ -281,6 +281,44 @@ class ViewFlattenNet(PlainBnNet):
         return self.fc(x.view(x.size(0), -1))
 
 
+class TensorAttrNet(PlainBnNet):
+    """The PlainBnNet layers after a per-channel standardisation whose constants are plain tensor
+    attributes (`self.mean = torch.tensor(...)`: neither parameters nor buffers, a common habit).
+    PyTorch's own .to(device) leaves such attributes where they are; a forward on a GPU then mixes
+    devices unless the tool moves them too."""
+
+    def __init__(self):
+        super().__init__()
+        self.mean = torch.tensor([0.25]).reshape(1, 1, 1, 1)
+        self.std = torch.tensor([0.5]).reshape(1, 1, 1, 1)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc(x.flatten(1))
+
+
+class RmsNormNet(nn.Module):
+    """conv 8, ReLU, pool, conv 8, ReLU, pool, RMSNorm(128), fc 4: nn.RMSNorm came with PyTorch 2.4,
+    so its scripted code calls aten::rms_norm, an operator LibTorch 1.13 does not have. The file a
+    user of a current PyTorch saves that an older LibTorch cannot load."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.norm = nn.RMSNorm(128)
+        self.fc = nn.Linear(128, 4)
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc(self.norm(x.flatten(1)))
+
+
 # name -> (class, (C, H, W)); the file is NAME-CxHxW-4.pt
 FIXTURES = {
     "frozen": (FrozenNet, (1, 16, 16)),
@@ -295,7 +333,11 @@ FIXTURES = {
     "gpu-saved": (PlainBnNet, (1, 16, 16)),
     "cuda-in-forward": (CudaInForwardNet, (1, 16, 16)),
     "view-flatten": (ViewFlattenNet, (1, 16, 16)),
+    "tensor-attr": (TensorAttrNet, (1, 16, 16)),
+    "rmsnorm": (RmsNormNet, (1, 16, 16)),
 }
+# Fixtures that need a newer PyTorch than the one running (skipped there, with a message).
+NEEDS_TORCH = {"rmsnorm": (2, 4)}
 
 
 def file_stem(name):
@@ -467,6 +509,11 @@ def main():
     for name in args.only or FIXTURES:
         t0 = time.perf_counter()
         cls, (c, h, w) = FIXTURES[name]
+        need = NEEDS_TORCH.get(name)
+        have = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+        if need and have < need:
+            print(f"{name}: skipped (needs PyTorch {need[0]}.{need[1]} or later; this is {torch.__version__})")
+            continue
         path = os.path.join(args.out_dir, file_stem(name) + ".pt")
         torch.manual_seed(args.seed)
         eager = cls().eval()
@@ -582,6 +629,12 @@ def main():
             none = [k for k, p in m.named_parameters() if p.grad is None]
             print(f"  after backward, parameters without a gradient: {none}")
             check(none == ["stem.weight", "stem.bias"], "only the no_grad stem gets no gradient")
+        if name == "tensor-attr":
+            attrs = [k for k in ("mean", "std") if isinstance(getattr(loaded, k), torch.Tensor)]
+            plain = not any(k in dict(loaded.named_buffers()) or k in dict(loaded.named_parameters())
+                            for k in attrs)
+            check(attrs == ["mean", "std"] and plain,
+                  "mean and std are plain tensor attributes (neither parameters nor buffers)")
         if name in ("groupnorm", "layernorm"):
             m = torch.jit.load(path)
             with torch.no_grad():

@@ -28,9 +28,9 @@
 namespace apricot {
 
 torch::Device resolve_device(const std::string& spec) {
+  // No process-wide settings here (cuDNN autotuning is setup_runtime's): resolve_devices runs after
+  // setup_runtime and must not undo `deterministic`.
   bool has_cuda = torch::cuda::is_available();
-  // Fixed input shapes: let cuDNN pick the fastest convolution algorithms once.
-  if (has_cuda && spec != "cpu") at::globalContext().setBenchmarkCuDNN(true);
   if (spec == "auto") {
     if (has_cuda) return torch::Device(torch::kCUDA, 0);
     spdlog::debug("device auto: no CUDA device found, using the CPU");
@@ -278,13 +278,13 @@ void setup_runtime(int64_t threads, uint64_t seed, bool deterministic) {
     }
   });
   torch::manual_seed(seed);
-  if (deterministic) {
-    // cuBLAS needs a fixed workspace to be reproducible; it reads this before its first use.
-    ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
-    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
-    at::globalContext().setDeterministicCuDNN(true);
-    at::globalContext().setBenchmarkCuDNN(false);
-  }
+  // Fixed input shapes: cuDNN picks the fastest convolution algorithms once, unless deterministic.
+  // Set both ways: a later call for a run without `deterministic` gets the fast settings back.
+  at::globalContext().setBenchmarkCuDNN(!deterministic);
+  at::globalContext().setDeterministicCuDNN(deterministic);
+  at::globalContext().setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
+  // cuBLAS needs a fixed workspace to be reproducible; it reads this before its first use.
+  if (deterministic) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
 }
 
 }  // namespace apricot

@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 #include <torch/script.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <filesystem>
@@ -49,6 +50,37 @@ torch::Tensor logits_of(const c10::IValue& out) {
     throw std::runtime_error("it returns a dict with keys [" + keys + "] and none of them is 'logits' or 'out'");
   }
   throw std::runtime_error("it returns a " + std::string(out.tagKind()) + ", not a tensor of logits");
+}
+
+// A module's plain tensor attributes (neither parameters nor buffers), by dotted name, with the
+// object and slot that hold each.
+struct TensorAttribute {
+  std::string name;
+  c10::intrusive_ptr<c10::ivalue::Object> owner;
+  size_t slot;
+  torch::Tensor value;
+};
+
+std::vector<TensorAttribute> plain_tensors(const torch::jit::Module& module) {
+  std::vector<TensorAttribute> out;
+  for (const auto& sub : module.named_modules()) {
+    const auto& type = sub.value.type();
+    for (size_t i = 0; i < type->numAttributes(); ++i) {
+      if (type->is_parameter(i) || type->is_buffer(i)) continue;
+      const c10::IValue slot = sub.value._ivalue()->getSlot(i);
+      if (!slot.isTensor() || !slot.toTensor().defined()) continue;
+      const std::string leaf_name = type->getAttributeName(i);
+      out.push_back({sub.name.empty() ? leaf_name : sub.name + "." + leaf_name, sub.value._ivalue(), i, slot.toTensor()});
+    }
+  }
+  return out;
+}
+
+// torch::jit::Module::to moves parameters and buffers only; this moves the rest of its tensors.
+void move_plain_tensors(const torch::jit::Module& module, torch::Device device, bool non_blocking = false) {
+  torch::NoGradGuard no_grad;
+  for (const auto& a : plain_tensors(module))
+    if (a.value.device() != device) a.owner->setSlot(a.slot, a.value.to(device, non_blocking));
 }
 
 class TorchScriptNet : public NetImpl {
@@ -97,6 +129,18 @@ class TorchScriptNet : public NetImpl {
     torch::nn::Module::train(on);
     module_.train(on);
   }
+  // The registered tensors move with nn::Module::to; a module's plain tensor attributes (`self.mean =
+  // torch.tensor(...)` in a scripted module: neither parameters nor buffers) are moved here, so that a
+  // forward on the device does not mix devices. Their dtype stays (an index tensor remains int64).
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override {
+    NetImpl::to(device, dtype, non_blocking);
+    move_tensor_attributes(device, non_blocking);
+  }
+  void to(torch::Device device, bool non_blocking = false) override {
+    NetImpl::to(device, non_blocking);
+    move_tensor_attributes(device, non_blocking);
+  }
+  using NetImpl::to;
   const torch::jit::Module& module() const { return module_; }
   torch::jit::Module& module() { return module_; }
   // Whether its training-mode forward draws random numbers (check_module finds out).
@@ -110,7 +154,11 @@ class TorchScriptNet : public NetImpl {
   // all): apricot holds them as frozen (requires_grad false while loaded; the export restores it).
   std::vector<std::string> gradless;
 
+
  private:
+  void move_tensor_attributes(torch::Device device, bool non_blocking) {
+    move_plain_tensors(module_, device, non_blocking);
+  }
   static std::string leaf(const std::string& dotted) { return dotted.substr(dotted.rfind('.') + 1); }
   // The mirror module that holds a dotted name's last part, made on the way.
   torch::nn::Module& owner(const std::string& dotted) {
@@ -133,6 +181,49 @@ class TorchScriptNet : public NetImpl {
 };
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string first_text_line(const std::string& s) {
+  std::istringstream lines(s);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
+  return "";
+}
+
+// Why torch::jit::load refused a file, in words a user can act on. LibTorch reads files of older
+// PyTorch releases, not of newer ones: a file saved by a newer PyTorch names an operator or type this
+// LibTorch lacks, or a newer format version, and the fix is a build against a newer LibTorch.
+[[noreturn]] void refuse_file(const std::string& path, const std::string& what) {
+  const std::string line = first_text_line(what);
+  const std::string mine = std::string("this build's LibTorch ") + TORCH_VERSION;
+  const std::string newer_hint =
+      "the file was saved by a newer PyTorch than " + mine + ": build apricot against a LibTorch at least as new as "
+      "the PyTorch that saved it (scripts/setup.sh --torch pip builds against PyTorch 2.15; --torch DIR against an "
+      "unpacked LibTorch or a Python venv with torch), or save the model again with PyTorch " TORCH_VERSION;
+  auto after = [&](const std::string& key) {
+    const auto at = line.find(key);
+    if (at == std::string::npos) return std::string();
+    std::string rest = line.substr(at + key.size());
+    while (!rest.empty() && (rest.back() == '.' || rest.back() == ' ')) rest.pop_back();
+    return rest;
+  };
+  if (const std::string op = after("Unknown builtin op: "); !op.empty())
+    data_error("model.path '" + path + "' uses the operator " + op + ", which " + mine + " does not have", newer_hint);
+  if (line.find("Unknown type name") != std::string::npos)
+    data_error("model.path '" + path + "' uses a type that " + mine + " does not know (" + line + ")", newer_hint);
+  for (const char* key : {"supports only up to version", "version is not supported", "Unsupported file format version",
+                          "is greater than", "upgrader"})
+    if (line.find(key) != std::string::npos)
+      data_error("model.path '" + path + "' is of a newer TorchScript version than " + mine + " reads: " + line,
+                 newer_hint);
+  if (line.find("PytorchStreamReader") != std::string::npos || line.find("zip archive") != std::string::npos ||
+      line.find("constants.pkl") != std::string::npos || line.find("file not found") != std::string::npos)
+    data_error("model.path '" + path + "' is not a TorchScript file: " + line,
+               "write it in PyTorch with torch.jit.save(torch.jit.script(model), path) (torch.save writes a pickle, "
+               "which LibTorch cannot run)");
+  data_error("model.path '" + path + "': " + mine + " cannot load it: " + line,
+             "write it in PyTorch with torch.jit.save(torch.jit.script(model), path); if it was saved by a newer "
+             "PyTorch than " TORCH_VERSION ", build apricot against that PyTorch's LibTorch (scripts/setup.sh --torch pip)");
+}
 
 // What went wrong in a module's forward: the TorchScript interpreter's error opens with "The
 // following operation failed in the TorchScript interpreter." and a traceback, then names the cause
@@ -311,11 +402,9 @@ Net load_torchscript(const ModelSpec& spec) {
   try {
     m = torch::jit::load(spec.path, torch::kCPU);
   } catch (const c10::Error& e) {
-    data_error("model.path '" + spec.path + "' is not a TorchScript file: " + first_line(e.what_without_backtrace()),
-               "write it in PyTorch with torch.jit.save(torch.jit.script(model), path)");
-  } catch (const std::exception& e) {
-    data_error("model.path '" + spec.path + "' is not a TorchScript file: " + first_line(e.what()),
-               "write it in PyTorch with torch.jit.save(torch.jit.script(model), path)");
+    refuse_file(spec.path, e.what_without_backtrace());
+  } catch (const std::exception& e) {  // torch::jit::ErrorReport: the saved code does not compile here
+    refuse_file(spec.path, e.what());
   }
   auto net = std::make_shared<TorchScriptNet>(std::move(m));
   check_module(*net, spec);
@@ -363,6 +452,13 @@ void reinitialise_torchscript(NetImpl& model) {
 
 bool is_torchscript(const NetImpl& model) { return dynamic_cast<const TorchScriptNet*>(&model) != nullptr; }
 
+std::vector<std::pair<std::string, torch::Tensor>> tensor_attributes(const NetImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  if (auto* net = dynamic_cast<const TorchScriptNet*>(&model))
+    for (const auto& a : plain_tensors(net->module())) out.emplace_back(a.name, a.value);
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> tied_names(const NetImpl& model) {
   auto* net = dynamic_cast<const TorchScriptNet*>(&model);
   return net ? net->aliases() : std::vector<std::pair<std::string, std::string>>{};
@@ -383,6 +479,7 @@ void save_torchscript(const NetImpl& model, const std::string& path) {
   }
   copy.eval();
   copy.to(torch::kCPU);
+  move_plain_tensors(copy, torch::kCPU);  // the file loads on a machine without the GPU it ran on
   std::ostringstream os;
   copy.save(os);
   write_file_atomic(path, os.str());

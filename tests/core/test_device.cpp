@@ -1,10 +1,12 @@
 // The CPUs this process may use (threads: 0): the affinity mask capped by the cgroup CPU quota,
 // the quota parsing as a function of the files' text, the binary under taskset, and the OpenMP
 // wait policy the binary runs with.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sched.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "apricot/core/device.hpp"
+#include "apricot/core/parallel.hpp"
 #include "cli_util.hpp"
 
 using apricot::blas_threads;
@@ -21,6 +24,9 @@ using apricot::available_cpus;
 using apricot::cgroup_v1_cpu_limit;
 using apricot::cgroup_v2_cpu_limit;
 using apricot::test::run_apricot;
+using apricot::resolve_device;
+using apricot::resolve_devices;
+using apricot::setup_runtime;
 
 namespace {
 
@@ -41,6 +47,25 @@ int first_allowed_cpu() {
 }
 
 }  // namespace
+
+// cuDNN autotuning follows `deterministic` and nothing else: resolving devices afterwards (as
+// --devices and rdlm.devices do, after setup_runtime) must not turn it back on.
+TEST(Device, DeterministicTurnsAutotuningOffAndResolvingDevicesKeepsIt) {
+  setup_runtime(1, 0, /*deterministic=*/false);
+  EXPECT_TRUE(at::globalContext().benchmarkCuDNN());
+  setup_runtime(1, 0, /*deterministic=*/true);
+  EXPECT_FALSE(at::globalContext().benchmarkCuDNN());
+  EXPECT_TRUE(at::globalContext().deterministicCuDNN());
+  resolve_device("auto");
+  resolve_device("cpu");
+  resolve_devices({"cpu"});
+  if (torch::cuda::is_available()) resolve_devices({"cuda:0"});
+  EXPECT_FALSE(at::globalContext().benchmarkCuDNN()) << "a device resolved after setup_runtime undid deterministic";
+  setup_runtime(1, 0, /*deterministic=*/false);  // and back: the fast settings again
+  EXPECT_TRUE(at::globalContext().benchmarkCuDNN());
+  EXPECT_FALSE(at::globalContext().deterministicCuDNN());
+  EXPECT_FALSE(at::globalContext().deterministicAlgorithms());
+}
 
 TEST(Device, CgroupV2CpuMax) {
   EXPECT_FALSE(cgroup_v2_cpu_limit("max 100000\n"));
@@ -116,7 +141,7 @@ TEST(Device, AvailableCpusFollowsANarrowedMask) {
 
 TEST(Device, BinaryUnderTasksetUsesOneThread) {
   if (std::system("command -v taskset >/dev/null 2>&1") != 0) GTEST_SKIP() << "taskset (util-linux) not installed";
-  const std::string taskset = "taskset -c " + std::to_string(first_allowed_cpu()) + " " + APRICOT_BINARY;
+  const std::string taskset = "taskset -c " + std::to_string(first_allowed_cpu()) + " " + apricot::test::apricot_command();
   // bench reports the thread count it ran with.
   auto r = apricot::test::run_shell(taskset + " bench matmul -n 8 --repeats 1 --device cpu --json");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -32,12 +32,13 @@ ModelSpec script_spec(const std::string& file, int64_t channels = 1, int64_t cla
   return s;
 }
 
-// What PyTorch (Debian's python3-torch) computes for the fixtures' input after `setup`, a Python
-// statement that binds the module to m (run in scripts/pytorch/, so st_io imports); an undefined
-// tensor when python3-torch is not installed.
+// What PyTorch computes for the fixtures' input after `setup`, a Python statement that binds the
+// module to m (run in scripts/pytorch/, so st_io imports). The Python is the build's APRICOT_PYTHON:
+// Debian's python3-torch (1.13) for Debian's LibTorch, the venv's PyTorch 2.15 for the pip build.
+// An undefined tensor when that Python has no torch.
 torch::Tensor pytorch_logits(const std::string& setup) {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return {};
-  const auto r = run_shell("cd " + std::string(APRICOT_SOURCE_DIR) + "/scripts/pytorch && /usr/bin/python3 -c \"import torch, st_io; " +
+  if (std::system(APRICOT_PYTHON " -c 'import torch' >/dev/null 2>&1") != 0) return {};
+  const auto r = run_shell("cd " + std::string(APRICOT_SOURCE_DIR) + "/scripts/pytorch && " APRICOT_PYTHON " -W ignore -c \"import torch, st_io; " +
                            setup + "; m.eval(); x = torch.arange(512, dtype=torch.float32).reshape(2, 1, 16, 16) / 512.0 - 0.25; "
                            "print(' '.join('%.9g' % v for v in m(x).flatten().tolist()))\"");
   EXPECT_EQ(r.code, 0) << r.err;
@@ -182,7 +183,7 @@ TEST(TorchScript, CliRunsEveryPhaseAndExportsBack) {
   const auto want = eval_logits(*ours.model, fixture_input());
   EXPECT_TRUE(torch::equal(exported.forward({fixture_input()}).toTensor(), want));
   const auto theirs = pytorch_logits("m = torch.jit.load('" + (dir / "repaired.pt").string() + "')");
-  if (!theirs.defined()) GTEST_SKIP() << "python3-torch not installed: PyTorch's side of the round trip is skipped";
+  if (!theirs.defined()) GTEST_SKIP() << APRICOT_PYTHON << " has no torch: PyTorch's side of the round trip is skipped";
   EXPECT_TRUE(torch::allclose(theirs, want, 1e-5, 1e-6)) << theirs;
   fs::remove_all(dir);
 }

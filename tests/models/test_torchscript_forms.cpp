@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/script.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <filesystem>
 #include <fstream>
@@ -54,6 +55,63 @@ TEST(TorchScriptForms, EachLoadsAndComputesWhatPyTorchComputed) {
             static_cast<int>(ExitCode::kUsage));
   EXPECT_NE(msg.find("(2, 1, 16, 16)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Error: "), std::string::npos) << msg;
+}
+
+// Plain tensor attributes (`self.mean = torch.tensor(...)`: neither parameters nor buffers) are the
+// module's own, listed apart from its weights (never trained or averaged), and go where the module
+// goes: PyTorch's own .to() leaves them behind, and a forward on a GPU would then mix devices. Only
+// a GPU shows the move (TensorAttributesRunOnTheGpu); here .to(cpu) must keep the function.
+TEST(TorchScriptForms, TensorAttributesAreListedApartAndFollowTheModule) {
+  Net m = load_torchscript(form_spec("tensor-attr-1x16x16-4.pt"));
+  const auto want = logits_file("tensor-attr-1x16x16-4.logits.txt");
+  EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), want, 1e-5, 1e-6));
+  const auto attrs = tensor_attributes(*m);
+  ASSERT_EQ(attrs.size(), 2u);
+  EXPECT_EQ(attrs[0].first, "mean");
+  EXPECT_EQ(attrs[1].first, "std");
+  EXPECT_EQ(params_of(*m).count("mean"), 0u);
+  for (const auto& b : m->named_buffers()) EXPECT_NE(b.key(), "mean");
+  EXPECT_TRUE(tensor_attributes(*make_model(ModelSpec{})).empty()) << "a built-in model has none";
+  m->to(torch::kCPU);
+  m->to(torch::kCPU, torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), want, 1e-5, 1e-6));
+  for (const auto& [name, t] : tensor_attributes(*m)) EXPECT_EQ(t.scalar_type(), torch::kFloat32) << name;
+}
+
+TEST(TorchScriptForms, TensorAttributesRunOnTheGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << why_no_cuda();
+  Net m = load_torchscript(form_spec("tensor-attr-1x16x16-4.pt"));
+  m->to(torch::Device(torch::kCUDA, 0));
+  const auto got = eval_logits(*m, fixture_input().cuda()).cpu();
+  EXPECT_TRUE(torch::allclose(got, logits_file("tensor-attr-1x16x16-4.logits.txt"), 1e-4, 1e-5)) << got;
+  // The export is for any machine: every tensor in the file on the CPU.
+  auto dir = fresh_dir("ts-attr-gpu");
+  save_torchscript(*m, (dir / "out.pt").string());
+  auto back = torch::jit::load((dir / "out.pt").string());
+  for (const char* name : {"mean", "std"}) EXPECT_TRUE(back.attr(name).toTensor().is_cpu()) << name;
+  for (const auto& p : back.parameters()) EXPECT_TRUE(p.is_cpu());
+  fs::remove_all(dir);
+}
+
+// A file saved by a newer PyTorch: nn.RMSNorm (PyTorch 2.4) is scripted as a call of aten::rms_norm.
+// A build whose LibTorch has the operator loads it and computes PyTorch 2.15's logits; LibTorch 1.13
+// refuses it with the operator, its own version and the fix, not with "not a TorchScript file".
+TEST(TorchScriptForms, FileOfANewerPyTorchLoadsOrIsRefusedNamingTheFix) {
+  const std::string stem = std::string(APRICOT_SOURCE_DIR) + "/tests/fixtures/pytorch-2.15/rmsnorm-1x16x16-4";
+  ModelSpec s = form_spec("rmsnorm-1x16x16-4.pt");
+  s.path = stem + ".pt";
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  Net m = load_torchscript(s);
+  EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), logits_at(stem + ".logits.txt"), 1e-5, 1e-6));
+#else
+  std::string msg;
+  EXPECT_EQ(exit_code_of([&] { load_torchscript(s); }, &msg), static_cast<int>(ExitCode::kData));
+  EXPECT_NE(msg.find("aten::rms_norm"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(TORCH_VERSION), std::string::npos) << msg;
+  EXPECT_NE(msg.find("newer PyTorch"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("scripts/setup.sh --torch pip"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("not a TorchScript file"), std::string::npos) << msg;
+#endif
 }
 
 // A forward that flattens with x.view(x.size(0), -1) needs NCHW activations: apricot's evaluation

@@ -62,7 +62,9 @@ std::string blas_core();
 // Applies threads (0 = available_cpus()) to every pool (set_compute_threads, and LibTorch's
 // inter-op pool once per process) and seeds torch's global generator. deterministic: LibTorch's
 // deterministic algorithms (an error for an op that has none), deterministic cuDNN without
-// autotuning, and a fixed cuBLAS workspace. CPU runs are deterministic without it.
+// autotuning, and a fixed cuBLAS workspace; without it, cuDNN autotunes (and a later call without it
+// turns the deterministic settings off again). CPU runs are deterministic either way.
+// resolve_device changes none of these, so devices may be resolved before or after.
 void setup_runtime(int64_t threads, uint64_t seed, bool deterministic = false);
 
 }  // namespace apricot

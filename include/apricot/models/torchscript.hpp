@@ -43,6 +43,13 @@ bool is_torchscript(const NetImpl& model);
 // these are the (second name, registered name) pairs, which PyTorch's state_dict() lists too.
 std::vector<std::pair<std::string, std::string>> tied_names(const NetImpl& model);
 
+// The module's plain tensor attributes (`self.mean = torch.tensor(...)` in a scripted module: neither
+// parameters nor buffers, so not in named_parameters() or named_buffers()), by dotted name. They are
+// never trained, averaged or saved as weights (the module's file keeps them), but model->to(device)
+// moves them with the module (PyTorch's .to() does not), so that its forward runs on the device.
+// Empty for a built-in model.
+std::vector<std::pair<std::string, torch::Tensor>> tensor_attributes(const NetImpl& model);
+
 // A TorchScript module whose training-mode forward draws random numbers (dropout: found at load by
 // two training-mode passes that differ) draws them from a random stream of its own, its
 // NetImpl::random_stream (model.hpp's seed_model_stream and the state functions use it).
