@@ -6,7 +6,9 @@
 # CIFAR-10 slice (scripts/smoke-cifar.sh) and the image-folder loader against the binary one on all of
 # CIFAR-10 (scripts/cifar-agreement.sh), then the Slurm scripts on a real one-node Slurm
 # (scripts/slurm/selftest.sh), then the libFuzzer targets for 10 seconds each (scripts/fuzz.sh; run
-# it alone for longer). Each part's wall time is printed at the end.
+# it alone for longer). After the pip build's ctest, the README's two walkthroughs (your own model; fix
+# the failures you found) run with PyTorch 2.15 as the user's PyTorch against both builds
+# (WALKTHROUGHS=0 skips them). Each part's wall time is printed at the end.
 # chromium-headless-shell is installed for the report's browser test (tests/report/test_report.cpp,
 # ReportBrowser), which keeps its screenshot in $BUILD_DIR/test-artifacts/report.png.
 # python3-numpy and python3-pil are for make-cifar10-bin (the binary layout the agreement checks).
@@ -18,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 BUILDS=${BUILDS:-debian pip}
+debian_dir=""
 times=()
 part() {  # name command...: runs it, records its wall time
   local name=$1 t0=$SECONDS
@@ -31,6 +34,7 @@ for b in $BUILDS; do
   case $b in
     debian)
       dir=${BUILD_DIR:-build}
+      debian_dir=$dir
       part "debian: install and build ($dir)" env BUILD_DIR="$dir" scripts/setup.sh chromium-headless-shell python3-numpy python3-pil
       ;;
     pip)
@@ -43,6 +47,16 @@ for b in $BUILDS; do
       ;;
   esac
   part "$b: ctest" ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" "$@"
+  if [[ $b == pip && ${WALKTHROUGHS:-1} != 0 ]]; then
+    # The README's walkthroughs with a user's PyTorch 2.15 (the venv's): the model trained, scripted
+    # and scored back in PyTorch 2.15, repaired by this build and by the Debian one (LibTorch 1.13
+    # loading a file of PyTorch 2.15, and PyTorch 2.15 loading 1.13's export).
+    py=$(apricot_cache)/torch-$APRICOT_PIP_TORCH/bin/python
+    for with in "$dir" ${debian_dir:+"$debian_dir"}; do
+      part "walkthroughs: PyTorch 2.15 with $with/apricot" env APRICOT="$PWD/$with/apricot" APRICOT_PYTHON="$py" \
+        sh -c 'scripts/pytorch/walkthrough.sh && scripts/pytorch/field-walkthrough.sh'
+    done
+  fi
   if [[ $b == debian ]]; then
     # Every arm on a real CIFAR-10 slice (500 training, 200 test images read as an image folder).
     # Then the image-folder loader against the binary loader on all 60,000 CIFAR-10 images.

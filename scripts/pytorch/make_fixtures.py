@@ -40,6 +40,11 @@ N x 1 x 16 x 24) and give 4 classes, are compiled with torch.jit.script and save
   cuda-in-forward
                 forward creates a tensor with a hard-coded device="cuda" (common in user code): the
                 file loads anywhere, but a forward on a CPU-only machine fails. No logits file.
+  view-flatten  the gpu-saved layers, flattened with x.view(x.size(0), -1) (needs NCHW activations).
+  tensor-attr   the gpu-saved layers after (x - self.mean) / self.std, with mean and std plain tensor
+                attributes (neither parameters nor buffers: PyTorch's .to() leaves them behind).
+  rmsnorm       nn.RMSNorm(128) before the head: PyTorch 2.4 and later only (skipped before); its
+                scripted code calls aten::rms_norm, which LibTorch 1.13 does not have.
 
 For each file the script checks, and exits 1 if a check fails: the reloaded file gives the eager
 model's eval-mode output on a seeded random batch (bitwise or within 1e-6), the same state_dict
@@ -53,12 +58,13 @@ one line per input, space-separated, 9 significant digits (tests/fixtures/README
 tuple-out and dict-out, the logits element.
 
 Every model is built right after torch.manual_seed(--seed), so each file's weights depend only on
-the seed and PyTorch 1.13, not on which others are written. For byte-identical files set
+the seed and the PyTorch version, not on which others are written. For byte-identical files set
 PYTHONHASHSEED=0 (Python's string hashing otherwise reorders the constant declarations in the saved
 code) and run from a checkout at the same path (code/*.debug_pkl records the source file's path).
 
-Needs Debian's python3-torch (PyTorch 1.13; run with /usr/bin/python3), whose files load in the
-LibTorch 1.13 of Debian's libtorch-dev.
+With Debian's python3-torch (PyTorch 1.13; run with /usr/bin/python3) it writes tests/fixtures,
+which LibTorch 1.13 and every later one load; with PyTorch 2.15 (the venv of scripts/setup.sh
+--torch pip) tests/fixtures/pytorch-2.15, the files users of a current PyTorch have.
 """
 
 import argparse
