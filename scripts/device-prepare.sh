@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .device/debs .device/cifar
 (cd .device/debs && apt-get download libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 \
-  nlohmann-json3-dev libgtest-dev zlib1g-dev libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16)
+  nlohmann-json3-dev libgtest-dev zlib1g-dev zlib1g libjpeg62-turbo-dev libjpeg62-turbo libpng-dev libpng16-16)
 rm -rf .device/deps
 for f in .device/debs/*.deb; do dpkg -x "$f" .device/deps; done
 data=${APRICOT_SHARED_DATA:-../shared/data}

@@ -62,6 +62,10 @@ if [[ -n ${APRICOT_DEPS:-} ]]; then
               -Dspdlog_DIR="$multi/cmake/spdlog" -Dfmt_DIR="$multi/cmake/fmt" -DGTest_DIR="$multi/cmake/GTest"
               -DZLIB_INCLUDE_DIR="$deps/include" -DJPEG_INCLUDE_DIR="$deps/include" -DJPEG_LIBRARY="$multi/libjpeg.so"
               -DPNG_PNG_INCLUDE_DIR="$deps/include" -DPNG_LIBRARY="$multi/libpng.so")
+  # zlib1g-dev's libz.so points at /lib/<arch>/libz.so.1.x, which another distribution may lack:
+  # link the unpacked zlib1g's (its soname libz.so.1 is on every Linux).
+  zlib=$(ls "$(dirname "$deps")"/lib/"${multi##*/}"/libz.so.1.* "$multi"/libz.so.1.* 2>/dev/null | head -1 || true)
+  [[ -n $zlib ]] && cmake_deps+=(-DZLIB_LIBRARY="$zlib")
   echo "apricot setup: no apt-get; the packages unpacked in $APRICOT_DEPS" >&2
 else
   ensure_packages "apricot setup" "${packages[@]}"
@@ -74,7 +78,7 @@ case $torch_choice in
     venv=$(ensure_pip_torch)
     # The torch folder itself first, so that find_library takes its lib/ before the system's (Debian's
     # libtorch-dev may be installed too); then its share/cmake for TorchConfig.
-    prefix=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)' 2>/dev/null)
+    prefix=$("$venv/bin/python" -W ignore -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)')
     # shellcheck disable=SC2206
     cmake_torch=(-DCMAKE_PREFIX_PATH="$prefix" -DAPRICOT_PYTHON="$venv/bin/python" $cuda)
     ;;
@@ -83,19 +87,21 @@ case $torch_choice in
     py=$dir/bin/python
     [[ -x $py ]] || py=$dir/bin/python3
     if [[ -x $py ]]; then
-      prefix=$("$py" -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)') || {
+      prefix=$("$py" -W ignore -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)') || {
         echo "scripts/setup.sh: $py cannot import torch" >&2
         exit 2
       }
       cmake_torch=(-DCMAKE_PREFIX_PATH="$prefix" -DAPRICOT_PYTHON="$py")
+      torch_lib=${prefix%%;*}/lib
     elif [[ -d $dir/share/cmake/Torch ]]; then
       cmake_torch=(-DCMAKE_PREFIX_PATH="$dir;$dir/share/cmake")
+      torch_lib=$dir/lib
     else
       echo "scripts/setup.sh: '$dir' holds neither share/cmake/Torch (an unpacked LibTorch) nor bin/python or bin/python3 (a Python with torch)" >&2
       exit 2
     fi
     # A CUDA LibTorch needs nvcc to configure; a CPU one ignores these.
-    if [[ -n $(find "$dir" -name 'libtorch_cuda.so' -print -quit 2>/dev/null) ]]; then
+    if [[ -e $torch_lib/libtorch_cuda.so ]]; then
       cuda=$(cuda_cmake_args)
       # shellcheck disable=SC2206
       cmake_torch+=($cuda)
@@ -107,7 +113,7 @@ BUILD_DIR=${BUILD_DIR:-$default_build}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   # shellcheck disable=SC2086
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "${cmake_torch[@]}" ${cmake_deps[@]+"${cmake_deps[@]}"} \
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" ${cmake_torch[@]+"${cmake_torch[@]}"} ${cmake_deps[@]+"${cmake_deps[@]}"} \
     ${CMAKE_ARGS:-} >&2
 fi
 # shellcheck disable=SC2086

@@ -8,7 +8,8 @@
 # (scripts/slurm/selftest.sh), then the libFuzzer targets for 10 seconds each (scripts/fuzz.sh; run
 # it alone for longer). After the pip build's ctest, the README's two walkthroughs (your own model; fix
 # the failures you found) run with PyTorch 2.15 as the user's PyTorch against both builds
-# (WALKTHROUGHS=0 skips them). Each part's wall time is printed at the end.
+# (WALKTHROUGHS=0 skips them; the Debian one when debian comes first in BUILDS). Each part's wall
+# time is printed at the end. Without the CUDA toolkit (no nvcc) only the Debian build is tested.
 # chromium-headless-shell is installed for the report's browser test (tests/report/test_report.cpp,
 # ReportBrowser), which keeps its screenshot in $BUILD_DIR/test-artifacts/report.png.
 # python3-numpy and python3-pil are for make-cifar10-bin (the binary layout the agreement checks).
@@ -19,9 +20,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
+# The pip build needs the CUDA toolkit's nvcc to configure (a CUDA LibTorch); without one it is skipped.
+if [[ -z ${BUILDS:-} && -z $(cuda_home) ]]; then
+  echo "scripts/test.sh: no CUDA toolkit (nvcc): only the Debian build is tested (install the CUDA toolkit or set CUDA_HOME for the PyTorch $APRICOT_PIP_TORCH build)" >&2
+  BUILDS=debian
+fi
 BUILDS=${BUILDS:-debian pip}
 debian_dir=""
 times=()
+abs() { [[ $1 == /* ]] && echo "$1" || echo "$PWD/$1"; }
 part() {  # name command...: runs it, records its wall time
   local name=$1 t0=$SECONDS
   shift
@@ -53,7 +60,8 @@ for b in $BUILDS; do
     # loading a file of PyTorch 2.15, and PyTorch 2.15 loading 1.13's export).
     py=$(apricot_cache)/torch-$APRICOT_PIP_TORCH/bin/python
     for with in "$dir" ${debian_dir:+"$debian_dir"}; do
-      part "walkthroughs: PyTorch 2.15 with $with/apricot" env APRICOT="$PWD/$with/apricot" APRICOT_PYTHON="$py" \
+      [[ $with == /* ]] || with=$PWD/$with
+      part "walkthroughs: PyTorch 2.15 with $with/apricot" env APRICOT="$with/apricot" APRICOT_PYTHON="$py" \
         sh -c 'scripts/pytorch/walkthrough.sh && scripts/pytorch/field-walkthrough.sh'
     done
   fi
@@ -61,11 +69,11 @@ for b in $BUILDS; do
     # Every arm on a real CIFAR-10 slice (500 training, 200 test images read as an image folder).
     # Then the image-folder loader against the binary loader on all 60,000 CIFAR-10 images.
     if [ "${CIFAR_SMOKE:-1}" != 0 ]; then
-      part "debian: CIFAR-10 smoke" env APRICOT="$PWD/$dir/apricot" scripts/smoke-cifar.sh
-      part "debian: CIFAR-10 loader agreement" env APRICOT_TESTS="$PWD/$dir/apricot_tests" scripts/cifar-agreement.sh
+      part "debian: CIFAR-10 smoke" env APRICOT="$(abs "$dir")/apricot" scripts/smoke-cifar.sh
+      part "debian: CIFAR-10 loader agreement" env APRICOT_TESTS="$(abs "$dir")/apricot_tests" scripts/cifar-agreement.sh
     fi
     if [ "${SLURM_SELFTEST:-1}" != 0 ]; then
-      part "debian: Slurm self-test" env APRICOT="$PWD/$dir/apricot" scripts/slurm/selftest.sh
+      part "debian: Slurm self-test" env APRICOT="$(abs "$dir")/apricot" scripts/slurm/selftest.sh
     fi
     # Then each libFuzzer target for FUZZ_SECONDS on a copy of its seed corpus, built with clang in
     # build-fuzz/ (docs/RELIABILITY.md).

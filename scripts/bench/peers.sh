@@ -32,10 +32,10 @@ run_tool() {  # tool arch -> one JSON line
   input=$(input_of "$2")
   common=(--arch "$2" --input "$input" --batch 128 --threads "$THREADS" --steps "$STEPS" --repeats "$REPEATS" --json)
   case $1 in
-    apricot-1.13) build/apricot bench train "${common[@]}" --device cpu 2>/dev/null ;;
-    apricot-2.15) "build-torch$APRICOT_PIP_TORCH/apricot" bench train "${common[@]}" --device cpu 2>/dev/null ;;
-    eager) "$PY" -W ignore scripts/bench/peer_train.py "${common[@]}" --device cpu 2>/dev/null ;;
-    compile) "$PY" -W ignore scripts/bench/peer_train.py "${common[@]}" --device cpu --compile 2>/dev/null ;;
+    apricot-1.13) build/apricot bench train "${common[@]}" --device cpu 2>>"$out/stderr.log" ;;
+    apricot-2.15) "build-torch$APRICOT_PIP_TORCH/apricot" bench train "${common[@]}" --device cpu 2>>"$out/stderr.log" ;;
+    eager) "$PY" -W ignore scripts/bench/peer_train.py "${common[@]}" --device cpu 2>>"$out/stderr.log" ;;
+    compile) "$PY" -W ignore scripts/bench/peer_train.py "${common[@]}" --device cpu --compile 2>>"$out/stderr.log" ;;
   esac
 }
 t0=$SECONDS
@@ -43,41 +43,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for arch in $MODELS; do
     for tool in $TOOLS; do
       s=$SECONDS
-      line=$(run_tool "$tool" "$arch" | tr -d '\n') || { echo "peers.sh: $tool $arch failed" >&2; exit 1; }
+      line=$(run_tool "$tool" "$arch" | tr -d '\n') || { echo "peers.sh: $tool $arch failed ($out/stderr.log)" >&2; exit 1; }
       "$PY" -c 'import json, sys; d = json.loads(sys.argv[1]); d.update(tool=sys.argv[2], round=int(sys.argv[3]), wall_s=int(sys.argv[4])); print(json.dumps(d))' \
         "$line" "$tool" "$round" "$((SECONDS - s))" >>"$out/bench.jsonl"
       echo "peers.sh: round $round $arch $tool ($((SECONDS - s)) s)" >&2
     done
   done
 done
-"$PY" - "$out" "$((SECONDS - t0))" "$(uptime)" <<'PY'
-import collections, json, statistics, sys
-out, wall, load = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-rows = [json.loads(l) for l in open(f"{out}/bench.jsonl")]
-tools = list(dict.fromkeys(r["tool"] for r in rows))
-archs = list(dict.fromkeys(r["arch"] for r in rows))
-med = collections.defaultdict(dict)
-for arch in archs:
-    for tool in tools:
-        rs = [r for r in rows if r["arch"] == arch and r["tool"] == tool]
-        med[arch][tool] = {k: statistics.median(r[k] for r in rs) for k in ("train_images_per_s", "infer_images_per_s")}
-lines = []
-for key, what in (("train_images_per_s", "training"), ("infer_images_per_s", "inference")):
-    lines.append(f"**{what} images/s** (median over {max(r['round'] for r in rows)} rounds; ratio to the PyTorch 2.15 eager peer)\n")
-    lines.append("| model | " + " | ".join(tools) + " | " + " | ".join(f"{t}/eager" for t in tools if t != "eager") + " |")
-    lines.append("|---|" + "---:|" * (2 * len(tools) - 1))
-    for arch in archs:
-        m = med[arch]
-        base = m.get("eager", {}).get(key)
-        vals = [f"{m[t][key]:,.0f}" for t in tools]
-        ratios = [f"{m[t][key] / base:.2f}" if base else "-" for t in tools if t != "eager"]
-        lines.append(f"| {arch} | " + " | ".join(vals) + " | " + " | ".join(ratios) + " |")
-    lines.append("")
-compile_warm = [r["warmup_seconds"][0] for r in rows if r["tool"] == "compile" and r["round"] == 1]
-if compile_warm:
-    lines.append(f"torch.compile warm-up (compiling) in round 1: {min(compile_warm):.0f}-{max(compile_warm):.0f} s a model for training.")
-lines.append(f"Wall time {wall} s; {load.strip()}")
-text = "\n".join(lines)
-open(f"{out}/table.md", "w").write(text + "\n")
-print(text)
-PY
+"$PY" scripts/bench/peers_table.py "$out" "$((SECONDS - t0))" "$(uptime)"

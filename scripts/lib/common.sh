@@ -14,7 +14,7 @@ ensure_packages() {
   echo "$tag: installing ${missing[*]}" >&2
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo apt-get update -qq
+  $sudo apt-get update -qq >&2
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
@@ -76,12 +76,25 @@ ensure_pip_torch() {
   echo "$venv"
 }
 
+# cuda_home: the CUDA toolkit's folder (CUDA_HOME, else /usr/local/cuda, else the nvcc on PATH's), or
+# nothing where there is no nvcc.
+cuda_home() {
+  local home nvcc
+  for home in ${CUDA_HOME:-} /usr/local/cuda; do
+    [[ -x $home/bin/nvcc ]] && { echo "$home"; return 0; }
+  done
+  nvcc=$(command -v nvcc || true)
+  [[ -n $nvcc ]] && dirname "$(dirname "$(readlink -f "$nvcc")")"
+  return 0
+}
+
 # cuda_cmake_args: the CMake options that point a CUDA LibTorch's configuration at the CUDA toolkit
-# (CUDA_HOME, default /usr/local/cuda); fails with a hint where it has no nvcc.
+# (cuda_home); fails with a hint where there is no nvcc.
 cuda_cmake_args() {
-  local home=${CUDA_HOME:-/usr/local/cuda}
-  if [[ ! -x $home/bin/nvcc ]]; then
-    echo "apricot setup: no nvcc at $home/bin/nvcc: a CUDA LibTorch needs the CUDA toolkit to configure" >&2
+  local home
+  home=$(cuda_home)
+  if [[ -z $home ]]; then
+    echo "apricot setup: no nvcc (CUDA_HOME, /usr/local/cuda, PATH): a CUDA LibTorch needs the CUDA toolkit to configure" >&2
     echo "  hint: install the CUDA toolkit (13.x for PyTorch $APRICOT_PIP_TORCH) or set CUDA_HOME to it" >&2
     return 2
   fi

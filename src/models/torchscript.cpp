@@ -206,12 +206,23 @@ std::string first_text_line(const std::string& s) {
     while (!rest.empty() && (rest.back() == '.' || rest.back() == ' ')) rest.pop_back();
     return rest;
   };
-  if (const std::string op = after("Unknown builtin op: "); !op.empty())
-    data_error("model.path '" + path + "' uses the operator " + op + ", which " + mine + " does not have", newer_hint);
+  if (const std::string op = after("Unknown builtin op: "); !op.empty()) {
+    // aten:: and prim:: are LibTorch's own: missing ones are newer than this LibTorch. Others come
+    // from an extension library (torchvision::nms, a custom op) that apricot does not load.
+    if (op.rfind("aten::", 0) == 0 || op.rfind("prim::", 0) == 0)
+      data_error("model.path '" + path + "' uses the operator " + op + ", which " + mine + " does not have", newer_hint);
+    data_error("model.path '" + path + "' uses the operator " + op + " of an extension library, which apricot does "
+                   "not load (it runs LibTorch's own operators only)",
+               "script the model without it (for example torchvision's detection ops), or replace it with "
+               "LibTorch operators before torch.jit.save");
+  }
   if (line.find("Unknown type name") != std::string::npos)
     data_error("model.path '" + path + "' uses a type that " + mine + " does not know (" + line + ")", newer_hint);
-  for (const char* key : {"supports only up to version", "version is not supported", "Unsupported file format version",
-                          "is greater than", "upgrader"})
+  // The archive's format version past what this LibTorch reads ("Attempted to read a PyTorch file with
+  // version N, but the maximum supported version for reading is M"; older releases fail an assertion
+  // on kMaxSupportedFileFormatVersion), or an operator version it has no upgrader for.
+  for (const char* key : {"maximum supported version", "kMaxSupportedFileFormatVersion", "supports only up to version",
+                          "Unsupported file format version"})
     if (line.find(key) != std::string::npos)
       data_error("model.path '" + path + "' is of a newer TorchScript version than " + mine + " reads: " + line,
                  newer_hint);

@@ -51,9 +51,10 @@ int first_allowed_cpu() {
 // cuDNN autotuning follows `deterministic` and nothing else: resolving devices afterwards (as
 // --devices and rdlm.devices do, after setup_runtime) must not turn it back on.
 TEST(Device, DeterministicTurnsAutotuningOffAndResolvingDevicesKeepsIt) {
-  setup_runtime(1, 0, /*deterministic=*/false);
+  const int threads = at::get_num_threads();  // (kept: device-check.sh runs every test in one process)
+  setup_runtime(threads, 0, /*deterministic=*/false);
   EXPECT_TRUE(at::globalContext().benchmarkCuDNN());
-  setup_runtime(1, 0, /*deterministic=*/true);
+  setup_runtime(threads, 0, /*deterministic=*/true);
   EXPECT_FALSE(at::globalContext().benchmarkCuDNN());
   EXPECT_TRUE(at::globalContext().deterministicCuDNN());
   resolve_device("auto");
@@ -61,7 +62,7 @@ TEST(Device, DeterministicTurnsAutotuningOffAndResolvingDevicesKeepsIt) {
   resolve_devices({"cpu"});
   if (torch::cuda::is_available()) resolve_devices({"cuda:0"});
   EXPECT_FALSE(at::globalContext().benchmarkCuDNN()) << "a device resolved after setup_runtime undid deterministic";
-  setup_runtime(1, 0, /*deterministic=*/false);  // and back: the fast settings again
+  setup_runtime(threads, 0, /*deterministic=*/false);  // and back: the fast settings again
   EXPECT_TRUE(at::globalContext().benchmarkCuDNN());
   EXPECT_FALSE(at::globalContext().deterministicCuDNN());
   EXPECT_FALSE(at::globalContext().deterministicAlgorithms());

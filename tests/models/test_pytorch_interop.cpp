@@ -4,6 +4,7 @@
 // where the build's Python (APRICOT_PYTHON) cannot import torch; not a numerics benchmark.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -58,7 +59,9 @@ const std::vector<Case> kCases = {
 
 bool python_has_torch() {
   static const bool ok =
-      std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
+      std::system((std::string(kPython) + " -c 'import sys, torch; sys.exit(torch.__version__.split(\".\")[:2] != [\"" +
+                   std::to_string(TORCH_VERSION_MAJOR) + "\", \"" + std::to_string(TORCH_VERSION_MINOR) + "\"])' >/dev/null 2>&1")
+                      .c_str()) == 0;
   return ok;
 }
 
@@ -109,7 +112,8 @@ class PytorchInterop : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!python_has_torch())
-      GTEST_SKIP() << kPython << " cannot import torch (apt-get install python3-torch; the pip build's venv has it)";
+      GTEST_SKIP() << kPython << " cannot import torch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR
+                   << " (Debian build: apt-get install python3-torch; the pip build's venv has it)";
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = fs::temp_directory_path() / ("apricot_interop_" + std::to_string(::getpid()) + "_" + info->name());
     fs::remove_all(dir_);

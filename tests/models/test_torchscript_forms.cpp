@@ -60,8 +60,9 @@ TEST(TorchScriptForms, EachLoadsAndComputesWhatPyTorchComputed) {
 // Plain tensor attributes (`self.mean = torch.tensor(...)`: neither parameters nor buffers) are the
 // module's own, listed apart from its weights (never trained or averaged), and go where the module
 // goes: PyTorch's own .to() leaves them behind, and a forward on a GPU would then mix devices. Only
-// a GPU shows the move (TensorAttributesRunOnTheGpu); here .to(cpu) must keep the function.
-TEST(TorchScriptForms, TensorAttributesAreListedApartAndFollowTheModule) {
+// a GPU shows the move (TensorAttributesRunOnTheGpu; LibTorch's meta device cannot stand in, as
+// nn::Module::to refuses it); here .to(cpu) must keep the function.
+TEST(TorchScriptForms, TensorAttributesAreListedApartFromTheWeights) {
   Net m = load_torchscript(form_spec("tensor-attr-1x16x16-4.pt"));
   const auto want = logits_file("tensor-attr-1x16x16-4.logits.txt");
   EXPECT_TRUE(torch::allclose(eval_logits(*m, fixture_input()), want, 1e-5, 1e-6));
@@ -83,7 +84,8 @@ TEST(TorchScriptForms, TensorAttributesRunOnTheGpu) {
   Net m = load_torchscript(form_spec("tensor-attr-1x16x16-4.pt"));
   m->to(torch::Device(torch::kCUDA, 0));
   const auto got = eval_logits(*m, fixture_input().cuda()).cpu();
-  EXPECT_TRUE(torch::allclose(got, logits_file("tensor-attr-1x16x16-4.logits.txt"), 1e-4, 1e-5)) << got;
+  // cuDNN may use TF32 for the convolutions (LibTorch's default): the tolerance of Cuda.* tests.
+  EXPECT_TRUE(torch::allclose(got, logits_file("tensor-attr-1x16x16-4.logits.txt"), 2e-2, 2e-3)) << got;
   // The export is for any machine: every tensor in the file on the CPU.
   auto dir = fresh_dir("ts-attr-gpu");
   save_torchscript(*m, (dir / "out.pt").string());
