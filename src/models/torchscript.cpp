@@ -154,7 +154,6 @@ class TorchScriptNet : public NetImpl {
   // all): apricot holds them as frozen (requires_grad false while loaded; the export restores it).
   std::vector<std::string> gradless;
 
-
  private:
   void move_tensor_attributes(torch::Device device, bool non_blocking) {
     move_plain_tensors(module_, device, non_blocking);
