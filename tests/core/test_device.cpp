@@ -159,7 +159,9 @@ TEST(Device, BinaryUnderTasksetUsesOneThread) {
 TEST(Device, ThreadsSetTheBlasLibrarysPoolToo) {
   // LibTorch leaves the BLAS library's own pool alone; set_compute_threads sizes it with the rest.
   const BlasThreads before = blas_threads();
-  if (before.library.empty()) GTEST_SKIP() << "the BLAS library has no thread pool (reference BLAS)";
+  if (before.library.empty())
+    GTEST_SKIP() << "no BLAS thread-pool functions among the loaded libraries: the reference BLAS, or a BLAS built "
+                    "into LibTorch (PyTorch's wheel links MKL in, which follows LibTorch's OpenMP threads)";
   const int saved = at::get_num_threads();
   set_compute_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
@@ -177,7 +179,7 @@ TEST(Device, SameThreadsGiveTheSameBitsWhateverTheBlasPoolStartedWith) {
   // products sum in another order with another thread count (seen with the Haswell/Zen kernels that
   // OPENBLAS_CORETYPE selects on any x86-64 machine). The pool's starting size is set here by
   // OPENBLAS_NUM_THREADS; --threads 1 must override it.
-  if (blas_threads().library != "openblas") GTEST_SKIP() << "not OpenBLAS";
+  if (blas_threads().library != "openblas") GTEST_SKIP() << "not OpenBLAS (Debian's LibTorch with libopenblas0-pthread)";
   auto dir = apricot::test::fresh_dir("blas-threads");
   const std::string args = " train-base --device cpu --threads 1 --log-level warn --set train.epochs=2 "
                            "--set data.synthetic_train=600 --set data.val_size=100 -w " + dir.string();
