@@ -37,6 +37,12 @@ fi
 packages=(cmake ninja-build g++ libcli11-dev libspdlog-dev nlohmann-json3-dev libgtest-dev zlib1g-dev
           libjpeg62-turbo-dev libpng-dev "$@")
 cmake_torch=()
+# torch_prefix PYTHON: CMAKE_PREFIX_PATH for that Python's torch: the torch folder itself first, so
+# that find_library takes its lib/ before the system's (Debian's libtorch-dev may be installed too),
+# then its share/cmake for TorchConfig.
+torch_prefix() {
+  "$1" -W ignore -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)'
+}
 case $torch_choice in
   debian)
     packages+=(libopenblas0-pthread libtorch-dev)
@@ -76,9 +82,7 @@ case $torch_choice in
   pip)
     cuda=$(cuda_cmake_args)
     venv=$(ensure_pip_torch)
-    # The torch folder itself first, so that find_library takes its lib/ before the system's (Debian's
-    # libtorch-dev may be installed too); then its share/cmake for TorchConfig.
-    prefix=$("$venv/bin/python" -W ignore -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)')
+    prefix=$(torch_prefix "$venv/bin/python")
     # shellcheck disable=SC2206
     cmake_torch=(-DCMAKE_PREFIX_PATH="$prefix" -DAPRICOT_PYTHON="$venv/bin/python" $cuda)
     ;;
@@ -87,7 +91,7 @@ case $torch_choice in
     py=$dir/bin/python
     [[ -x $py ]] || py=$dir/bin/python3
     if [[ -x $py ]]; then
-      prefix=$("$py" -W ignore -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)') || {
+      prefix=$(torch_prefix "$py") || {
         echo "scripts/setup.sh: $py cannot import torch" >&2
         exit 2
       }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -75,6 +76,17 @@ inline std::string why_no_cuda() {
   return std::string("needs a GPU: this build's LibTorch ") + TORCH_VERSION +
          " is CPU-only (build against a CUDA LibTorch: scripts/setup.sh --torch pip)";
 #endif
+}
+
+// Whether the build's APRICOT_PYTHON imports a torch of this LibTorch's major.minor version: the
+// tests that compare with PyTorch need the same release's kernels (an unpacked LibTorch archive's
+// build may see Debian's python3-torch 1.13 there). Asked once per process.
+inline bool python_has_this_torch() {
+  static const bool ok =
+      std::system((std::string(APRICOT_PYTHON) + " -c 'import sys, torch; sys.exit(torch.__version__.split(\".\")[:2] != [\"" +
+                   std::to_string(TORCH_VERSION_MAJOR) + "\", \"" + std::to_string(TORCH_VERSION_MINOR) + "\"])' >/dev/null 2>&1")
+                      .c_str()) == 0;
+  return ok;
 }
 
 // The binary as the tests start it, on the CPU whatever the machine has: `device: auto` (the default)

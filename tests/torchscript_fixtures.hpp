@@ -33,11 +33,10 @@ inline torch::Tensor fixture_input(int64_t h = 16, int64_t w = 16) {
 // A NAME.logits.txt file: the (2, 4) logits PyTorch computed for fixture_input(). logits_at takes
 // the file's path, logits_file its name in the fixture set.
 inline torch::Tensor logits_at(const std::string& path) {
-  const std::string& name = path;
   std::ifstream in(path);
   std::vector<float> v;
   for (float f; in >> f;) v.push_back(f);
-  EXPECT_EQ(v.size(), 8u) << name;
+  EXPECT_EQ(v.size(), 8u) << path;
   return v.size() == 8 ? torch::tensor(v).reshape({2, 4}) : torch::zeros({2, 4});
 }
 inline torch::Tensor logits_file(const std::string& name) { return logits_at(fixture(name)); }

@@ -134,11 +134,11 @@ class TorchScriptNet : public NetImpl {
   // forward on the device does not mix devices. Their dtype stays (an index tensor remains int64).
   void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override {
     NetImpl::to(device, dtype, non_blocking);
-    move_tensor_attributes(device, non_blocking);
+    move_plain_tensors(module_, device, non_blocking);
   }
   void to(torch::Device device, bool non_blocking = false) override {
     NetImpl::to(device, non_blocking);
-    move_tensor_attributes(device, non_blocking);
+    move_plain_tensors(module_, device, non_blocking);
   }
   using NetImpl::to;
   const torch::jit::Module& module() const { return module_; }
@@ -155,9 +155,6 @@ class TorchScriptNet : public NetImpl {
   std::vector<std::string> gradless;
 
  private:
-  void move_tensor_attributes(torch::Device device, bool non_blocking) {
-    move_plain_tensors(module_, device, non_blocking);
-  }
   static std::string leaf(const std::string& dotted) { return dotted.substr(dotted.rfind('.') + 1); }
   // The mirror module that holds a dotted name's last part, made on the way.
   torch::nn::Module& owner(const std::string& dotted) {

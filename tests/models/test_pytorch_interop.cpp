@@ -57,13 +57,6 @@ const std::vector<Case> kCases = {
     {"resnet32", "v1", 3, 32, 32, 10},     {"resnet32", "preact", 3, 32, 32, 10},
 };
 
-bool python_has_torch() {
-  static const bool ok =
-      std::system((std::string(kPython) + " -c 'import sys, torch; sys.exit(torch.__version__.split(\".\")[:2] != [\"" +
-                   std::to_string(TORCH_VERSION_MAJOR) + "\", \"" + std::to_string(TORCH_VERSION_MINOR) + "\"])' >/dev/null 2>&1")
-                      .c_str()) == 0;
-  return ok;
-}
 
 std::string quote(const fs::path& p) {
   std::string q = "'";  // (appended in place: GCC 12 warns, falsely, on "'" + string&& in C++20)
@@ -111,7 +104,7 @@ void expect_same_logits(const Case& c, const char* direction, const torch::Tenso
 class PytorchInterop : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!python_has_torch())
+    if (!apricot::test::python_has_this_torch())
       GTEST_SKIP() << kPython << " cannot import torch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR
                    << " (Debian build: apt-get install python3-torch; the pip build's venv has it)";
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

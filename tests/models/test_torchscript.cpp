@@ -33,15 +33,6 @@ ModelSpec script_spec(const std::string& file, int64_t channels = 1, int64_t cla
   return s;
 }
 
-// Whether the build's APRICOT_PYTHON imports a torch of this LibTorch's major.minor version (an
-// unpacked LibTorch archive's build may see Debian's python3-torch 1.13 there).
-bool python_has_this_torch() {
-  static const bool ok = std::system((std::string(APRICOT_PYTHON) + " -c 'import sys, torch; sys.exit(torch.__version__.split(\".\")[:2] != [\"" +
-                                      std::to_string(TORCH_VERSION_MAJOR) + "\", \"" + std::to_string(TORCH_VERSION_MINOR) +
-                                      "\"])' >/dev/null 2>&1").c_str()) == 0;
-  return ok;
-}
-
 // What PyTorch computes for the fixtures' input after `setup`, a Python statement that binds the
 // module to m (run in scripts/pytorch/, so st_io imports). The Python is the build's APRICOT_PYTHON:
 // Debian's python3-torch (1.13) for Debian's LibTorch, the venv's PyTorch 2.15 for the pip build.
