@@ -1,6 +1,6 @@
 // `apricot export`: a checkpoint as safetensors (the tensors and metadata of io/exchange.hpp), or, for
 // a TorchScript model, as the user's own TorchScript module holding the checkpoint's weights
-// (--format torchscript), which torch.jit.load reads. This file parses options and checks --out.
+// (--format torchscript), which torch.jit.load reads; a gated patch of TorchScript models as one module. This file parses options and checks --out.
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -8,6 +8,7 @@
 #include "apricot/core/errors.hpp"
 #include "apricot/io/checkpoint.hpp"
 #include "apricot/io/exchange.hpp"
+#include "apricot/models/gated.hpp"
 #include "apricot/models/torchscript.hpp"
 #include "common.hpp"
 
@@ -33,6 +34,12 @@ int run_export(const ExportOptions& o) {
   if (fs::exists(o.out) && !o.force)
     config_error("--out '" + o.out + "' exists", "pass --force to overwrite it, or choose another file");
   LoadedModel m = load_checkpoint(o.model);
+  if (o.format == "torchscript" && is_gated(*m.model)) {
+    save_gated_torchscript(dynamic_cast<const GatedNetImpl&>(*m.model), o.out);
+    spdlog::info("wrote the gated patch {} as one TorchScript module (base, expert, gate) to {}", o.model, o.out);
+    if (o.json) print_json({{"out", o.out}, {"format", "torchscript"}, {"arch", m.spec.arch}, {"composite", "gated"}});
+    return 0;
+  }
   if (o.format == "torchscript") {
     if (!is_torchscript(*m.model))
       config_error("'" + o.model + "' is a built-in " + m.spec.arch + " model; --format torchscript writes the user's "

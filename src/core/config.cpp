@@ -34,8 +34,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AdaptConfig, strategies, directi
                                                 patience, max_batches, time_budget, selection, adjust_buffers,
                                                 retrain_every, target, parallel, max_break_rate, early_reject,
                                                 retrain)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FieldConfig, format, root, holdout, replay, steps, batch_size,
-                                                optimizer, lrs, momentum, checkpoint_every, members, interp_points)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FieldConfig, format, root, holdout, select, replay, steps, batch_size,
+                                                optimizer, lrs, momentum, checkpoint_every, members, interp_points,
+                                                gates, gate_steps)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ResumeConfig, every_epochs, every_batches)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Config, seed, deterministic, workdir, device, threads, data, model,
                                                 train, rdlm, adapt, field, resume)

@@ -32,10 +32,12 @@ void validate(const FieldConfig& f) {
                  "set field.root to the folder holding the field images");
   require(f.holdout > 0 && f.holdout < 1, "field.holdout", f.holdout,
           "in (0, 1): the share of the field set kept out for measuring");
+  require(f.select >= 0 && f.select < 1, "field.select", f.select,
+          "in [0, 1): the share of the repair part held back to choose on (0: choose on what is trained on)");
 }
 
-void split_field(const Split& all, int64_t classes, double holdout, uint64_t seed, Split& sel, Split& hold) {
-  auto gen = at::detail::createCPUGenerator(seeds::field_holdout(seed));
+void split_field(const Split& all, int64_t classes, double holdout, uint64_t stream, Split& sel, Split& hold) {
+  auto gen = at::detail::createCPUGenerator(stream);
   std::vector<torch::Tensor> sel_rows, hold_rows;
   for (int64_t c = 0; c < classes; ++c) {
     const torch::Tensor rows = all.y.eq(c).nonzero().flatten();
@@ -127,7 +129,7 @@ FieldSet load_field(const FieldConfig& f, const DataConfig& d, const Dataset& da
   }
   FieldSet out;
   out.source = f.root;
-  split_field(all, data.classes, f.holdout, seed, out.sel, out.holdout);
+  split_field(all, data.classes, f.holdout, seeds::field_holdout(seed), out.sel, out.holdout);
   if (out.holdout.size() == 0)
     data_error(f.root + ": the field hold-out is empty (" + std::to_string(all.size()) + " images, field.holdout = " +
                    std::to_string(f.holdout) + ")",
@@ -137,6 +139,16 @@ FieldSet load_field(const FieldConfig& f, const DataConfig& d, const Dataset& da
                    " images, field.holdout = " + std::to_string(f.holdout) + ")",
                "add field images or lower field.holdout");
   out.fingerprint = fingerprint(out);
+  if (f.select == 0) {
+    out.fit = out.pick = out.sel;
+    return out;
+  }
+  split_field(out.sel, data.classes, f.select, seeds::field_select(seed), out.fit, out.pick);
+  if (out.pick.size() == 0 || out.fit.size() == 0)
+    data_error(f.root + ": field.select = " + std::to_string(f.select) + " leaves " +
+                   (out.pick.size() == 0 ? "nothing to choose on" : "nothing to train on") + " (" +
+                   std::to_string(out.sel.size()) + " images in the repair part)",
+               "add field images, or set field.select to 0 to choose on the images trained on");
   return out;
 }
 

@@ -15,6 +15,7 @@
 
 #include "apricot/core/errors.hpp"
 #include "apricot/core/files.hpp"
+#include "apricot/models/gated.hpp"
 
 namespace apricot {
 
@@ -151,7 +152,9 @@ LoadedModel load_checkpoint(const std::string& pt_path) {
                 "retrain it or restore both files from a backup");
   {  // construction draws from the process-wide generator; concurrent workers seed it and draw too
     std::lock_guard<std::mutex> lock(global_generator_mutex());
-    out.model = make_model(out.spec);
+    // A gated patch (models/gated.hpp): two networks of the spec and a gate; tau comes with the weights.
+    out.model = is_gated_meta(out.meta) ? make_gated(out.spec, gate_spec_from_meta(out.meta, mpath), 0.0)
+                                        : make_model(out.spec);
   }
   try {
     torch::serialize::InputArchive archive;

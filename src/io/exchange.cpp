@@ -20,7 +20,7 @@ bool buffer_travels(const torch::Tensor& buffer, bool whole_state) {
 std::vector<NamedTensor> exported_tensors(const LoadedModel& m) {
   std::vector<NamedTensor> tensors;
   for (const auto& p : m.model->named_parameters()) tensors.push_back({p.key(), p.value().detach().cpu()});
-  const bool whole_state = m.spec.arch == "torchscript";
+  const bool whole_state = m.spec.arch == "torchscript";  // a gated patch's parts too: its names say which
   for (const auto& b : m.model->named_buffers())
     if (buffer_travels(b.value(), whole_state)) tensors.push_back({b.key(), b.value().detach().cpu()});
   for (const auto& [alias, name] : tied_names(*m.model)) {
@@ -44,6 +44,8 @@ std::map<std::string, std::string> exported_metadata(const LoadedModel& m) {
       {"producer", std::string("apricot ") + APRICOT_VERSION}};
   // The module whose state_dict these tensors are; `apricot import --module` names another copy.
   if (m.spec.arch == "torchscript") meta["model_path"] = m.spec.path;
+  // A gated patch (models/gated.hpp): base.*, expert.*, gate.* and tau; what the parts are.
+  if (m.meta.contains("composite")) meta["composite"] = m.meta["composite"].dump();
   return meta;
 }
 
@@ -75,6 +77,10 @@ std::string module_for(const std::string& module, const std::map<std::string, st
 ModelSpec spec_from_safetensors(const SafetensorsFile& file, const std::string& source, const std::string& module) {
   ModelSpec spec;
   spec.arch = meta_or_fail(file.metadata, "arch", source);
+  if (file.metadata.count("composite"))
+    config_error("'" + source + "' holds a gated patch (a base, an expert and a scope gate: " +
+                     file.metadata.at("composite") + "), not one network",
+                 "import the base's own weights; the gated patch stays in apricot's checkpoint (adapt-gated/model.pt)");
   spec.resnet_variant = file.metadata.count("resnet_variant") ? file.metadata.at("resnet_variant") : "v1";
   if (!module.empty() && spec.arch != "torchscript")
     config_error("--module is given but '" + source + "' holds a built-in " + spec.arch + " model",

@@ -38,6 +38,11 @@ const std::vector<ArmInfo>& arms() {
        "apricot-interp (strategy 2 toward field fine-tunes right on the field failures)"},
       {Strategy::kHeadOnly, "head-only", "head only", "#aec7e8", false, false, false, StartCandidate::kNone, false,
        false, false, true, "head-only (fine-tune the last layer)"},
+      {Strategy::kGated, "gated", "gated patch", "#393b79", false, false, false, StartCandidate::kNone, false,
+       false, false, true, "gated (a field fine-tune answering only where a scope gate says the input is the field's kind)"},
+      {Strategy::kGatedDistilled, "gated-distilled", "gated distilled", "#637939", false, false, false,
+       StartCandidate::kNone, false, false, false, true,
+       "gated-distilled (the gated patch distilled into one network of the base's architecture)"},
   };
   return table;
 }

@@ -4,6 +4,7 @@
 #include "apricot/method/adapt.hpp"
 #include "apricot/method/arms.hpp"
 #include "apricot/method/field.hpp"
+#include "apricot/models/gated.hpp"
 #include "apricot/method/rdlm.hpp"
 #include "apricot/train/train.hpp"
 
@@ -97,6 +98,14 @@ void validate_field_recipe(const FieldConfig& f) {
   require(f.steps % f.members == 0, "field.members", f.members,
           "a divisor of field.steps (each member takes steps / members, so that every arm spends the same images)");
   require(f.interp_points >= 2 && f.interp_points <= 101, "field.interp_points", f.interp_points, "in [2, 101]");
+  require(!f.gates.empty() && f.gates.size() <= 4, "field.gates", f.gates.size(),
+          "a list of 1 to 4 gates (input, logits)");
+  for (const auto& g : f.gates) require_one_of("field.gates", g, gate_kinds());
+  for (size_t i = 0; i < f.gates.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (f.gates[i] == f.gates[j])
+        config_error("config key 'field.gates' names '" + f.gates[i] + "' twice", "name each gate once");
+  require(f.gate_steps >= 1 && f.gate_steps <= 100000, "field.gate_steps", f.gate_steps, "in [1, 100000]");
 }
 
 }  // namespace apricot

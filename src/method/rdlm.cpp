@@ -1,6 +1,7 @@
 // rDLMs: subsets, training into WORKDIR/rdlms/rdlm-NN/, the Table IV summary, loading, and the
 // memoised correctness table. Training reuses train_model with the base recipe and rdlm.epochs;
 // sharding only filters indices, so several processes can fill one work directory.
+#include "apricot/models/gated.hpp"
 #include "apricot/method/rdlm.hpp"
 #include "apricot/method/recipe.hpp"
 
@@ -159,6 +160,7 @@ json train_one(const Config& cfg, const Dataset& data, const std::string& workdi
                   "train it first: apricot train-base -c CONFIG -w " + workdir);
     auto b = load_checkpoint(wd.base_model());
     check_compatible(b, spec, data.fingerprint, "base model '" + wd.base_model() + "'");
+    refuse_gated(*b.model, "base model '" + wd.base_model() + "'", "training rDLMs from the base");
     restore_state(*model, snapshot_state(*b.model));
     base_crc = b.meta.at("weights").at("crc32").get<std::string>();
   }

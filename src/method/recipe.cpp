@@ -69,7 +69,15 @@ json recipe_key(const json& config, Phase phase, Strategy arm) {
   drop_added_defaults(c);  // keys added since, at their defaults, are not changes
   json key = json::object();
   for (const auto& sec : sections_of(phase)) key[sec] = recipe_section(c.value(sec, json()), sec, phase, arm);
-  if (phase == Phase::kAdapt && arm_info(arm).field) key["field"] = recipe_section(c.value("field", json()), "field", phase, arm);
+  if (phase == Phase::kAdapt && arm_info(arm).field) {
+    json f = recipe_section(c.value("field", json()), "field", phase, arm);
+    if (f.is_object()) {
+      // Results made before field.select existed chose on the images they were fine-tuned on.
+      if (!f.contains("select")) f["select"] = 0.0;
+      if (arm != Strategy::kGated && arm != Strategy::kGatedDistilled) f.erase("gates"), f.erase("gate_steps");
+    }
+    key["field"] = f;
+  }
   return key;
 }
 

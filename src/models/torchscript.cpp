@@ -472,7 +472,7 @@ std::vector<std::pair<std::string, std::string>> tied_names(const NetImpl& model
 }
 
 
-void save_torchscript(const NetImpl& model, const std::string& path) {
+torch::jit::Module exportable_module(const NetImpl& model) {
   auto* net = dynamic_cast<const TorchScriptNet*>(&model);
   if (!net)
     config_error("--format torchscript needs a model of arch torchscript (a TorchScript file the user brought)",
@@ -487,8 +487,12 @@ void save_torchscript(const NetImpl& model, const std::string& path) {
   copy.eval();
   copy.to(torch::kCPU);
   move_plain_tensors(copy, torch::kCPU);  // the file loads on a machine without the GPU it ran on
+  return copy;
+}
+
+void save_torchscript(const NetImpl& model, const std::string& path) {
   std::ostringstream os;
-  copy.save(os);
+  exportable_module(model).save(os);
   write_file_atomic(path, os.str());
 }
 

@@ -1,5 +1,5 @@
 // The field set (data/field.hpp): read as npy and as an image folder, split per class into the
-// selection part and the hold-out, and refused with a clear message when it does not fit the data.
+// repair part (fit and pick) and the hold-out, and refused with a clear message when it does not fit the data.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -79,6 +79,43 @@ TEST(FieldData, NpyFieldIsSplitPerClassSeededAndDisjoint) {
   FieldConfig more = npy_field(dir);
   more.holdout = 0.2;
   EXPECT_EQ(load_field(more, d, data, 0).holdout.size(), 8);
+  fs::remove_all(dir);
+}
+
+// field.select: the repair part split again, per class and seeded, into what is trained on (fit) and
+// what is chosen on (pick); 0 keeps the recipe of results made before it (both are the repair part).
+TEST(FieldData, SelectHoldsBackAPickPartNeverTrainedOn) {
+  const auto dir = fresh_dir("field-select");
+  write_field_npy(dir, 80, 8, 8, 4);
+  const DataConfig d = synthetic_data();
+  const Dataset data = load_dataset(d, 0);
+  FieldConfig f = npy_field(dir);
+  f.select = 0.4;
+  const FieldSet a = load_field(f, d, data, 0);
+  ASSERT_EQ(a.sel.size(), 40);
+  ASSERT_EQ(a.pick.size(), 16);  // 4 of each class's 10
+  ASSERT_EQ(a.fit.size(), 24);
+  for (int64_t c = 0; c < 4; ++c) EXPECT_EQ(a.pick.y.eq(c).sum().item<int64_t>(), 4) << c;
+  const auto fit = a.fit.x.reshape({24, 1, -1}), pick = a.pick.x.reshape({1, 16, -1});
+  EXPECT_FALSE(fit.eq(pick).all(2).any().item<bool>());
+  // The hold-out and the fingerprint do not depend on the select share; the pick part on the seed.
+  f.select = 0;
+  const FieldSet old = load_field(f, d, data, 0);
+  EXPECT_TRUE(torch::equal(old.holdout.x, a.holdout.x));
+  EXPECT_EQ(old.fingerprint, a.fingerprint);
+  EXPECT_TRUE(torch::equal(old.fit.x, old.sel.x));
+  EXPECT_TRUE(torch::equal(old.pick.x, old.sel.x));
+  f.select = 0.4;
+  EXPECT_FALSE(torch::equal(load_field(f, d, data, 1).pick.x, a.pick.x));
+  // A share that leaves nothing to choose on is refused, naming the key.
+  write_field_npy(dir, 8, 8, 8, 4);  // 1 image a class in the repair part
+  f.select = 0.3;
+  std::string msg;
+  EXPECT_EQ(code_of(f, d, data, &msg), static_cast<int>(ExitCode::kData));
+  EXPECT_NE(msg.find("field.select"), std::string::npos) << msg;
+  f.select = 1.0;
+  EXPECT_EQ(exit_code_of([&] { validate(f); }, &msg), static_cast<int>(ExitCode::kUsage));
+  EXPECT_NE(msg.find("field.select"), std::string::npos) << msg;
   fs::remove_all(dir);
 }
 

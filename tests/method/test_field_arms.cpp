@@ -14,6 +14,9 @@
 #include "apricot/io/checkpoint.hpp"
 #include "apricot/method/adapt.hpp"
 #include "apricot/method/field.hpp"
+#include "apricot/models/gated.hpp"
+#include "apricot/train/eval.hpp"
+#include "apricot/data/field.hpp"
 #include "apricot/pipeline/pipeline.hpp"
 #include "apricot/pipeline/validate.hpp"
 #include "cli_util.hpp"
@@ -128,7 +131,8 @@ TEST(Field, ArmsShareOneBudgetAndRespectTheBreakBound) {
     SCOPED_TRACE(r["strategy"].get<std::string>());
     EXPECT_EQ(r["images"]["total"], 256);  // |lrs| x steps x batch_size, soups' members included
     EXPECT_EQ(r["field"]["holdout"]["n"], 40);
-    EXPECT_EQ(r["field"]["selection"]["n"], 40);
+    EXPECT_EQ(r["field"]["selection"]["n"], 12);  // field.select 0.3 of the 40 left: chosen on, never trained on
+    EXPECT_EQ(r["field"]["split"]["fit"], 28);
     EXPECT_LE(r["changes"]["val"]["broken"]["count"].get<int64_t>(), r["field"]["allowed_val_breaks"].get<int64_t>());
     EXPECT_EQ(r["field"]["holdout_answers"]["label"].size(), 40u);
     EXPECT_EQ(r["field"]["test_answers"]["after"].size(), 200u);
@@ -200,6 +204,87 @@ TEST(Field, ArmsShareOneBudgetAndRespectTheBreakBound) {
   fs::remove_all(dir);
 }
 
+// The gated arms: the same fine-tunes as finetune and finetune-interp (so on the selection data the
+// composite never scores below either), the gates' cost counted, the chosen model checkpointed with
+// every part, its answers those result.json reports; a composite is refused as a base to adapt.
+TEST(Field, GatedChoosesByTheSameRuleAndNeverScoresBelowTheFineTunes) {
+  spdlog::set_level(spdlog::level::warn);
+  const auto dir = fresh_dir("field-gated");
+  write_inverted_field(dir / "field", 80, false);
+  Config cfg = field_config(dir / "field");
+  cfg.adapt.strategies = {"finetune", "finetune-interp", "gated", "gated-distilled"};
+  cfg.field.gate_steps = 100;
+  validate(cfg);
+  const std::string wd = (dir / "w").string();
+  const json run = run_pipeline(cfg, wd, torch::kCPU, false);
+  const json& ft = result_of(run, "finetune");
+  const json& fi = result_of(run, "finetune-interp");
+  const json& g = result_of(run, "gated");
+  const json& gd = result_of(run, "gated-distilled");
+  EXPECT_GE(g["field"]["score"].get<double>(), ft["field"]["score"].get<double>());
+  EXPECT_GE(g["field"]["score"].get<double>(), fi["field"]["score"].get<double>());
+  EXPECT_LE(g["changes"]["val"]["broken"]["count"].get<int64_t>(), g["field"]["allowed_val_breaks"].get<int64_t>());
+  EXPECT_LE(gd["changes"]["val"]["broken"]["count"].get<int64_t>(), gd["field"]["allowed_val_breaks"].get<int64_t>());
+  // Budget: the fine-tunes' 256 images, plus 2 gates x 100 steps x 16; distillation as many again.
+  EXPECT_EQ(g["images"]["field_finetune"], 256);
+  EXPECT_EQ(g["images"]["gate"], 3200);
+  EXPECT_EQ(g["images"]["total"], 3456);
+  ASSERT_EQ(g["field"]["gates"].size(), 2u);
+  EXPECT_TRUE(g["cost"].contains("time_ratio"));
+  // Inverted images: the input gate sends (nearly) all of them to the expert and little else.
+  EXPECT_GT(g["field"]["gates"][0]["holdout_share_at_1pct_val"].get<double>(), 0.9) << g["field"]["gates"];
+  // The chosen model's hold-out answers are the ones reported.
+  const LoadedModel chosen = load_checkpoint(wd + "/adapt-gated/model.pt");
+  const Dataset data = load_dataset(cfg.data, cfg.seed);
+  const FieldSet field = load_field(cfg.field, cfg.data, data, cfg.seed);
+  const torch::Tensor after = predict(*chosen.model, field.holdout.x, chosen.norm, torch::kCPU, 256);
+  const json& reported = g["field"]["holdout_answers"]["after"];
+  ASSERT_EQ(static_cast<int64_t>(reported.size()), after.size(0));
+  for (int64_t i = 0; i < after.size(0); ++i) EXPECT_EQ(reported[i].get<int64_t>(), after[i].item<int64_t>()) << i;
+  const json chose = g["field"]["chosen"];
+  EXPECT_EQ(is_gated(*chosen.model), chose.contains("gate") && chose["tau"] != "-inf") << chose;
+  if (is_gated(*chosen.model)) {
+    // A composite as the base of weight adaptation: a clear error, nothing written.
+    const std::string other = (dir / "w2").string();
+    fs::create_directories(other + "/base");
+    fs::copy_file(wd + "/adapt-gated/model.pt", other + "/base/model.pt");
+    fs::copy_file(wd + "/adapt-gated/model.json", other + "/base/model.json");
+    AdaptRequest req;
+    req.strategy = Strategy::kFinetune;
+    req.progress = false;
+    std::string msg;
+    EXPECT_EQ(exit_code_of([&] { run_adapt(cfg, data, other, torch::kCPU, req); }, &msg),
+              static_cast<int>(ExitCode::kUsage));
+    EXPECT_NE(msg.find("gated patch"), std::string::npos) << msg;
+    EXPECT_FALSE(fs::exists(other + "/adapt-finetune/result.json"));
+    EXPECT_FALSE(fs::exists(other + "/adapt-finetune/model.pt"));
+  }
+  // gated-distilled: one network of the base's architecture, whatever its teacher was.
+  EXPECT_FALSE(is_gated(*load_checkpoint(wd + "/adapt-gated-distilled/model.pt").model));
+  // Its teacher is the composite gated chose (the same search, seed for bit), distilled with as many
+  // images again as the fine-tunes took.
+  if (is_gated(*chosen.model)) {
+    EXPECT_EQ(gd["images"]["distill"], 256);
+    if (!gd["field"]["chosen"].value("base", false)) {
+      EXPECT_EQ(gd["field"]["chosen"]["teacher"], chose);
+    }
+  }
+  // Bad gate settings are refused naming the key.
+  Config bad = cfg;
+  bad.field.gates = {"input", "oracle"};
+  std::string msg;
+  EXPECT_EQ(exit_code_of([&] { validate(bad); }, &msg), static_cast<int>(ExitCode::kUsage));
+  EXPECT_NE(msg.find("field.gates"), std::string::npos) << msg;
+  bad.field.gates = {"logits", "logits"};
+  EXPECT_EQ(exit_code_of([&] { validate(bad); }, &msg), static_cast<int>(ExitCode::kUsage));
+  EXPECT_NE(msg.find("twice"), std::string::npos) << msg;
+  bad = cfg;
+  bad.field.gate_steps = 0;
+  EXPECT_EQ(exit_code_of([&] { validate(bad); }, &msg), static_cast<int>(ExitCode::kUsage));
+  EXPECT_NE(msg.find("field.gate_steps"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
 TEST(Field, CliRunsTheArmsOnATorchScriptModelWithNpyAndImageFolderFields) {
   const auto dir = fresh_dir("field-cli");
   write_inverted_field(dir / "npy", 40, false);
@@ -211,17 +296,28 @@ TEST(Field, CliRunsTheArmsOnATorchScriptModelWithNpyAndImageFolderFields) {
       " --set data.val_size=50 --set field.steps=4 --set field.batch_size=8 --set 'field.lrs=[0.01]'"
       " --set field.members=2 --set field.interp_points=3 --set adapt.max_break_rate=0.1";
   const std::string npy = common + " --set field.format=npy --set field.root=" + (dir / "npy").string();
-  auto r = run_apricot("run" + npy + " --set 'adapt.strategies=[\"finetune-interp\",\"head-only\"]'");
+  auto r = run_apricot("run" + npy + " --set 'adapt.strategies=[\"finetune-interp\",\"head-only\",\"gated\"]'"
+                       " --set field.gate_steps=20");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("field repair"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("WiSE-FT interp"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gated patch"), std::string::npos) << r.out;
+  // The chosen model, whatever it is (the base, a plain expert or the composite), evaluates like any.
+  r = run_apricot("eval -m " + (dir / "w" / "adapt-gated" / "model.pt").string() + npy + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_apricot("adapt --strategy gated --force --set field.gate_steps=20" + common +
+                  " --set field.format=imagefolder --set field.root=" + (dir / "folder").string());
+  ASSERT_EQ(r.code, 0) << r.err;
   const std::string folder = common + " --set field.format=imagefolder --set field.root=" + (dir / "folder").string();
   r = run_apricot("adapt --strategy finetune" + folder);
   ASSERT_EQ(r.code, 0) << r.err;
   const fs::path result = dir / "w" / "adapt-finetune" / "result.json";
   ASSERT_TRUE(fs::exists(result));
   const json field = json::parse(slurp(result.string()))["field"];  // every image, in one part or the other
-  EXPECT_EQ(field["holdout"]["n"].get<int64_t>() + field["selection"]["n"].get<int64_t>(), 40);
+  EXPECT_EQ(field["holdout"]["n"].get<int64_t>() + field["split"]["fit"].get<int64_t>() +
+                field["split"]["pick"].get<int64_t>(),
+            40);
+  EXPECT_EQ(field["selection"]["n"], field["split"]["pick"]);
   // Bad field data: a clear error naming the folder, exit 3, and the earlier result untouched.
   const std::string before = slurp(result.string());
   r = run_apricot("run" + common + " --set field.format=npy --set field.root=" + (dir / "missing").string() +

@@ -132,6 +132,8 @@ struct FieldConfig {
   std::string format = "";      // "" (no field set) | imagefolder (root/<class>/*) | npy (root/x_field.npy, y_field.npy)
   std::string root = "";        // the field set's directory
   double holdout = 0.5;         // share kept out of training and selection, for measuring (seeded, per class)
+  double select = 0.3;          // share of the rest held back from fine-tuning and gates, used only to choose
+                                // (0: choose on the images fine-tuned on, as results made before it did)
   double replay = 1.0;          // replayed training images per field image in each fine-tuning batch
   int64_t steps = 100;          // optimiser steps of one fine-tune (soup members: steps / members each)
   int64_t batch_size = 64;      // images per step (field and replay together)
@@ -141,6 +143,8 @@ struct FieldConfig {
   int64_t checkpoint_every = 10;  // finetune, head-only: a checkpoint candidate every k steps
   int64_t members = 4;          // soup-interp, apricot-interp: fine-tunes with other replay images and seeds
   int64_t interp_points = 11;   // candidates on the line from the base (0) to the fine-tuned model (1)
+  std::vector<std::string> gates = {"input", "logits"};  // gated: the scopes it trains (method/gated.hpp)
+  int64_t gate_steps = 200;     // gated: optimiser steps of each gate's training (field.batch_size images each)
 };
 
 // Resumable state: how often each phase saves it (see docs/RELIABILITY.md).

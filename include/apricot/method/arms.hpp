@@ -15,11 +15,13 @@ namespace apricot {
 // control arm that first spends the rDLMs' training images on the base (APRICOT.md, "Beyond the paper").
 // The field arms (docs/FIELD.md) repair a field set (config section `field`) instead of running the
 // loop: kFinetune, kFinetuneInterp (WiSE-FT / PAINT), kSoupInterp, kApricotInterp (strategy 2 of the
-// engine on the field failures, fine-tuned rDLMs), kHeadOnly (the last layer only).
+// engine on the field failures, fine-tuned rDLMs), kHeadOnly (the last layer only), kGated (the
+// gated patch: an expert where a scope gate fires, the base elsewhere; models/gated.hpp) and
+// kGatedDistilled (that composite distilled into one network of the base's architecture).
 enum class Strategy {
   kNone, k1, k2, k3, kSoup, kGreedySoup, kNoneMatched,
   kFinetune, kFinetuneInterp, kSoupInterp, kApricotInterp, kHeadOnly,
-  kGreedySoupSplit
+  kGreedySoupSplit, kGated, kGatedDistilled
 };
 
 // The one candidate an arm tries before its loop (accepted by the loop's rule against the base).

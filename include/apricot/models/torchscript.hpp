@@ -11,6 +11,10 @@
 
 #include "apricot/models/model.hpp"
 
+namespace torch::jit {
+struct Module;
+}
+
 namespace apricot {
 
 // Loads spec.path and checks it against the spec before use (Error with the file named):
@@ -53,6 +57,10 @@ std::vector<std::pair<std::string, torch::Tensor>> tensor_attributes(const NetIm
 // A TorchScript module whose training-mode forward draws random numbers (dropout: found at load by
 // two training-mode passes that differ) draws them from a random stream of its own, its
 // NetImpl::random_stream (model.hpp's seed_model_stream and the state functions use it).
+
+// A deep copy of the module with the model's current weights, on the CPU in eval mode, with the
+// file's own requires_grad flags: what save_torchscript writes. Error(kUsage) for a built-in model.
+torch::jit::Module exportable_module(const NetImpl& model);
 
 // Writes the module, with the model's current weights, as a TorchScript file that torch.jit.load in
 // PyTorch reads. Error(kUsage) for a built-in model.

@@ -5,6 +5,7 @@
 // A candidate is compared with the best by its count of correct selection answers; the count stops
 // as soon as the candidate can no longer win (eval.hpp), which leaves every decision unchanged.
 #include "arm.hpp"
+#include "apricot/models/gated.hpp"
 #include "apricot/method/field.hpp"
 
 namespace apricot {
@@ -57,6 +58,7 @@ json run_adapt(const Config& cfg, const Dataset& data, const std::string& workdi
                 "train it first: apricot train-base -c CONFIG -w " + workdir);
   LoadedModel base = load_checkpoint(wd.base_model());
   check_compatible(base, spec, data.fingerprint, "base model '" + wd.base_model() + "'");
+  refuse_gated(*base.model, "base model '" + wd.base_model() + "'", "weight adaptation (strategy " + to_string(req.strategy) + ")");
   NetImpl& model = *base.model;
   model.to(device);
   const std::string base_crc32 = base.meta.value("weights", json::object()).value("crc32", "");

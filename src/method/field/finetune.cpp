@@ -83,7 +83,7 @@ int64_t fine_tune(const Config& cfg, const Dataset& data, const FieldSet& field,
   auto next_field = [&](int64_t n) {
     std::vector<torch::Tensor> parts;
     while (n > 0) {
-      if (!order.defined() || at == order.size(0)) order = torch::randperm(field.sel.size(), gen, torch::kInt64), at = 0;
+      if (!order.defined() || at == order.size(0)) order = torch::randperm(field.fit.size(), gen, torch::kInt64), at = 0;
       const int64_t take = std::min(n, order.size(0) - at);
       parts.push_back(order.slice(0, at, at + take));
       at += take, n -= take;
@@ -94,7 +94,7 @@ int64_t fine_tune(const Config& cfg, const Dataset& data, const FieldSet& field,
   set_mode();
   for (int64_t step = 1; step <= ft.steps; ++step) {
     const torch::Tensor fi = next_field(n_field);
-    torch::Tensor x = field.sel.x.index_select(0, fi), y = field.sel.y.index_select(0, fi);
+    torch::Tensor x = field.fit.x.index_select(0, fi), y = field.fit.y.index_select(0, fi);
     if (n_replay > 0) {
       const torch::Tensor ri = torch::randint(data.train.size(), {n_replay}, gen, torch::kInt64);
       x = torch::cat({x, data.train.x.index_select(0, ri)});

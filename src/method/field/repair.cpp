@@ -18,6 +18,7 @@
 #include "apricot/method/adjustment.hpp"
 #include "apricot/method/field.hpp"
 #include "apricot/method/recipe.hpp"
+#include "apricot/models/gated.hpp"
 #include "apricot/models/state.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/train/train.hpp"
@@ -30,89 +31,19 @@ using nlohmann::json;
 namespace field_detail {
 namespace {
 
-// A model's answers on the four splits a field arm looks at (int64 predictions on the CPU).
-struct FieldAnswers {
-  torch::Tensor val, sel, hold, test;
-};
+}  // namespace
 
-// The selection rule (field.hpp) with the base's answers it compares against.
-struct Judge {
-  const Dataset& data;
-  const FieldSet& field;
-  torch::Device device;
-  int64_t eval_batch;
-  double bound;                 // adapt.max_break_rate
-  FieldAnswers base;
-  torch::Tensor base_val_right;  // (N_val) bool
-  int64_t allowed_breaks = 0;
+torch::Tensor Judge::answers(NetImpl& m, const Split& s) const { return predict(m, s.x, data.norm, device, eval_batch); }
 
-  torch::Tensor answers(NetImpl& m, const Split& s) const {
-    return predict(m, s.x, data.norm, device, eval_batch);
-  }
-};
-
-// A candidate's standing under the rule. A candidate stops being evaluated as soon as it breaks more
-// validation answers than allowed (the same decisions, sooner): its accuracies are then unknown
-// (complete false, null in the logs) and `breaks` is the count when it stopped.
-struct Verdict {
-  double field_acc = 0, val_acc = 0, score = 0;
-  int64_t breaks = 0;
-  bool admissible = true;
-  bool complete = true;
-  json to_json() const {
-    auto known = [&](double v) { return complete ? json(v) : json(nullptr); };
-    return {{"selection_field_acc", known(field_acc)}, {"val_acc", known(val_acc)}, {"score", known(score)},
-            {"val_breaks", breaks}, {"admissible", admissible}};
-  }
-};
+FieldAnswers Judge::answers_of(NetImpl& m) const {
+  return {answers(m, data.val), answers(m, field.pick), answers(m, field.holdout), answers(m, data.test)};
+}
 
 double share(const torch::Tensor& right) {
   return right.numel() ? right.to(torch::kDouble).mean().item<double>() : 0.0;
 }
 
-Verdict judge(const Judge& j, NetImpl& m) {
-  Verdict v;
-  const Split& val = j.data.val;
-  const int64_t n = val.size(), chunk = std::min<int64_t>(j.eval_batch, 256);
-  int64_t right = 0;
-  for (int64_t at = 0; at < n; at += chunk) {  // the validation split first, in chunks: breaks end it early
-    const int64_t end = std::min(n, at + chunk);
-    const torch::Tensor r = predict(m, val.x.slice(0, at, end), j.data.norm, j.device, j.eval_batch).eq(val.y.slice(0, at, end));
-    right += r.sum().item<int64_t>();
-    v.breaks += (j.base_val_right.slice(0, at, end) & ~r).sum().item<int64_t>();
-    if (v.breaks > j.allowed_breaks) {
-      v.admissible = v.complete = false;
-      return v;
-    }
-  }
-  v.val_acc = n ? static_cast<double>(right) / static_cast<double>(n) : 0.0;
-  v.field_acc = share(j.answers(m, j.field.sel).eq(j.field.sel.y));
-  v.score = (v.val_acc + v.field_acc) / 2;
-  return v;
-}
-
-// The best admissible candidate so far; starts with the base.
-struct Chooser {
-  double score = -std::numeric_limits<double>::infinity();
-  std::vector<torch::Tensor> state;
-  json where;
-  int64_t candidates = 0, refused_breaks = 0, refused_nonfinite = 0;
-
-  Verdict consider(const Judge& j, NetImpl& m, const json& at) {
-    ++candidates;
-    for (const auto& p : m.parameters())
-      if (!torch::isfinite(p).all().item<bool>()) {
-        ++refused_nonfinite;
-        Verdict bad;
-        bad.admissible = bad.complete = false;
-        return bad;
-      }
-    const Verdict v = judge(j, m);
-    if (!v.admissible) ++refused_breaks;
-    if (v.admissible && v.score > score) score = v.score, state = snapshot_state(m), where = at;
-    return v;
-  }
-};
+namespace {
 
 // One arm's search over its candidates.
 struct Search {
@@ -168,14 +99,14 @@ struct Search {
     }
   }
 
-  // BatchNorm statistics of a soup recomputed on the mix the members trained on: the field selection
+  // BatchNorm statistics of a soup recomputed on the mix the members trained on: the field fit
   // images and as many replayed training images per field image as field.replay says.
   // The images are shuffled (seeded) first: the recalibration averages the statistics of equal
   // chunks, and each chunk must hold the mix, as the members' training batches did.
   void recalibrate() {
-    const int64_t n_replay = std::llround(cfg.field.replay * static_cast<double>(field.sel.size()));
+    const int64_t n_replay = std::llround(cfg.field.replay * static_cast<double>(field.fit.size()));
     const uint64_t seed = seeds::field_finetune(cfg.seed, 0, 0);
-    torch::Tensor x = field.sel.x;
+    torch::Tensor x = field.fit.x;
     if (n_replay > 0) x = torch::cat({x, recalibration_images(data.train, seed, n_replay)});
     auto gen = at::detail::createCPUGenerator(seed ^ 0x5EC0ULL);
     x = x.index_select(0, torch::randperm(x.size(0), gen, torch::kInt64));
@@ -208,11 +139,12 @@ struct Search {
   // per-batch step 1, i.e. the members weighted by how many of those failures each gets right
   // (each failure's right members sharing its weight). The base when no member gets any right.
   torch::Tensor apricot_target(const torch::Tensor& R, json& log) {
-    const torch::Tensor failing = judge.base.sel.ne(field.sel.y).nonzero().flatten();
+    to_base();
+    const torch::Tensor failing = judge.answers(model, field.fit).ne(field.fit.y).nonzero().flatten();
     log["failing"] = failing.size(0);
     log["adjusted"] = 0;
     if (failing.size(0) == 0) return base_flat.clone();
-    const Split fails{field.sel.x.index_select(0, failing), field.sel.y.index_select(0, failing)};
+    const Split fails{field.fit.x.index_select(0, failing), field.fit.y.index_select(0, failing)};
     std::vector<torch::Tensor> cols;
     for (int64_t k = 0; k < R.size(0); ++k) {
       to_base();
@@ -234,7 +166,7 @@ struct Search {
       // The base is the reference: it breaks nothing by definition, whatever rounding a differently
       // batched evaluation of its validation answers might give.
       ++chooser.candidates;
-      const double val_acc = share(judge.base.val.eq(data.val.y)), field_acc = share(judge.base.sel.eq(field.sel.y));
+      const double val_acc = share(judge.base.val.eq(data.val.y)), field_acc = share(judge.base.pick.eq(field.pick.y));
       chooser.score = (val_acc + field_acc) / 2, chooser.state = snapshot_state(model), chooser.where = {{"base", true}};
     }
     for (int64_t i = 0; i < static_cast<int64_t>(fc.lrs.size()); ++i) {
@@ -282,15 +214,6 @@ struct Search {
 json changes_json(const Split& s, const torch::Tensor& before, const torch::Tensor& after, int64_t classes) {
   return compare_predictions(s.y, before, after, classes).to_json();
 }
-
-FieldAnswers answers_of(const Judge& j, NetImpl& m) {
-  return {j.answers(m, j.data.val), j.answers(m, j.field.sel), j.answers(m, j.field.holdout),
-          j.answers(m, j.data.test)};
-}
-
-double acc_of(const torch::Tensor& pred, const Split& s) { return share(pred.eq(s.y)); }
-
-
 
 // The chosen line's candidates measured on the hold-out and the test split: the report's Pareto chart
 // (field hold-out gain against clean test breaks). Measuring only: nothing here is chosen.
@@ -352,6 +275,7 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
   const ModelSpec spec = model_spec(cfg.model, data);
   LoadedModel base = load_checkpoint(wd.base_model());
   check_compatible(base, spec, data.fingerprint, "base model '" + wd.base_model() + "'");
+  refuse_gated(*base.model, "base model '" + wd.base_model() + "'", "a field repair (arm " + name + ")");
   NetImpl& model = *base.model;
   model.to(device);
   model.eval();
@@ -360,34 +284,53 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
   double base_eval_seconds = 0;
   {
     ScopeTimer t(base_eval_seconds);
-    judge.base = answers_of(judge, model);
+    judge.base = judge.answers_of(model);
   }
   judge.base_val_right = judge.base.val.eq(data.val.y);
   const int64_t base_right = judge.base_val_right.sum().item<int64_t>();
   judge.allowed_breaks = static_cast<int64_t>(std::floor(cfg.adapt.max_break_rate * static_cast<double>(base_right)));
   spdlog::info("adapt-{}: field set {}: {} to repair on, {} held out; base field accuracy {:.2f}% / {:.2f}%, "
                "at most {} validation breaks",
-               name, field.source, field.sel.size(), field.holdout.size(), 100 * acc_of(judge.base.sel, field.sel),
+               name, field.source, field.fit.size(), field.holdout.size(), 100 * acc_of(judge.base.pick, field.pick),
                100 * acc_of(judge.base.hold, field.holdout), judge.allowed_breaks);
 
   const WeightLayout layout = weight_layout(model, /*include_buffers=*/true);
+  const bool gated = req.strategy == Strategy::kGated || req.strategy == Strategy::kGatedDistilled;
   Search s{cfg, data, field, judge, model, device, req.strategy, snapshot_state(model), layout,
            flatten_weights(model, layout), Chooser{}, 0, 0, 0, {}, json::array()};
-  s.run();
-  json path = measured_path(s, judge.base);
-
-  restore_state(model, s.chooser.state);
+  GatedOutcome g;
+  json path = json::array();
+  if (gated) {
+    g = run_gated(cfg, data, field, judge, model, spec, device, req.strategy == Strategy::kGatedDistilled);
+  } else {
+    s.run();
+    path = measured_path(s, judge.base);
+    restore_state(model, s.chooser.state);
+  }
+  NetImpl& chosen = gated && g.chosen ? *g.chosen : model;
   FieldAnswers after;
+  double final_eval_seconds = 0;
   {
-    ScopeTimer t(s.evaluation_seconds);
-    after = answers_of(judge, model);
+    ScopeTimer t(final_eval_seconds);
+    after = judge.answers_of(chosen);
   }
   const int64_t classes = data.classes;
   const double final_val = acc_of(after.val, data.val), final_test = acc_of(after.test, data.test);
   const double base_val = acc_of(judge.base.val, data.val), base_test = acc_of(judge.base.test, data.test);
-  const bool moved = !s.chooser.where.value("base", false);
+  const json where = gated ? g.where : s.chooser.where;
+  const bool moved = !where.value("base", false);
   const double seconds = since(t0);
-  const double evaluation = s.evaluation_seconds + base_eval_seconds;
+  const double finetune = gated ? g.finetune_seconds : s.finetune_seconds;
+  const double evaluation = (gated ? g.evaluation_seconds : s.evaluation_seconds) + base_eval_seconds + final_eval_seconds;
+  json time = {{"finetune", finetune}, {"evaluation", evaluation},
+               {"other", seconds - finetune - evaluation - g.gate_seconds}};
+  json images = {{"field_finetune", gated ? g.finetune_images : s.images}};
+  if (gated) {
+    time["gate"] = g.gate_seconds;
+    images["gate"] = g.gate_images;
+    if (req.strategy == Strategy::kGatedDistilled) images["distill"] = g.distill_images;
+  }
+  images["total"] = gated ? g.finetune_images + g.gate_images + g.distill_images : s.images;
   json result = {
       {"strategy", name},
       {"seed", cfg.seed},
@@ -399,23 +342,24 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
       {"accepted", moved ? 1 : 0},
       {"max_break_rate", cfg.adapt.max_break_rate},
       {"seconds", seconds},
-      {"time", {{"finetune", s.finetune_seconds}, {"evaluation", evaluation},
-                {"other", seconds - s.finetune_seconds - evaluation}}},
-      {"images", {{"field_finetune", s.images}, {"total", s.images}}},
+      {"time", time},
+      {"images", images},
       {"changes", {{"val", changes_json(data.val, judge.base.val, after.val, classes)},
                    {"test", changes_json(data.test, judge.base.test, after.test, classes)}}},
       {"field",
        {{"source", field.source},
         {"fingerprint", field.fingerprint},
-        {"selection", changes_json(field.sel, judge.base.sel, after.sel, classes)},
+        {"split", {{"fit", field.fit.size()}, {"pick", field.pick.size()}, {"holdout", field.holdout.size()},
+                   {"select", cfg.field.select}}},
+        {"selection", changes_json(field.pick, judge.base.pick, after.pick, classes)},
         {"holdout", changes_json(field.holdout, judge.base.hold, after.hold, classes)},
-        {"chosen", s.chooser.where},
-        {"score", s.chooser.score},
-        {"candidates", s.chooser.candidates},
-        {"refused_breaks", s.chooser.refused_breaks},
-        {"refused_nonfinite", s.chooser.refused_nonfinite},
+        {"chosen", where},
+        {"score", gated ? g.score : s.chooser.score},
+        {"candidates", gated ? g.candidates : s.chooser.candidates},
+        {"refused_breaks", gated ? g.refused_breaks : s.chooser.refused_breaks},
+        {"refused_nonfinite", gated ? 0 : s.chooser.refused_nonfinite},
         {"allowed_val_breaks", judge.allowed_breaks},
-        {"search", s.per_lr},
+        {"search", gated ? g.search : s.per_lr},
         {"path", path},
         // Per image, for bootstraps over the hold-out (scripts/field-analysis.py): labels and both answers.
         {"holdout_answers", answers_json(field.holdout.y, judge.base.hold, after.hold)},
@@ -424,18 +368,20 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
       {"device", device.str()},
       {"provenance", prov},
   };
+  if (gated) result["field"]["gates"] = g.gates, result["cost"] = g.cost;
   json meta = checkpoint_meta(spec, data, "adapt", cfg.seed, cfg);
   meta["metrics"] = {{"val_acc", final_val}, {"test_acc", final_test}};
   meta["result"] = result;
-  save_checkpoint(wd.adapt_model(name), model, meta);
+  if (auto* composite = dynamic_cast<GatedNetImpl*>(&chosen)) meta["composite"] = gated_meta(*composite);
+  save_checkpoint(wd.adapt_model(name), chosen, meta);
   write_json_atomic(wd.adapt_result(name), result);
   const json& h = result["field"]["holdout"];
   spdlog::info("adapt-{}: field hold-out {:.2f}% -> {:.2f}% ({} repaired, {} broken), test {:.2f}% -> {:.2f}% "
                "({} broken), chose {}, {} images, {:.1f}s",
                name, 100 * h["accuracy_before"].get<double>(), 100 * h["accuracy_after"].get<double>(),
                h["repaired"]["count"].get<int64_t>(), h["broken"]["count"].get<int64_t>(), 100 * base_test,
-               100 * final_test, result["changes"]["test"]["broken"]["count"].get<int64_t>(), s.chooser.where.dump(),
-               s.images, seconds);
+               100 * final_test, result["changes"]["test"]["broken"]["count"].get<int64_t>(), where.dump(),
+               result["images"]["total"].get<int64_t>(), seconds);
   return result;
 }
 
