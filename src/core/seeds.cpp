@@ -23,6 +23,7 @@ uint64_t field_select(uint64_t run) { return validation_split(run ^ 0x5E1EC7ULL)
 uint64_t field_gate(uint64_t run, int64_t gate) {
   return validation_split(run * 131ULL + 0x6A7EULL + static_cast<uint64_t>(gate));
 }
+uint64_t field_distill(uint64_t run, int64_t lr) { return field_finetune(run, 0, lr) ^ 0xD157111EDULL; }
 uint64_t greedy_split(uint64_t run) { return validation_split(run ^ 0x5B117ULL); }
 uint64_t field_finetune(uint64_t run, int64_t member, int64_t lr) {
   return validation_split(run * 8191ULL + 0xF1E1DULL + 1000ULL * static_cast<uint64_t>(member) +

@@ -42,6 +42,11 @@ json recipe_section(json j, const std::string& section, Phase phase, Strategy ar
     if (!root.has_filename() && root.has_parent_path()) root = root.parent_path();  // "dir/" is "dir"
     j["root"] = root.string();
   }
+  if (section == "field") {
+    // Results made before field.select existed chose on the images they were fine-tuned on.
+    if (!j.contains("select")) j["select"] = 0.0;
+    if (arm != Strategy::kGated && arm != Strategy::kGatedDistilled) j.erase("gates"), j.erase("gate_steps");
+  }
   if (section == "rdlm") {
     j.erase("count"), j.erase("parallel"), j.erase("devices");
     if (j.value("init", "") != "base") j.erase("finetune");  // only fine-tuned rDLMs follow it
@@ -69,15 +74,7 @@ json recipe_key(const json& config, Phase phase, Strategy arm) {
   drop_added_defaults(c);  // keys added since, at their defaults, are not changes
   json key = json::object();
   for (const auto& sec : sections_of(phase)) key[sec] = recipe_section(c.value(sec, json()), sec, phase, arm);
-  if (phase == Phase::kAdapt && arm_info(arm).field) {
-    json f = recipe_section(c.value("field", json()), "field", phase, arm);
-    if (f.is_object()) {
-      // Results made before field.select existed chose on the images they were fine-tuned on.
-      if (!f.contains("select")) f["select"] = 0.0;
-      if (arm != Strategy::kGated && arm != Strategy::kGatedDistilled) f.erase("gates"), f.erase("gate_steps");
-    }
-    key["field"] = f;
-  }
+  if (phase == Phase::kAdapt && arm_info(arm).field) key["field"] = recipe_section(c.value("field", json()), "field", phase, arm);
   return key;
 }
 

@@ -73,16 +73,19 @@ GatedNetImpl::GatedNetImpl(Net b, Net e, const GateSpec& g, double tau)
     : base(register_module("base", std::move(b))),
       expert(register_module("expert", std::move(e))),
       gate(register_module("gate", std::make_shared<GateImpl>(g))) {
-  tau_ = register_buffer("tau", torch::full({1}, tau));
+  // In double, as the search compares: a threshold between two float scores stays between them.
+  tau_ = register_buffer("tau", torch::full({1}, tau, torch::kDouble));
 }
 
 torch::Tensor GatedNetImpl::scores(const torch::Tensor& x) { return gate->score(x, base->forward(x)); }
+
+torch::Tensor GatedNetImpl::routed(const torch::Tensor& scores) const { return scores.to(torch::kDouble).gt(tau_); }
 
 double GatedNetImpl::tau() const { return tau_.item<double>(); }
 
 torch::Tensor GatedNetImpl::forward(torch::Tensor x) {
   const torch::Tensor b = base->forward(x);
-  const torch::Tensor mask = gate->score(x, b).gt(tau_);
+  const torch::Tensor mask = routed(gate->score(x, b));
   if (!mask.any().item<bool>()) return b;  // the expert is not asked: the base's logits, bit for bit
   return torch::where(mask.unsqueeze(1), expert->forward(x), b);
 }
@@ -175,7 +178,7 @@ void save_gated_torchscript(const GatedNetImpl& net, const std::string& path) {
          "\n"
          "def forward(self, x: Tensor) -> Tensor:\n"
          "    b = " << logits_access(base, "self.base.forward(x)") << "\n"
-         "    mask = self.gate_score(x, b).gt(self.tau)\n"
+         "    mask = self.gate_score(x, b).double().gt(self.tau)\n"
          "    if not bool(mask.any()):\n"
          "        return b\n"
          "    e = " << logits_access(expert, "self.expert.forward(x)") << "\n"

@@ -43,6 +43,9 @@ TEST(Seeds, DifferentPurposesOfOneRunGetDifferentSeeds) {
     for (int64_t b = 0; b < 1000; ++b) add(seeds::retraining(run, b));
     add(seeds::field_holdout(run));
     add(seeds::greedy_split(run));
+    add(seeds::field_select(run));
+    for (int64_t g = 0; g < 4; ++g) add(seeds::field_gate(run, g));
+    for (int64_t i = 0; i < 16; ++i) add(seeds::field_distill(run, i));
     for (int64_t k = 0; k < 9; ++k)
       for (int64_t i = 0; i < 16; ++i) add(seeds::field_finetune(run, k, i));
     std::set<uint64_t> shared;

@@ -14,6 +14,7 @@
 #include "apricot/io/checkpoint.hpp"
 #include "apricot/method/adapt.hpp"
 #include "apricot/method/field.hpp"
+#include "apricot/method/recipe.hpp"
 #include "apricot/models/gated.hpp"
 #include "apricot/train/eval.hpp"
 #include "apricot/data/field.hpp"
@@ -195,6 +196,20 @@ TEST(Field, ArmsShareOneBudgetAndRespectTheBreakBound) {
     relative.field.root = "../field/./";
     EXPECT_EQ(run_adapt(relative, data, wd, torch::kCPU, req)["seconds"], ft["seconds"]);
   }
+  // field.select is part of the recipe: results made before it (no key) chose on what they trained
+  // on, i.e. select 0; the gates' keys are only the gated arms'.
+  {
+    json old = to_json(cfg), zero = to_json(cfg), gates = to_json(cfg);
+    old["field"].erase("select");
+    zero["field"]["select"] = 0.0;
+    gates["field"]["gate_steps"] = 7;
+    EXPECT_EQ(recipe_key(old, Phase::kAdapt, Strategy::kFinetune), recipe_key(zero, Phase::kAdapt, Strategy::kFinetune));
+    EXPECT_NE(recipe_key(old, Phase::kAdapt, Strategy::kFinetune),
+              recipe_key(to_json(cfg), Phase::kAdapt, Strategy::kFinetune));
+    EXPECT_EQ(recipe_key(gates, Phase::kAdapt, Strategy::kFinetune),
+              recipe_key(to_json(cfg), Phase::kAdapt, Strategy::kFinetune));
+    EXPECT_NE(recipe_key(gates, Phase::kAdapt, Strategy::kGated), recipe_key(to_json(cfg), Phase::kAdapt, Strategy::kGated));
+  }
   Config other = cfg;
   other.field.holdout = 0.25;
   std::string msg;
@@ -243,6 +258,8 @@ TEST(Field, GatedChoosesByTheSameRuleAndNeverScoresBelowTheFineTunes) {
   for (int64_t i = 0; i < after.size(0); ++i) EXPECT_EQ(reported[i].get<int64_t>(), after[i].item<int64_t>()) << i;
   const json chose = g["field"]["chosen"];
   EXPECT_EQ(is_gated(*chosen.model), chose.contains("gate") && chose["tau"] != "-inf") << chose;
+  // Here the expert is right on the inverted images, the base on the clean ones: the composite wins.
+  EXPECT_TRUE(is_gated(*chosen.model)) << chose;
   if (is_gated(*chosen.model)) {
     // A composite as the base of weight adaptation: a clear error, nothing written.
     const std::string other = (dir / "w2").string();
@@ -261,8 +278,9 @@ TEST(Field, GatedChoosesByTheSameRuleAndNeverScoresBelowTheFineTunes) {
   }
   // gated-distilled: one network of the base's architecture, whatever its teacher was.
   EXPECT_FALSE(is_gated(*load_checkpoint(wd + "/adapt-gated-distilled/model.pt").model));
-  // Its teacher is the composite gated chose (the same search, seed for bit), distilled with as many
-  // images again as the fine-tunes took.
+  // Its teacher is the composite gated chose (gated's stored result, made from the same inputs),
+  // distilled with as many images again as the fine-tunes took.
+  EXPECT_TRUE(gd["time"].contains("teacher_stored")) << gd["time"];
   if (is_gated(*chosen.model)) {
     EXPECT_EQ(gd["images"]["distill"], 256);
     if (!gd["field"]["chosen"].value("base", false)) {

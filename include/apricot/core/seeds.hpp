@@ -20,7 +20,8 @@ uint64_t retraining(uint64_t run, int64_t batch);  // the retraining after adapt
 uint64_t matched_training(uint64_t run);         // the budget-matched control's training (none-matched)
 uint64_t field_holdout(uint64_t run);            // which field images are held out (field.holdout)
 uint64_t field_select(uint64_t run);             // which of the rest are held back to choose on (field.select)
-uint64_t field_gate(uint64_t run, int64_t gate);  // gated: gate number `gate`'s replay images, batches and init
+uint64_t field_gate(uint64_t run, int64_t gate);
+uint64_t field_distill(uint64_t run, int64_t lr);  // gated-distilled: its fine-tune at learning rate number `lr`  // gated: gate number `gate`'s replay images, batches and init
 uint64_t greedy_split(uint64_t run);             // greedy-soup-split's halves of the selection split
 // A field arm's fine-tune: member k (0 for a single fine-tune) at learning rate number `lr`: its
 // replayed training images, batch order and augmentation. The same for every arm that makes it.

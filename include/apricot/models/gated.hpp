@@ -39,12 +39,13 @@ struct GateImpl : torch::nn::Module {
 struct GatedNetImpl : NetImpl {
   GatedNetImpl(Net base, Net expert, const GateSpec& gate, double tau);
   torch::Tensor forward(torch::Tensor x) override;
-  // The gate's scores for normalised x, and the mask forward uses (score > tau).
+  // The gate's scores for normalised x, and the mask forward uses (score > tau, in double).
   torch::Tensor scores(const torch::Tensor& x);
+  torch::Tensor routed(const torch::Tensor& scores) const;
   double tau() const;
   Net base, expert;
   std::shared_ptr<GateImpl> gate;
-  torch::Tensor tau_;  // a buffer (1) so that it travels with the checkpoint and the export
+  torch::Tensor tau_;  // a float64 buffer (1) so that it travels with the checkpoint and the export
 };
 
 // The composite's part of a checkpoint's metadata ("composite": kind, gate, tau) and back.

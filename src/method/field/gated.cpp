@@ -109,11 +109,45 @@ struct Best {
 
 }  // namespace
 
+namespace {
+
+// A fresh model of `spec` holding `state`, on the device in eval mode.
+Net fresh_model(const ModelSpec& spec, const std::vector<torch::Tensor>& state, const torch::Device& device) {
+  Net m;
+  {
+    std::lock_guard<std::mutex> lock(global_generator_mutex());
+    m = make_model(spec);
+  }
+  restore_state(*m, state);
+  m->to(device);
+  m->eval();
+  return m;
+}
+
+}  // namespace
+
+GatedOutcome stored_gated(const json& result, Net model) {
+  GatedOutcome out;
+  const json& f = result.at("field");
+  out.where = f.at("chosen");
+  out.chosen = out.where.value("base", false) ? nullptr : std::move(model);
+  out.score = f.at("score").get<double>();
+  out.candidates = f.at("candidates").get<int64_t>();
+  out.refused_breaks = f.at("refused_breaks").get<int64_t>();
+  out.finetune_images = result.at("images").at("field_finetune").get<int64_t>();
+  out.gate_images = result.at("images").value("gate", int64_t{0});
+  out.search = f.at("search");
+  out.gates = f.value("gates", json::array());
+  out.cost = result.value("cost", json::object());
+  out.teacher_seconds = result.value("seconds", 0.0);
+  return out;
+}
+
 GatedOutcome run_gated(const Config& cfg, const Dataset& data, const FieldSet& field, const Judge& judge,
-                       NetImpl& base, const ModelSpec& spec, const torch::Device& device, bool distil) {
+                       NetImpl& base, const ModelSpec& spec, const torch::Device& device) {
   const FieldConfig& fc = cfg.field;
   const int64_t eb = cfg.train.eval_batch_size;
-  const std::string arm = distil ? "gated-distilled" : "gated";
+  const std::string arm = "gated";
   GatedOutcome out;
   const std::vector<torch::Tensor> base_state = snapshot_state(base);
   base.eval();
@@ -233,17 +267,7 @@ GatedOutcome run_gated(const Config& cfg, const Dataset& data, const FieldSet& f
   out.where = best.where;
 
   // 3. The chosen model: the base, a plain expert (tau -inf) or the composite.
-  auto fresh = [&](const std::vector<torch::Tensor>& state) {
-    Net m;
-    {
-      std::lock_guard<std::mutex> lock(global_generator_mutex());
-      m = make_model(spec);
-    }
-    restore_state(*m, state);
-    m->to(device);
-    m->eval();
-    return m;
-  };
+  auto fresh = [&](const std::vector<torch::Tensor>& state) { return fresh_model(spec, state, device); };
   if (best.gate >= 0 && best.tau == -kInf) {
     out.chosen = fresh(best.expert);
   } else if (best.gate >= 0) {
@@ -272,13 +296,23 @@ GatedOutcome run_gated(const Config& cfg, const Dataset& data, const FieldSet& f
                 {"test_seconds", tm}, {"base_test_seconds", tb}, {"time_ratio", tb > 0 ? tm / tb : 0.0},
                 {"images", data.test.size()}};
     if (auto* g = dynamic_cast<GatedNetImpl*>(&m))
-      out.cost["test_routed"] = share(scores[static_cast<size_t>(best.gate)].test.to(torch::kDouble).gt(g->tau()));
+      out.cost["test_routed"] = share(g->routed(scores[static_cast<size_t>(best.gate)].test));
   }
-  if (!distil || !out.chosen || !is_gated(*out.chosen)) return out;
+  return out;
+}
 
-  // 4. gated-distilled: one network of the base's architecture, from the base, fine-tuned on the
-  // composite's answers (field fit images and replayed training images, as the fine-tunes mix them)
-  // and chosen by the same rule on the true labels.
+void distil_gated(GatedOutcome& out, const Config& cfg, const Dataset& data, const FieldSet& field,
+                  const Judge& judge, NetImpl& base, const ModelSpec& spec, const torch::Device& device) {
+  if (!out.chosen || !is_gated(*out.chosen)) return;  // the base or a plain expert: one network already
+  const FieldConfig& fc = cfg.field;
+  const int64_t eb = cfg.train.eval_batch_size;
+  const std::string arm = "gated-distilled";
+  const std::vector<torch::Tensor> base_state = snapshot_state(base);
+  const torch::Tensor yv = data.val.y, yp = field.pick.y;
+  auto fresh = [&](const std::vector<torch::Tensor>& state) { return fresh_model(spec, state, device); };
+  // One network of the base's architecture, from the base, fine-tuned on the composite's answers
+  // (field fit images and replayed training images, as the fine-tunes mix them) and chosen by the
+  // same rule on the true labels.
   NetImpl& composite = *out.chosen;
   FieldSet taught = field;
   taught.fit = Split{field.fit.x, predict(composite, field.fit.x, data.norm, device, eb)};
@@ -297,7 +331,7 @@ GatedOutcome run_gated(const Config& cfg, const Dataset& data, const FieldSet& f
     const double lr = fc.lrs[i];
     restore_state(base, base_state);
     json ckpts = json::array();
-    FineTune ft{fc.steps, lr, seeds::field_finetune(cfg.seed, 0, static_cast<int64_t>(i)) ^ 0xD157111EDULL, false,
+    FineTune ft{fc.steps, lr, seeds::field_distill(cfg.seed, static_cast<int64_t>(i)), false,
                 fc.checkpoint_every};
     const auto t0 = Clock::now();
     const double eval_before = out.evaluation_seconds;
@@ -330,7 +364,6 @@ GatedOutcome run_gated(const Config& cfg, const Dataset& data, const FieldSet& f
     out.cost["teacher_time_ratio"] = out.cost["time_ratio"];
     out.cost.erase("time_ratio"), out.cost.erase("test_seconds");
   }
-  return out;
 }
 
 }  // namespace apricot::field_detail

@@ -133,11 +133,19 @@ struct GatedOutcome {
   int64_t candidates = 0, refused_breaks = 0;
   int64_t finetune_images = 0, gate_images = 0, distill_images = 0;
   double finetune_seconds = 0, evaluation_seconds = 0, gate_seconds = 0;
+  double teacher_seconds = 0;     // gated-distilled with a stored gated result: what that run took
   nlohmann::json search = nlohmann::json::array();  // per learning rate: each expert's best threshold
   nlohmann::json gates = nlohmann::json::array();   // per gate: its training and how it separates
   nlohmann::json cost;                               // inference time and parameters against the base
 };
+// gated: the gates, every expert candidate under every gate and threshold, the choice and its cost.
 GatedOutcome run_gated(const Config& cfg, const Dataset& data, const FieldSet& field, const Judge& judge,
-                       NetImpl& base, const ModelSpec& spec, const torch::Device& device, bool distil);
+                       NetImpl& base, const ModelSpec& spec, const torch::Device& device);
+// The outcome of a stored gated result (adapt-gated/result.json) made from the same inputs, with its
+// model: gated-distilled's teacher without running the search again.
+GatedOutcome stored_gated(const nlohmann::json& result, Net model);
+// gated-distilled: replaces a composite outcome by its distillation (a base or a plain expert stays).
+void distil_gated(GatedOutcome& out, const Config& cfg, const Dataset& data, const FieldSet& field,
+                  const Judge& judge, NetImpl& base, const ModelSpec& spec, const torch::Device& device);
 
 }  // namespace apricot::field_detail

@@ -301,7 +301,25 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
   GatedOutcome g;
   json path = json::array();
   if (gated) {
-    g = run_gated(cfg, data, field, judge, model, spec, device, req.strategy == Strategy::kGatedDistilled);
+    // gated-distilled's teacher: the stored gated result of the same inputs when there is one (the
+    // same search, seed for seed), else the search now.
+    std::optional<GatedOutcome> stored;
+    if (req.strategy == Strategy::kGatedDistilled && checkpoint_exists(wd.adapt_model("gated"))) {
+      try {
+        if (auto r = reusable_result(wd.adapt_result("gated"), provenance_of(cfg, wd, Strategy::kGated, field),
+                                     Strategy::kGated, {"field", "images", "provenance"}, "other inputs")) {
+          LoadedModel t = load_checkpoint(wd.adapt_model("gated"));
+          t.model->to(device);
+          t.model->eval();
+          stored = stored_gated(*r, t.model);
+          spdlog::info("adapt-{}: the teacher is {} (made from the same inputs)", name, wd.adapt_model("gated"));
+        }
+      } catch (const Error&) {
+        stored.reset();  // another recipe, or damaged: search again
+      }
+    }
+    g = stored ? *stored : run_gated(cfg, data, field, judge, model, spec, device);
+    if (req.strategy == Strategy::kGatedDistilled) distil_gated(g, cfg, data, field, judge, model, spec, device);
   } else {
     s.run();
     path = measured_path(s, judge.base);
@@ -369,6 +387,7 @@ json run_field_arm(const Config& cfg, const Dataset& data, const std::string& wo
       {"provenance", prov},
   };
   if (gated) result["field"]["gates"] = g.gates, result["cost"] = g.cost;
+  if (g.teacher_seconds > 0) result["time"]["teacher_stored"] = g.teacher_seconds;
   json meta = checkpoint_meta(spec, data, "adapt", cfg.seed, cfg);
   meta["metrics"] = {{"val_acc", final_val}, {"test_acc", final_test}};
   meta["result"] = result;
