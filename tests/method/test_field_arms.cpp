@@ -287,6 +287,19 @@ TEST(Field, GatedChoosesByTheSameRuleAndNeverScoresBelowTheFineTunes) {
       EXPECT_EQ(gd["field"]["chosen"]["teacher"], chose);
     }
   }
+  // The same arm on the field set as an image folder (built-in model, through run_adapt).
+  write_inverted_field(dir / "folder", 80, true);
+  Config folder = cfg;
+  folder.field.format = "imagefolder";
+  folder.field.root = (dir / "folder").string();
+  AdaptRequest again;
+  again.strategy = Strategy::kGated;
+  again.progress = false;
+  again.force = true;
+  const json from_folder = run_adapt(folder, data, wd, torch::kCPU, again);
+  EXPECT_EQ(from_folder["field"]["holdout"]["n"], 40);
+  EXPECT_LE(from_folder["changes"]["val"]["broken"]["count"].get<int64_t>(),
+            from_folder["field"]["allowed_val_breaks"].get<int64_t>());
   // Bad gate settings are refused naming the key.
   Config bad = cfg;
   bad.field.gates = {"input", "oracle"};

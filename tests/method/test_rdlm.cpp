@@ -42,7 +42,7 @@ TEST(RdlmSubset, SlidingWindowsAreThePapers) {
     }
     covered.index_fill_(0, s, true);
   }
-  // Window 19 spans [38000, 48000): the last 2,000 images are in no subset, as APRICOT.md notes.
+  // Window 19 spans [38000, 48000): the last 2,000 images are in no subset, as docs/METHOD.md notes.
   EXPECT_EQ((~covered).sum().item<int64_t>(), 2000);
   EXPECT_FALSE(covered[48000].item<bool>());
 }

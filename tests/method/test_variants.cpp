@@ -1,4 +1,4 @@
-// The variants beyond the paper (APRICOT.md, "Beyond the paper"), each against a naive form: the
+// The variants beyond the paper (docs/METHOD.md, "Variants beyond the paper"), each against a naive form: the
 // per-batch step, BatchNorm recalibration, rDLMs fine-tuned from the base, the soup arms and the
 // budget-matched control; and the report's columns for them.
 #include <gtest/gtest.h>

@@ -37,7 +37,7 @@ Error usage_error_of(const ModelSpec& s) {
   return Error(ExitCode::kOk, "");
 }
 
-// Paper Table II / APRICOT.md, CIFAR-10 input 3x32x32, 10 classes, totals counting BN moving stats.
+// Paper Table II / docs/METHOD.md, CIFAR-10 input 3x32x32, 10 classes, totals counting BN moving stats.
 TEST(Models, PaperParameterCounts) {
   struct Row {
     const char* arch;

@@ -1,4 +1,4 @@
-// Phase 2 of Apricot: the adaptation loop (APRICOT.md "Phase 2") for one strategy or the control
+// Phase 2 of Apricot: the adaptation loop (docs/METHOD.md, "Phase 2") for one strategy or the control
 // arm, writing WORKDIR/adapt-<strategy>/{model.pt, model.json, trace.jsonl, result.json}.
 // AdaptState holds everything the loop changes except the model's weights; one batch of the method
 // is adapt_step (src/method/adapt/loop.cpp); its state files are saved and loaded between batches

@@ -31,7 +31,7 @@ torch::Tensor flatten_weights(const torch::nn::Module& model, const WeightLayout
 // Copies `flat` (P) into the model's tensors in place, under NoGradGuard.
 void assign_weights(torch::nn::Module& model, const WeightLayout& layout, const torch::Tensor& flat);
 
-enum class Direction { kIntent, kLiteral };     // see APRICOT.md, Phase 2
+enum class Direction { kIntent, kLiteral };     // see docs/METHOD.md, Phase 2
 // kPerInput: the paper's per-input step r. kPerBatch: the batch's per-input updates averaged and
 // normalised so that r is the fraction of the way toward the rDLMs' weighted mean.
 enum class StepMode { kPerInput, kPerBatch };
@@ -56,7 +56,7 @@ AffineUpdate compose_updates(const torch::Tensor& correct, Strategy strategy, Di
                              double step, StepMode mode = StepMode::kPerInput);
 // w (P), R (n, P) on one device, same float dtype. Returns s*w + R^T u in w's dtype.
 torch::Tensor apply_update(const torch::Tensor& w, const torch::Tensor& R, const AffineUpdate& upd);
-// The reference: the per-input updates of APRICOT.md applied one at a time with explicit means of
+// The reference: the per-input updates of docs/METHOD.md applied one at a time with explicit means of
 // the correct / incorrect rDLMs' rows. Slow; kept for tests and `apricot bench adjust`.
 torch::Tensor naive_adjust(const torch::Tensor& w, const torch::Tensor& R, const torch::Tensor& correct,
                            Strategy strategy, Direction direction, double step,

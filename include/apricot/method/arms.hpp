@@ -12,7 +12,7 @@ namespace apricot {
 // The arms. k1-k3: the paper's strategies. kNone: the control arm, no adjustment. kSoup / kGreedySoup:
 // the (greedy) mean of the rDLMs as a starting candidate, then the control's loop; kGreedySoupSplit
 // chooses the greedy soup's members and accepts it on disjoint halves of the selection split. kNoneMatched: the
-// control arm that first spends the rDLMs' training images on the base (APRICOT.md, "Beyond the paper").
+// control arm that first spends the rDLMs' training images on the base (docs/METHOD.md, "Honest comparisons").
 // The field arms (docs/FIELD.md) repair a field set (config section `field`) instead of running the
 // loop: kFinetune, kFinetuneInterp (WiSE-FT / PAINT), kSoupInterp, kApricotInterp (strategy 2 of the
 // engine on the field failures, fine-tuned rDLMs), kHeadOnly (the last layer only), kGated (the
@@ -38,7 +38,7 @@ struct ArmInfo {
   const char* name;     // in configs, on the command line and in directory names: "1", "none-matched"
   const char* display;  // in tables and reports: "strategy 1", "matched control"
   const char* colour;   // in the report's charts
-  bool adjusts;         // the loop moves the weights toward / away from the rDLMs (APRICOT.md, phase 2)
+  bool adjusts;         // the loop moves the weights toward / away from the rDLMs (docs/METHOD.md, Phase 2)
   bool uses_rdlms;      // needs the rDLMs (and their correctness table)
   bool control;         // a reference the others are compared with, compared with nothing itself
   StartCandidate start;

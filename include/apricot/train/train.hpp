@@ -130,7 +130,7 @@ StepOutput train_step(NetImpl& model, torch::optim::Optimizer& optimizer, const 
 TrainResult train_model(NetImpl& model, const Dataset& data, const torch::Tensor& subset, const TrainOptions& opts,
                         const torch::Device& device, uint64_t seed);
 
-// BatchNorm recalibration (APRICOT.md, "Beyond the paper"): resets every BatchNorm layer's running
+// BatchNorm recalibration (docs/METHOD.md, "Variants beyond the paper"): resets every BatchNorm layer's running
 // mean and variance and recomputes them as the plain average of the batch statistics of a forward
 // pass in training mode, without gradients, over the uint8 images x (N, C, H, W), in equal chunks of
 // at most batch_size. Parameters, num_batches_tracked and the train/eval mode are left as they were.

@@ -52,7 +52,7 @@ bool retrain(const Arm& arm, NetImpl& model, AdaptState& st) {
   return all_finite(flatten_weights(model, arm.layout));
 }
 
-// One batch of the method, APRICOT.md Phase 2 steps 1-4. Returns the batch's trace line. On return
+// One batch of the method, docs/METHOD.md, Phase 2, steps 1-4. Returns the batch's trace line. On return
 // the model holds the best weights so far.
 json adapt_step(const Arm& arm, NetImpl& model, AdaptState& st, Best& best, const torch::Tensor& idx) {
   const auto t0 = Clock::now();
