@@ -249,7 +249,7 @@ TEST(Cli, BuiltInDefaultsRunWithoutAConfig) {
 TEST(Cli, UnknownStrategyIsAUsageErrorAndHelpListsTheChoices) {
   auto help = run_apricot("adapt --help");
   ASSERT_EQ(help.code, 0);
-  EXPECT_NE(help.out.find("{1,2,3,soup,greedy-soup,greedy-soup-split,none,none-matched,finetune,finetune-interp,soup-interp,apricot-interp,head-only}"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("{1,2,3,soup,greedy-soup,greedy-soup-split,none,none-matched,finetune,finetune-interp,soup-interp,apricot-interp,head-only,gated,gated-distilled}"), std::string::npos) << help.out;
   auto d = fresh_dir("strategy");
   auto r = run_apricot("adapt" + kSmoke + " --strategy 7 -w " + d.string());
   EXPECT_EQ(r.code, exit_status(ExitCode::kUsage)) << r.err;

@@ -29,9 +29,6 @@ namespace apricot {
 using nlohmann::json;
 
 namespace field_detail {
-namespace {
-
-}  // namespace
 
 torch::Tensor Judge::answers(NetImpl& m, const Split& s) const { return predict(m, s.x, data.norm, device, eval_batch); }
 
