@@ -27,18 +27,8 @@ data=${DATA:-runs/field-data}
 root=${ROOT:-runs/field}
 [[ -x $apricot ]] || { echo "error: $apricot is not built; run scripts/setup.sh first (or set APRICOT)" >&2; exit 2; }
 
-seed_list=()
-IFS=, read -ra parts <<<"$seeds"
-for p in "${parts[@]}"; do
-  if [[ $p =~ ^([0-9]+)-([0-9]+)$ ]]; then
-    for ((s = BASH_REMATCH[1]; s <= BASH_REMATCH[2]; s++)); do seed_list+=("$s"); done
-  elif [[ $p =~ ^[0-9]+$ ]]; then
-    seed_list+=("$p")
-  else
-    echo "error: seeds '$seeds': write 0-9 or 1,3,7" >&2
-    exit 2
-  fi
-done
+. "$here/scripts/lib/common.sh"
+seed_list "$seeds"
 IFS=, read -ra dataset_list <<<"$datasets"
 IFS=, read -ra scenario_list <<<"$scenarios"
 IFS=, read -ra size_list <<<"$sizes"

@@ -100,3 +100,21 @@ cuda_cmake_args() {
   fi
   echo "-DCUDAToolkit_ROOT=$home -DCMAKE_CUDA_COMPILER=$home/bin/nvcc"
 }
+
+# seed_list SEEDS: the seeds "0-9" or "1,3,7" (or both, "0-4,9") name, into the array seed_list;
+# exit 2 with a message for anything else.
+seed_list() {
+  seed_list=()
+  local p s parts
+  IFS=, read -ra parts <<<"$1"
+  for p in "${parts[@]}"; do
+    if [[ $p =~ ^([0-9]+)-([0-9]+)$ ]]; then
+      for ((s = BASH_REMATCH[1]; s <= BASH_REMATCH[2]; s++)); do seed_list+=("$s"); done
+    elif [[ $p =~ ^[0-9]+$ ]]; then
+      seed_list+=("$p")
+    else
+      echo "error: seeds '$1': write 0-9 or 1,3,7" >&2
+      exit 2
+    fi
+  done
+}

@@ -62,8 +62,8 @@ void print_field_table(const std::vector<json>& results) {
                 100 * (*r)["final"]["test_acc"].get<double>(), vs.c_str(), chosen((*r)["field"]["chosen"]).c_str());
   }
   std::printf("repaired: share of the base's hold-out failures now right; broken: share of its right answers now\n"
-              "wrong. Selection on the field set's other part and the validation split; the hold-out and the test\n"
-              "split are only measured.\n");
+              "wrong. Selection on the field set's pick part (never trained on) and the validation split; the hold-out\n"
+              "and the test split are only measured.\n");
 }
 
 // The comparison table on stdout: base, each arm, with the gain over both controls where they ran

@@ -205,9 +205,10 @@ Table field_table(const json& g, const std::vector<std::string>& strategies) {
   Table t{"Field repair: " + g["label"].get<std::string>(),
           "Mean ± std over runs. Hold-out: the field images kept out of fine-tuning and selection; repaired: "
           "share of the base's hold-out failures now right; broken: share of its right hold-out answers now "
-          "wrong; test broken: the same on the clean test split. Every arm spends the same training images "
-          "and is chosen by the same rule (field selection part and validation split, at most "
-          "adapt.max_break_rate of the base's right validation answers broken).",
+          "wrong; test broken: the same on the clean test split. Every arm's fine-tunes spend the same training "
+          "images (gated adds its gates', gated-distilled its distillation's: the images column) and every arm "
+          "is chosen by the same rule (the field set's pick part, never trained on, and the validation split; "
+          "at most adapt.max_break_rate of the base's right validation answers broken).",
           {"arm", "runs", "hold-out before", "hold-out after", "repaired", "broken", "test broken", "test gain",
            "images"},
           {}};
