@@ -107,10 +107,6 @@ struct Best {
   json where = {{"base", true}};
 };
 
-}  // namespace
-
-namespace {
-
 // A fresh model of `spec` holding `state`, on the device in eval mode.
 Net fresh_model(const ModelSpec& spec, const std::vector<torch::Tensor>& state, const torch::Device& device) {
   Net m;
